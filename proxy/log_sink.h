@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config.h"
+
+namespace portcullis {
+
+enum class LogLevel { info, warning, error };
+
+struct LogField {
+  std::string key;
+  std::string value;
+  bool peer = false;  // supplied by a peer: escaped and truncated before it is written
+};
+
+// Makes a peer-supplied string safe for a log line: bytes outside printable ASCII (and '\\',
+// '"') become \xHH, and the result is cut to `max_bytes` with "..." appended when cut.
+std::string escape_peer(std::string_view text, size_t max_bytes = 256);
+
+// The main log. Thread-safe; each event is written with one write(2), so lines from
+// different workers never interleave.
+//   text: "2026-11-30T01:02:03.456Z portcullis[123]: warning: EVENT: key=value key=value"
+//         (values with spaces are quoted)
+//   json: {"ts":"…","level":"warning","event":"EVENT","key":"value",…}
+class LogSink {
+ public:
+  // target: "stderr" | "syslog" | a file path (opened for append, created 0640).
+  static std::unique_ptr<LogSink> open(const std::string& target, LogFormat format,
+                                       std::string* error);
+  ~LogSink();
+
+  void write(LogLevel level, std::string_view event, const std::vector<LogField>& fields);
+  // SIGUSR1: reopen a file target (no-op for stderr/syslog).
+  bool reopen(std::string* error);
+
+  // Tests: capture formatted lines instead of writing them.
+  static std::unique_ptr<LogSink> capture(LogFormat format);
+  std::vector<std::string> captured() const;
+
+ private:
+  LogSink(std::string target, LogFormat format);
+  std::string format_line(LogLevel level, std::string_view event,
+                          const std::vector<LogField>& fields) const;
+
+  std::string target_;
+  LogFormat format_;
+  int fd_ = -1;
+  bool syslog_ = false;
+  bool capturing_ = false;
+  mutable std::mutex mutex_;
+  std::vector<std::string> captured_;
+};
+
+// The process-wide main log (stderr/text until set). Not owned: the caller keeps the sink alive.
+void set_main_log(LogSink* sink);
+LogSink& main_log();
+
+inline void log_info(std::string_view event, const std::vector<LogField>& fields = {}) {
+  main_log().write(LogLevel::info, event, fields);
+}
+inline void log_warning(std::string_view event, const std::vector<LogField>& fields = {}) {
+  main_log().write(LogLevel::warning, event, fields);
+}
+inline void log_error(std::string_view event, const std::vector<LogField>& fields = {}) {
+  main_log().write(LogLevel::error, event, fields);
+}
+
+}  // namespace portcullis

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace portcullis {
+
+// Holds one message while it is read and until it has been written upstream: in memory up to
+// `spill_threshold` bytes, then in a private file (0600) under `spill_dir` that is unlinked as
+// soon as it is created, so it disappears whatever happens to the process.
+class MessageStore {
+ public:
+  MessageStore(size_t spill_threshold, std::string spill_dir);
+  ~MessageStore();
+  MessageStore(const MessageStore&) = delete;
+  MessageStore& operator=(const MessageStore&) = delete;
+
+  // False on a file error; error() then says why. The store keeps what it had.
+  bool append(std::string_view bytes);
+  uint64_t size() const { return size_; }
+  bool spilled() const { return fd_ >= 0; }
+  const std::string& error() const { return error_; }
+
+  // Sequential reading from the start; returns false at the end or on error.
+  void rewind();
+  bool read(std::string* chunk, size_t max_bytes);
+
+  // Forget the message (closes the file).
+  void clear();
+
+ private:
+  bool spill();
+
+  size_t spill_threshold_;
+  std::string spill_dir_;
+  std::string memory_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  uint64_t read_offset_ = 0;
+  std::string error_;
+};
+
+}  // namespace portcullis
