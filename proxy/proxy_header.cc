@@ -1,0 +1,1 @@
+// placeholder: PROXY protocol v1/v2 parser
