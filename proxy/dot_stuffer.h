@@ -14,8 +14,9 @@ class DotStuffer {
   void finish(std::string* out);
 
  private:
-  bool at_line_start_ = true;
-  bool saw_cr_ = false;
+  bool at_line_start_ = true;    // the last byte written was LF (or nothing yet)
+  bool saw_cr_ = false;          // the last byte written was CR
+  bool ends_with_crlf_ = false;  // the last two bytes written were CR LF
   bool empty_ = true;
 };
 

@@ -107,21 +107,37 @@ class SmtpParser {
   void reset();
 
  private:
+  // Data mode remembers where in a line it stands, so a CR or a leading "." at the end of one
+  // chunk is judged by the first byte of the next.
+  enum class DataState {
+    line_start,    // nothing of the current line seen yet
+    after_dot,     // the line began with '.', which was dropped (RFC 5321 4.5.2)
+    after_dot_cr,  // ".\r" at the start of a line that may be the terminator
+    mid_line,      // inside a line
+    after_cr,      // a CR inside a line, waiting to see whether LF follows
+  };
+
   Step feed_command(std::string_view input, Command* command);
   Step feed_data(std::string_view input, std::string* content, DataEnd* end);
+  Command finish_command_line(std::string_view raw_line, bool overlong) const;
+  size_t command_buffer_limit() const;
+  void emit_content(std::string_view bytes, std::string* content);
+  void end_data_line(bool real_crlf, std::string* content);
+  void start_message();
 
   ParserLimits limits_;
   bool in_data_ = false;
   // command mode
-  std::string line_;
-  bool discarding_ = false;
+  std::string line_;         // raw bytes of the current line, at most command_buffer_limit()
+  bool discarding_ = false;  // the current line is over every limit; skip to its LF
   // data mode
   DataEnd data_{};
-  bool at_line_start_ = true;        // the previous line ended with a real CRLF (or none yet)
+  DataState data_state_ = DataState::line_start;
+  bool previous_line_crlf_ = true;  // the previous line ended with a real CRLF (or none yet)
   bool in_header_ = true;
-  size_t line_bytes_ = 0;            // raw bytes of the current line so far (no line end)
+  size_t line_bytes_ = 0;          // raw bytes of the current line so far (no line end)
+  size_t line_content_bytes_ = 0;  // unstuffed bytes of the current line so far
   uint64_t header_bytes_ = 0;
-  std::string pending_;              // a few raw bytes whose meaning depends on what follows
 };
 
 // Parse one complete command line (without its line end). Exposed for tests.

@@ -38,8 +38,11 @@ class SmtpReplyParser {
   void reset();
 
  private:
-  std::string line_;
-  SmtpReply partial_;
+  Step fail(size_t consumed);
+
+  std::string line_;     // the current line, at most max_line bytes plus its CR
+  SmtpReply partial_;    // the lines of a multi-line reply read so far
+  bool failed_ = false;  // the stream is not SMTP; stays so until reset()
 };
 
 }  // namespace portcullis
