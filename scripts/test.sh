@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The project's test command (README; .ci/run runs exactly this): installs the packages,
+# builds, runs every meson suite, then again under ASan+UBSan, then the fuzz targets for a
+# short while. Prints one line per suite and, last, "N passed, N failed" over all runs.
+# Exits non-zero when anything failed, including a build.
+#
+# PORTCULLIS_BUILD_DIR (default "build") lets a developer keep these runs apart from their
+# own build; the sanitizer build goes to "<that>-asan". FUZZ_SECONDS: per fuzz target (30).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=${PORTCULLIS_BUILD_DIR:-build}
+asan_dir=${build_dir}-asan
+jobs=2 # the machines have 2 cores, shared
+
+export BOOST_TEST_COLOR_OUTPUT=no
+if [[ ${CI:-} == true ]]; then
+  export NO_COLOR=1 TERM=dumb
+fi
+
+total_passed=0
+total_failed=0
+started=$SECONDS
+
+say() { printf '==> %s\n' "$*"; }
+
+count() { # count PASSED FAILED
+  total_passed=$((total_passed + $1))
+  total_failed=$((total_failed + $2))
+}
+
+setup_and_build() { # setup_and_build DIR [meson options...]
+  local dir=$1
+  shift
+  if [[ -f $dir/meson-private/coredata.dat ]]; then
+    meson setup --reconfigure "$dir" "$@" || return 1
+  else
+    meson setup "$dir" "$@" || return 1
+  fi
+  ninja -C "$dir" -j "$jobs"
+}
+
+# Prints "suite NAME: P passed, F failed" per suite from DIR/meson-logs/testlog.json, then a
+# last line "P F" with the totals. meson 1.0 writes no "suite" field into testlog.json, so
+# suites come from `meson introspect --tests` when the field is missing. Results other than
+# OK / EXPECTEDFAIL count as failed: SKIP included, as the project allows no skipped tests.
+summarize() { # summarize DIR LABEL
+  meson introspect --tests "$1" >"$1/meson-logs/tests-introspect.json" 2>/dev/null || true
+  python3 - "$1" "$2" <<'PY'
+import json, os, sys
+from collections import OrderedDict
+
+build_dir, label = sys.argv[1], sys.argv[2]
+suites_by_test = {}
+try:
+    with open(os.path.join(build_dir, "meson-logs", "tests-introspect.json")) as f:
+        for test in json.load(f):
+            suites_by_test[(test["name"], tuple(test["cmd"]))] = test["suite"]
+            suites_by_test.setdefault((test["name"], None), test["suite"])
+except (OSError, ValueError):
+    pass
+
+def suite_name(record):
+    suites = record.get("suite") or suites_by_test.get(
+        (record["name"], tuple(record.get("command") or ())),
+        suites_by_test.get((record["name"], None), ["unknown"]))
+    # "portcullis:unit" → "unit"
+    return ",".join(s.split(":", 1)[-1] for s in suites)
+
+counts = OrderedDict()
+try:
+    with open(os.path.join(build_dir, "meson-logs", "testlog.json")) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            suite_counts = counts.setdefault(suite_name(record), [0, 0])
+            if record.get("result") in ("OK", "EXPECTEDFAIL"):
+                suite_counts[0] += 1
+            else:
+                suite_counts[1] += 1
+                print(f"  {label}: {record['name']}: {record.get('result')}")
+except OSError:
+    pass
+
+shown_label = "" if label == "plain" else f" ({label})"
+for suite, (passed, failed) in counts.items():
+    print(f"suite {suite}{shown_label}: {passed} passed, {failed} failed")
+print(sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values()))
+PY
+}
+
+run_meson_tests() { # run_meson_tests DIR LABEL [meson test options...]
+  local dir=$1 label=$2
+  shift 2
+  rm -f "$dir/meson-logs/testlog.json"
+  local status=0
+  env "${stage_env[@]}" meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" ||
+    status=$?
+  local lines totals="0 1"
+  mapfile -t lines < <(summarize "$dir" "$label")
+  if ((${#lines[@]})); then
+    totals=${lines[-1]}
+    unset 'lines[-1]'
+    printf '%s\n' "${lines[@]}"
+  fi
+  local passed=${totals% *} failed=${totals#* }
+  if ((status != 0 && failed == 0)); then
+    # meson failed without a failing test on record (a rebuild error, an interrupted run).
+    echo "$label: meson test exited with status $status"
+    failed=1
+  fi
+  count "$passed" "$failed"
+}
+
+# Extra environment (NAME=VALUE) for the current stage's meson test.
+stage_env=()
+
+run_stage() { # run_stage LABEL DIR [meson setup options...] -- [meson test options...]
+  local label=$1 dir=$2
+  shift 2
+  local setup_options=()
+  while (($#)) && [[ $1 != -- ]]; do
+    setup_options+=("$1")
+    shift
+  done
+  (($#)) && shift
+  say "$label: build in $dir"
+  if ! setup_and_build "$dir" "${setup_options[@]}"; then
+    echo "suite build ($label): 0 passed, 1 failed (meson setup or ninja failed)"
+    count 0 1
+    return
+  fi
+  say "$label: meson test"
+  run_meson_tests "$dir" "$label" "$@"
+}
+
+say "install packages"
+bash scripts/install-deps.sh
+
+run_stage plain "$build_dir"
+
+stage_env=(ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+# Sanitized code runs a few times slower; give each test proportionally more time.
+run_stage asan "$asan_dir" -Db_sanitize=address,undefined -Db_lundef=false -- \
+  --timeout-multiplier 3
+stage_env=()
+
+if [[ -f scripts/run-fuzz.sh ]]; then
+  say "fuzz: scripts/run-fuzz.sh, ${FUZZ_SECONDS:-30} s per target"
+  if FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/run-fuzz.sh; then
+    echo "suite fuzz: 1 passed, 0 failed"
+    count 1 0
+  else
+    echo "suite fuzz: 0 passed, 1 failed"
+    count 0 1
+  fi
+else
+  echo "!!!!!!!! FUZZING SKIPPED: scripts/run-fuzz.sh does not exist yet !!!!!!!!"
+fi
+
+say "finished in $((SECONDS - started)) s"
+echo "$total_passed passed, $total_failed failed"
+((total_failed == 0))
