@@ -1,1 +1,149 @@
-// placeholder: filled in by the core relay work
+// SECURITY: holds message bytes from untrusted clients. Memory use is bounded by
+// spill_threshold (the session bounds the total through max_message_size); beyond it the bytes
+// go to a 0600 file with no name, so no other user can open it and nothing is left behind.
+#include "message_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace portcullis {
+namespace {
+
+std::string describe_errno(const char* what, int error_number) {
+  return std::string(what) + ": " + std::strerror(error_number);
+}
+
+// Writes everything at `offset`, retrying on EINTR and short writes.
+bool write_all_at(int fd, std::string_view bytes, uint64_t offset, int* error_number) {
+  while (!bytes.empty()) {
+    const ssize_t written = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      *error_number = errno;
+      return false;
+    }
+    if (written == 0) {
+      *error_number = ENOSPC;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(written));
+    offset += static_cast<uint64_t>(written);
+  }
+  return true;
+}
+
+}  // namespace
+
+MessageStore::MessageStore(size_t spill_threshold, std::string spill_dir)
+    : spill_threshold_(spill_threshold), spill_dir_(std::move(spill_dir)) {}
+
+MessageStore::~MessageStore() {
+  clear();
+}
+
+bool MessageStore::spill() {
+  int fd = ::open(spill_dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int tmpfile_error = errno;
+    // Some file systems have no O_TMPFILE: a named file unlinked at once is the next best.
+    std::string name = spill_dir_ + "/portcullis-message-XXXXXX";
+    std::vector<char> name_buffer(name.begin(), name.end());
+    name_buffer.push_back('\0');
+    fd = ::mkostemp(name_buffer.data(), O_CLOEXEC);
+    if (fd < 0) {
+      error_ = "cannot create a spill file in " + spill_dir_ + ": " +
+               describe_errno("O_TMPFILE", tmpfile_error) + "; " + describe_errno("mkstemp", errno);
+      return false;
+    }
+    if (::unlink(name_buffer.data()) != 0) {
+      const int unlink_error = errno;
+      ::close(fd);
+      error_ = "cannot unlink spill file " + std::string(name_buffer.data()) + ": " +
+               std::strerror(unlink_error);
+      return false;
+    }
+  }
+  int error_number = 0;
+  if (!write_all_at(fd, memory_, 0, &error_number)) {
+    ::close(fd);
+    error_ = "cannot write spill file in " + spill_dir_ + ": " + std::strerror(error_number);
+    return false;
+  }
+  fd_ = fd;
+  std::string().swap(memory_);  // release the memory, not only the contents
+  return true;
+}
+
+bool MessageStore::append(std::string_view bytes) {
+  if (bytes.empty()) return true;
+  if (!spilled() && memory_.size() + bytes.size() <= spill_threshold_) {
+    memory_.append(bytes);
+    size_ += bytes.size();
+    return true;
+  }
+  if (!spilled() && !spill()) return false;
+  int error_number = 0;
+  // Writing at size_ (not appending) means a failed partial write is simply overwritten by
+  // the next one and never counted.
+  if (!write_all_at(fd_, bytes, size_, &error_number)) {
+    error_ = "cannot write spill file in " + spill_dir_ + ": " + std::strerror(error_number);
+    return false;
+  }
+  size_ += bytes.size();
+  return true;
+}
+
+void MessageStore::rewind() {
+  read_offset_ = 0;
+}
+
+bool MessageStore::read(std::string* chunk, size_t max_bytes) {
+  chunk->clear();
+  if (read_offset_ >= size_ || max_bytes == 0) return false;
+  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(max_bytes, size_ - read_offset_));
+  if (!spilled()) {
+    chunk->assign(memory_, static_cast<size_t>(read_offset_), wanted);
+    read_offset_ += wanted;
+    return true;
+  }
+  chunk->resize(wanted);
+  size_t filled = 0;
+  while (filled < wanted) {
+    const ssize_t got = ::pread(fd_, chunk->data() + filled, wanted - filled,
+                                static_cast<off_t>(read_offset_ + filled));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      error_ = "cannot read spill file: " + std::string(std::strerror(errno));
+      chunk->clear();
+      return false;
+    }
+    if (got == 0) {
+      error_ = "spill file is shorter than the message";
+      chunk->clear();
+      return false;
+    }
+    filled += static_cast<size_t>(got);
+  }
+  read_offset_ += wanted;
+  return true;
+}
+
+void MessageStore::clear() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  std::string().swap(memory_);
+  size_ = 0;
+  read_offset_ = 0;
+  error_.clear();
+}
+
+}  // namespace portcullis

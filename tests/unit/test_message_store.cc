@@ -1,5 +1,233 @@
 #define BOOST_TEST_MODULE message_store
 #include <boost/test/unit_test.hpp>
 
-// Not written yet: fails until the real tests replace it.
-BOOST_AUTO_TEST_CASE(not_written_yet) { BOOST_FAIL("tests for message_store are not written yet"); }
+#include <dirent.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "message_store.h"
+
+using portcullis::MessageStore;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/msgstore-test-XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    BOOST_REQUIRE(::mkdtemp(buffer.data()) != nullptr);
+    path_ = buffer.data();
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::permissions(path_, std::filesystem::perms::owner_all, ignored);
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::vector<std::string> directory_entries(const std::string& path) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(path)) {
+    names.push_back(entry.path().filename().string());
+  }
+  return names;
+}
+
+// Open descriptors of this process that point at a file inside `dir`, e.g.
+// "/tmp/msgstore-test-abc/#123 (deleted)" for an O_TMPFILE file.
+std::vector<std::string> open_files_in(const std::string& dir) {
+  std::vector<std::string> targets;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (error) continue;
+    const std::string text = target.string();
+    if (text.rfind(dir + "/", 0) == 0) targets.push_back(entry.path().string());
+  }
+  return targets;
+}
+
+std::string read_all(MessageStore& store, size_t chunk_size) {
+  store.rewind();
+  std::string all;
+  std::string chunk;
+  while (store.read(&chunk, chunk_size)) {
+    BOOST_REQUIRE(!chunk.empty());
+    BOOST_REQUIRE(chunk.size() <= chunk_size);
+    all += chunk;
+  }
+  return all;
+}
+
+std::string pattern_bytes(size_t size, unsigned seed) {
+  std::string bytes(size, '\0');
+  uint32_t state = seed * 2654435761u + 1;
+  for (char& c : bytes) {
+    state = state * 1664525u + 1013904223u;
+    c = static_cast<char>(state >> 24);
+  }
+  return bytes;
+}
+
+// Makes the file-system checks apply to this thread as if it were "nobody", so a read-only
+// directory is refused even when the tests run as root.
+class AsNobodyForFiles {
+ public:
+  AsNobodyForFiles() : previous_(::setfsuid(65534)) {}
+  ~AsNobodyForFiles() { ::setfsuid(previous_); }
+
+ private:
+  int previous_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(below_threshold_stays_in_memory) {
+  TempDir dir;
+  MessageStore store(100, dir.path());
+  BOOST_TEST(store.append("Subject: hi\r\n\r\n"));
+  BOOST_TEST(store.append("body\r\n"));
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.size() == 21u);
+  BOOST_TEST(read_all(store, 4) == "Subject: hi\r\n\r\nbody\r\n");
+  BOOST_TEST(open_files_in(dir.path()).empty());
+  BOOST_TEST(directory_entries(dir.path()).empty());
+}
+
+BOOST_AUTO_TEST_CASE(exactly_the_threshold_stays_in_memory) {
+  TempDir dir;
+  MessageStore store(10, dir.path());
+  BOOST_TEST(store.append("0123456789"));
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.append("A"));
+  BOOST_TEST(store.spilled());
+  BOOST_TEST(read_all(store, 3) == "0123456789A");
+}
+
+BOOST_AUTO_TEST_CASE(above_threshold_spills_to_an_unnamed_private_file) {
+  TempDir dir;
+  MessageStore store(16, dir.path());
+  BOOST_TEST(store.append("first part, 21 bytes"));
+  BOOST_TEST(store.spilled());
+  BOOST_TEST(store.append(" and more"));
+  BOOST_TEST(store.size() == 29u);
+  BOOST_TEST(store.error().empty());
+
+  // The file is open but has no name in the directory.
+  BOOST_TEST(directory_entries(dir.path()).empty());
+  const auto open_files = open_files_in(dir.path());
+  BOOST_REQUIRE(open_files.size() == 1u);
+  struct stat status {};
+  BOOST_REQUIRE(::stat(open_files[0].c_str(), &status) == 0);
+  BOOST_TEST((status.st_mode & 07777) == 0600u);
+  BOOST_TEST(status.st_nlink == 0u);
+  BOOST_TEST(status.st_size == 29);
+
+  BOOST_TEST(read_all(store, 7) == "first part, 21 bytes and more");
+  // Reading twice gives the same bytes.
+  BOOST_TEST(read_all(store, 1000) == "first part, 21 bytes and more");
+
+  store.clear();
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.size() == 0u);
+  BOOST_TEST(open_files_in(dir.path()).empty());
+  BOOST_TEST(directory_entries(dir.path()).empty());
+  std::string chunk = "stale";
+  BOOST_TEST(!store.read(&chunk, 10));
+  BOOST_TEST(chunk.empty());
+}
+
+BOOST_AUTO_TEST_CASE(threshold_zero_spills_at_the_first_byte) {
+  TempDir dir;
+  MessageStore store(0, dir.path());
+  BOOST_TEST(store.append(""));
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.append("x"));
+  BOOST_TEST(store.spilled());
+  BOOST_TEST(open_files_in(dir.path()).size() == 1u);
+  BOOST_TEST(read_all(store, 10) == "x");
+}
+
+BOOST_AUTO_TEST_CASE(store_is_reusable_after_clear) {
+  TempDir dir;
+  MessageStore store(4, dir.path());
+  BOOST_TEST(store.append("123456"));
+  BOOST_TEST(store.spilled());
+  store.clear();
+  BOOST_TEST(store.append("ab"));
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(read_all(store, 10) == "ab");
+  BOOST_TEST(store.append("cdefgh"));
+  BOOST_TEST(store.spilled());
+  BOOST_TEST(read_all(store, 10) == "abcdefgh");
+}
+
+BOOST_AUTO_TEST_CASE(destructor_closes_the_file) {
+  TempDir dir;
+  {
+    MessageStore store(1, dir.path());
+    BOOST_TEST(store.append("spilled"));
+    BOOST_TEST(open_files_in(dir.path()).size() == 1u);
+  }
+  BOOST_TEST(open_files_in(dir.path()).empty());
+}
+
+BOOST_AUTO_TEST_CASE(missing_directory_fails_and_keeps_the_message) {
+  TempDir dir;
+  MessageStore store(4, dir.path() + "/does-not-exist");
+  BOOST_TEST(store.append("abc"));
+  BOOST_TEST(!store.append("defgh"));
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.error().find("No such file or directory") != std::string::npos);
+  BOOST_TEST(store.error().find(dir.path() + "/does-not-exist") != std::string::npos);
+  BOOST_TEST(store.size() == 3u);
+  BOOST_TEST(read_all(store, 10) == "abc");
+}
+
+BOOST_AUTO_TEST_CASE(unwritable_directory_fails_with_an_error) {
+  TempDir dir;
+  BOOST_REQUIRE(::chmod(dir.path().c_str(), 0555) == 0);
+  MessageStore store(4, dir.path());
+  bool appended = true;
+  {
+    AsNobodyForFiles as_nobody;
+    BOOST_TEST(store.append("abcd"));
+    appended = store.append("efgh");
+  }
+  BOOST_TEST(!appended);
+  BOOST_TEST(!store.spilled());
+  BOOST_TEST(store.error().find("Permission denied") != std::string::npos);
+  BOOST_TEST(store.size() == 4u);
+  BOOST_TEST(read_all(store, 10) == "abcd");
+  BOOST_TEST(directory_entries(dir.path()).empty());
+}
+
+BOOST_AUTO_TEST_CASE(twenty_megabytes_round_trip) {
+  TempDir dir;
+  MessageStore store(1048576, dir.path());
+  const std::string message = pattern_bytes(20 * 1024 * 1024, 7);
+  for (size_t offset = 0; offset < message.size(); offset += 65536) {
+    BOOST_REQUIRE(store.append(std::string_view(message).substr(offset, 65536)));
+  }
+  BOOST_TEST(store.spilled());
+  BOOST_TEST(store.size() == message.size());
+  BOOST_TEST(directory_entries(dir.path()).empty());
+  const std::string back = read_all(store, 100000);
+  BOOST_TEST(back.size() == message.size());
+  BOOST_TEST((back == message));
+  store.clear();
+  BOOST_TEST(open_files_in(dir.path()).empty());
+}
