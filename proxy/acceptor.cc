@@ -1,1 +1,94 @@
-// placeholder: filled in by the core relay work
+#include "acceptor.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "log_sink.h"
+#include "worker.h"
+
+namespace portcullis {
+
+Acceptor::Acceptor(event_base* base, const ServerContext& context, std::vector<Worker*> workers)
+    : base_(base), context_(context), workers_(std::move(workers)) {}
+
+bool Acceptor::bind_all(std::string* error) {
+  listen_config_ = context_.config->current();
+  const auto& listeners = listen_config_->listeners;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const ListenConfig& listen = listeners[i];
+    auto slot = std::make_unique<ListenerSlot>(ListenerSlot{this, i});
+    const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                           (listen.address.is_ipv6() ? LEV_OPT_BIND_IPV6ONLY : 0);
+    evconnlistener* listener =
+        evconnlistener_new_bind(base_, &Acceptor::accept_cb, slot.get(), flags, 1024,
+                                listen.address.sa(), static_cast<int>(listen.address.length));
+    if (!listener) {
+      *error = fmt::format("cannot listen on {}: {}", listen.address_text, std::strerror(errno));
+      return false;
+    }
+    evconnlistener_set_error_cb(listener, &Acceptor::error_cb);
+    listeners_.emplace_back(listener);
+    slots_.push_back(std::move(slot));
+    log_info("listening", {{"address", listen.address.host_port()}});
+  }
+  return true;
+}
+
+void Acceptor::close_all() {
+  listeners_.clear();
+}
+
+void Acceptor::on_accept(size_t listener_index, evutil_socket_t fd, const sockaddr* address,
+                         int length) {
+  auto peer = NetAddress::from_sockaddr(address, static_cast<socklen_t>(length));
+  NetAddress local_address;
+  sockaddr_storage local{};
+  socklen_t local_length = sizeof local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) == 0) {
+    if (auto parsed =
+            NetAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&local), local_length)) {
+      local_address = *parsed;
+    }
+  }
+  if (!peer) {
+    evutil_closesocket(fd);
+    return;
+  }
+  evutil_make_socket_nonblocking(fd);
+  const std::string key = peer->client_key();
+  const auto outcome = context_.session_limits->try_admit(key);
+  if (outcome != SessionLimits::Outcome::admitted) {
+    // Refused before the banner: one best-effort write, then close.
+    const std::string text = fmt::format(
+        "421 4.7.0 {} Error: too many connections{}\r\n",
+        context_.config->current()->server.hostname,
+        outcome == SessionLimits::Outcome::too_many_from_client ? " from your address" : "");
+    [[maybe_unused]] ssize_t written = send(fd, text.data(), text.size(), MSG_NOSIGNAL);
+    log_warning("session_limit", {{"client", peer->host_port()},
+                                  {"limit", outcome == SessionLimits::Outcome::too_many_from_client
+                                                ? "max_sessions_per_ip"
+                                                : "max_sessions"}});
+    evutil_closesocket(fd);
+    return;
+  }
+  Worker* worker = workers_[next_worker_++ % workers_.size()];
+  worker->hand_over(AcceptedConnection{fd, *peer, local_address, listener_index, key});
+}
+
+void Acceptor::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length,
+                         void* slot) {
+  auto* listener_slot = static_cast<ListenerSlot*>(slot);
+  listener_slot->acceptor->on_accept(listener_slot->index, fd, address, length);
+}
+
+void Acceptor::error_cb(evconnlistener*, void*) {
+  // EMFILE and friends: log and keep listening; libevent retries on the next readiness.
+  log_error("accept_failed", {{"error", std::strerror(errno)}});
+}
+
+}  // namespace portcullis

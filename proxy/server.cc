@@ -1,1 +1,169 @@
-// placeholder: filled in by the core relay work
+#include "server.h"
+
+#include <event2/thread.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <csignal>
+#include <utility>
+
+#include "acceptor.h"
+#include "privilege.h"
+#include "upstream_probe.h"
+#include "worker.h"
+
+namespace portcullis {
+
+Server::Server(Config config)
+    : config_(std::make_shared<const Config>(std::move(config))), config_holder_(config_) {}
+
+Server::~Server() {
+  acceptor_.reset();
+  for (auto& worker : workers_)
+    worker->join();
+  workers_.clear();
+  probe_.reset();
+  signal_events_.clear();
+  set_main_log(nullptr);
+}
+
+int Server::run() {
+  const Config& config = *config_;
+  std::string error;
+  log_ = LogSink::open(config.log.main, config.log.format, &error);
+  if (!log_) {
+    fmt::print(stderr, "portcullis: cannot open the main log {}: {}\n", config.log.main, error);
+    return 1;
+  }
+  set_main_log(log_.get());
+
+  const bool as_root = geteuid() == 0;
+  if (as_root && config.server.user.empty()) {
+    log_error("refusing_to_run",
+              {{"reason",
+                "running as root without [server] user; set user to an unprivileged "
+                "account"}});
+    return 1;
+  }
+  if (!prepare_state_dir(config.server.state_dir, config.server.user, &error)) {
+    log_error("state_dir", {{"error", error}});
+    return 1;
+  }
+  if (config.upstream.pass_client == PassClient::none) {
+    log_warning("pass_client_none",
+                {{"detail",
+                  "the upstream sees Portcullis's address as the client; it must not "
+                  "treat that address as trusted"}});
+  }
+
+  evthread_use_pthreads();
+  std::signal(SIGPIPE, SIG_IGN);
+  base_.reset(event_base_new());
+  session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
+                                                    config.limits.max_sessions_per_ip);
+  ServerContext context{&config_holder_, &upstream_status_, session_limits_.get()};
+
+  std::vector<Worker*> worker_pointers;
+  for (unsigned i = 0; i < config.server.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(context));
+    worker_pointers.push_back(workers_.back().get());
+  }
+  acceptor_ = std::make_unique<Acceptor>(base_.get(), context, worker_pointers);
+  if (!acceptor_->bind_all(&error)) {
+    log_error("listen_failed", {{"error", error}});
+    return 1;
+  }
+  if (as_root) {
+    if (!drop_privileges(config.server.user, &error)) {
+      log_error("privilege_drop_failed", {{"error", error}});
+      return 1;
+    }
+    log_info("privileges_dropped", {{"user", config.server.user}});
+  }
+
+  probe_ = std::make_unique<UpstreamProbe>(base_.get(), &upstream_status_);
+  upstream_status_.set_probe_requester([probe = probe_.get()] { probe->request(); });
+  for (auto& worker : workers_)
+    worker->start();
+  probe_->reconfigure(config_);
+
+  auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
+    auto* server = static_cast<Server*>(self);
+    switch (signal_number) {
+      case SIGTERM:
+      case SIGINT:
+        return server->on_terminate();
+      case SIGHUP:
+        return server->on_reload();
+      case SIGUSR1:
+        return server->on_reopen_logs();
+    }
+  };
+  for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
+    evsignal_add(ev.get(), nullptr);
+    signal_events_.push_back(std::move(ev));
+  }
+  log_info("started", {{"version", PORTCULLIS_VERSION},
+                       {"workers", std::to_string(config.server.workers)},
+                       {"hostname", config.server.hostname}});
+  event_base_dispatch(base_.get());
+
+  for (auto& worker : workers_)
+    worker->join();
+  log_info("stopped");
+  return 0;
+}
+
+void Server::on_terminate() {
+  if (terminating_) return;
+  terminating_ = true;
+  log_info("stopping", {{"drain_seconds", std::to_string(drain_seconds)}});
+  acceptor_->close_all();
+  for (auto& worker : workers_)
+    worker->stop(drain_seconds);
+  event_base_loopexit(base_.get(), nullptr);
+}
+
+void Server::on_reload() {
+  const auto current = config_holder_.current();
+  ConfigResult loaded = load_config(current->path);
+  if (!loaded.config) {
+    for (const auto& message : loaded.errors) {
+      log_error("reload_failed", {{"error", message.to_string()}});
+    }
+    log_error("reload_failed", {{"detail", "keeping the configuration in force"}});
+    return;
+  }
+  auto next = std::make_shared<const Config>(std::move(*loaded.config));
+  std::vector<std::string> restart_only;
+  if (next->listeners.size() != current->listeners.size()) restart_only.push_back("listen");
+  for (size_t i = 0; i < next->listeners.size() && i < current->listeners.size(); ++i) {
+    if (next->listeners[i].address.host_port() != current->listeners[i].address.host_port()) {
+      restart_only.push_back("listen");
+      break;
+    }
+  }
+  if (next->server.workers != current->server.workers) restart_only.push_back("server.workers");
+  if (next->server.user != current->server.user) restart_only.push_back("server.user");
+  if (next->limits.max_sessions != current->limits.max_sessions ||
+      next->limits.max_sessions_per_ip != current->limits.max_sessions_per_ip) {
+    restart_only.push_back("limits.max_sessions*");
+  }
+  if (next->log.main != current->log.main || next->log.format != current->log.format) {
+    restart_only.push_back("log");
+  }
+  for (const auto& setting : restart_only) {
+    log_warning("reload_needs_restart", {{"setting", setting}});
+  }
+  config_holder_.replace(next);
+  probe_->reconfigure(next);
+  log_info("reloaded", {{"config", next->path}});
+}
+
+void Server::on_reopen_logs() {
+  std::string error;
+  if (!log_->reopen(&error)) log_error("log_reopen_failed", {{"error", error}});
+}
+
+}  // namespace portcullis

@@ -1,1 +1,704 @@
-// placeholder: filled in by the core relay work
+#include "session.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <regex>
+#include <utility>
+
+#include "log_sink.h"
+#include "worker.h"
+
+namespace portcullis {
+
+namespace {
+
+constexpr size_t kInputHighWater = 256 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+const char* verb_name(Verb verb) {
+  switch (verb) {
+    case Verb::helo:
+      return "helo";
+    case Verb::ehlo:
+      return "ehlo";
+    case Verb::mail:
+      return "mail";
+    case Verb::rcpt:
+      return "rcpt";
+    case Verb::data:
+      return "data";
+    case Verb::rset:
+      return "rset";
+    case Verb::noop:
+      return "noop";
+    case Verb::quit:
+      return "quit";
+    case Verb::vrfy:
+      return "vrfy";
+    case Verb::help:
+      return "help";
+    case Verb::starttls:
+      return "starttls";
+    case Verb::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+const char* end_reason_name(int reason) {
+  static const char* const names[] = {"quit",
+                                      "client_closed",
+                                      "timeout",
+                                      "too_many_errors",
+                                      "forbidden_command",
+                                      "upstream_unavailable",
+                                      "upstream_421",
+                                      "xclient_refused",
+                                      "write_failed",
+                                      "shutdown"};
+  return names[reason];
+}
+
+// Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
+std::string queue_id_from(const SmtpReply& reply) {
+  static const std::regex queued(R"((?:queued as|id=)\s*([A-Za-z0-9._-]{1,64}))",
+                                 std::regex::icase);
+  for (const auto& line : reply.lines) {
+    std::smatch match;
+    if (std::regex_search(line, match, queued)) return match[1].str();
+  }
+  return {};
+}
+
+}  // namespace
+
+Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
+    : worker_(worker),
+      id_(id),
+      config_(worker.context().config->current()),
+      peer_(connection.peer),
+      local_(connection.local),
+      client_key_(std::move(connection.client_key)),
+      client_text_(connection.peer.host_port()),
+      parser_(ParserLimits{}) {
+  client_.reset(bufferevent_socket_new(worker_.base(), connection.fd, BEV_OPT_CLOSE_ON_FREE));
+  if (!client_) evutil_closesocket(connection.fd);
+}
+
+Session::~Session() {
+  drop_upstream();
+  if (!client_key_.empty()) worker_.context().session_limits->release(client_key_);
+}
+
+void Session::start() {
+  if (!client_) {
+    log_error("session_failed", {{"session", std::to_string(id_)}, {"reason", "bufferevent"}});
+    closing_ = true;
+    finish();
+    return;
+  }
+  bufferevent_setcb(client_.get(), &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
+  bufferevent_setwatermark(client_.get(), EV_READ, 0, kInputHighWater);
+  log_info("connect", {{"session", std::to_string(id_)}, {"client", client_text_}});
+
+  const Config& config = *config_;
+  upstream_offer_ = worker_.context().upstream_status->capabilities();
+  if (!upstream_offer_) {
+    end_reason_ = EndReason::upstream_unavailable;
+    reply(421, fmt::format("4.4.1 {} Service not available, upstream unreachable",
+                           config.server.hostname));
+    close_session(EndReason::upstream_unavailable);
+    return;
+  }
+  offer_ = compute_client_offer(*upstream_offer_, config.limits.max_message_size, false);
+  ParserLimits limits;
+  limits.command_line = 512;
+  limits.mail_extra = 26 + (offer_.dsn ? 100 : 0);
+  limits.rcpt_extra = offer_.dsn ? 500 : 0;
+  limits.max_line_length = config.limits.max_line_length;
+  limits.max_header_size = config.limits.max_header_size;
+  limits.max_message_size = offer_.size_limit;
+  limits.bare_lf = config.limits.bare_lf;
+  parser_.set_limits(limits);
+
+  reply(220, fmt::format("{} ESMTP Portcullis", config.server.hostname));
+  update_reading();
+}
+
+// ---------------------------------------------------------------------------------------------
+// input
+
+void Session::on_read() {
+  process_input();
+}
+
+void Session::process_input() {
+  if (processing_ || finished_) return;
+  processing_ = true;
+  evbuffer* input = bufferevent_get_input(client_.get());
+  while (!busy_ && !closing_ && evbuffer_get_length(input) > 0) {
+    if (shutting_down_ && !in_transaction_) {
+      processing_ = false;
+      return shut_down();
+    }
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
+    std::string_view chunk(static_cast<const char*>(vec.iov_base), vec.iov_len);
+    Command command;
+    DataEnd end;
+    content_scratch_.clear();
+    SmtpParser::Step step = parser_.feed(chunk, &command, &content_scratch_, &end);
+    if (!content_scratch_.empty() && message_ && !message_store_failed_) {
+      if (!message_->append(content_scratch_)) {
+        message_store_failed_ = true;
+        log_error("message_store_failed",
+                  {{"session", std::to_string(id_)}, {"error", message_->error()}});
+      }
+    }
+    evbuffer_drain(input, step.consumed);
+    if (step.event == SmtpParser::Event::command) {
+      handle_command(std::move(command));
+    } else if (step.event == SmtpParser::Event::data_end) {
+      handle_data_end(end);
+    } else if (step.consumed == 0) {
+      break;  // nothing more can be done with this input
+    }
+  }
+  processing_ = false;
+  if (!closing_) update_reading();
+}
+
+void Session::update_reading() {
+  if (!client_ || closing_) return;
+  if (busy_) {
+    bufferevent_disable(client_.get(), EV_READ);
+    return;
+  }
+  const TimeoutsConfig& timeouts = config_->timeouts;
+  timeval read_timeout{
+      static_cast<time_t>(parser_.in_data() ? timeouts.data_block : timeouts.command), 0};
+  timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
+  bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
+  bufferevent_enable(client_.get(), EV_READ);
+}
+
+void Session::resume() {
+  busy_ = false;
+  if (closing_ || finished_) return;
+  if (shutting_down_ && !in_transaction_) return shut_down();
+  process_input();
+}
+
+void Session::shut_down() {
+  shutting_down_ = true;
+  if (closing_ || finished_ || busy_ || in_transaction_) return;
+  reply(421,
+        fmt::format("4.3.2 {} Service shutting down, try again later", config_->server.hostname));
+  close_session(EndReason::shutdown);
+}
+
+void Session::handle_command(Command command) {
+  if (command.error != CommandError::none) {
+    count(command.verb, false);
+    refuse_command_error(command);
+    return;
+  }
+  switch (command.verb) {
+    case Verb::helo:
+      return on_helo(command, false);
+    case Verb::ehlo:
+      return on_helo(command, true);
+    case Verb::mail:
+      return on_mail(command);
+    case Verb::rcpt:
+      return on_rcpt(command);
+    case Verb::data:
+      return on_data(command);
+    case Verb::rset:
+      return on_rset(command);
+    case Verb::quit:
+      return on_quit(command);
+    case Verb::noop:
+      count(command.verb, true);
+      return reply(250, "2.0.0 Ok", &command);
+    case Verb::vrfy:
+      count(command.verb, true);
+      return reply(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
+                   &command);
+    case Verb::help:
+      count(command.verb, true);
+      return reply(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+                   &command);
+    case Verb::starttls:
+      count(command.verb, false);
+      return reply(502, "5.5.1 Error: command not implemented", &command);
+    case Verb::unknown:
+      count(command.verb, false);
+      return reply(500, "5.5.2 Error: command not recognized", &command);
+  }
+}
+
+void Session::refuse_command_error(const Command& command) {
+  switch (command.error) {
+    case CommandError::none:
+      return;
+    case CommandError::line_too_long:
+      return reply(500, "5.5.2 Error: line too long", &command);
+    case CommandError::nul_byte:
+      return reply(500, "5.5.2 Error: NUL character in command", &command);
+    case CommandError::bare_lf:
+      return reply(500, "5.5.2 Error: command line ends in a bare LF", &command);
+    case CommandError::bare_cr:
+      return reply(500, "5.5.2 Error: bare CR in command", &command);
+    case CommandError::forbidden:
+      // Postfix's answer to HTTP and header lines sent to an SMTP port.
+      reply(221, "2.7.0 Error: I can break rules, too. Goodbye.", &command);
+      return close_session(EndReason::forbidden_command);
+    case CommandError::unrecognized:
+      return reply(500, "5.5.2 Error: command not recognized", &command);
+    case CommandError::syntax:
+      return reply(501, "5.5.4 Syntax error in parameters or arguments", &command);
+    case CommandError::bad_sender_path:
+      return reply(501, "5.1.7 Bad sender address syntax", &command);
+    case CommandError::bad_recipient_path:
+      return reply(501, "5.1.3 Bad recipient address syntax", &command);
+    case CommandError::bad_parameter:
+      return reply(501, "5.5.4 Invalid parameter syntax", &command);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// commands
+
+void Session::on_helo(const Command& command, bool extended) {
+  count(command.verb, true);
+  if (in_transaction_) {
+    // RFC 5321 4.1.4: HELO/EHLO resets the transaction; the upstream's is reset with it.
+    if (upstream_ && upstream_->idle_and_usable()) upstream_->command("RSET", [](auto) {});
+    end_transaction();
+  }
+  if (upstream_ && command.argument != helo_) {
+    // The upstream was greeted with the old name; greet it again at the next transaction.
+    drop_upstream();
+  }
+  helo_ = command.argument;
+  esmtp_ = extended;
+  if (extended) {
+    reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
+  } else {
+    reply(250, config_->server.hostname, &command);
+  }
+}
+
+void Session::on_mail(const Command& command) {
+  if (helo_.empty()) {
+    count(command.verb, false);
+    return reply(503, "5.5.1 Error: send HELO/EHLO first", &command);
+  }
+  if (in_transaction_) {
+    count(command.verb, false);
+    return reply(503, "5.5.1 Error: nested MAIL command", &command);
+  }
+  for (const EsmtpParam& param : command.params) {
+    if (!iequals(param.keyword, "SIZE")) continue;
+    uint64_t declared = 0;
+    const char* first = param.value.data();
+    const char* last = first + param.value.size();
+    auto [end, ec] = std::from_chars(first, last, declared);
+    if (!param.has_value || ec != std::errc() || end != last) {
+      count(command.verb, false);
+      return reply(501, "5.5.4 Bad SIZE parameter", &command);
+    }
+    if (declared > offer_.size_limit) {
+      count(command.verb, false);
+      return reply(552, "5.3.4 Message size exceeds fixed limit", &command);
+    }
+  }
+  std::string line = "MAIL FROM:<" + command.path + ">";
+  if (!command.params_text.empty()) line += " " + command.params_text;
+  relay_command(command, std::move(line), &Session::mail_accepted);
+}
+
+void Session::mail_accepted(const Command& command) {
+  in_transaction_ = true;
+  sender_ = command.path;
+  recipients_.clear();
+}
+
+void Session::on_rcpt(const Command& command) {
+  if (!in_transaction_) {
+    count(command.verb, false);
+    return reply(503, "5.5.1 Error: need MAIL command", &command);
+  }
+  if (recipients_.size() >= config_->limits.max_recipients) {
+    count(command.verb, false);
+    return reply(452, "4.5.3 Error: too many recipients", &command);
+  }
+  std::string line = "RCPT TO:<" + command.path + ">";
+  if (!command.params_text.empty()) line += " " + command.params_text;
+  relay_command(command, std::move(line), &Session::rcpt_accepted);
+}
+
+void Session::rcpt_accepted(const Command& command) {
+  recipients_.push_back(command.path);
+}
+
+void Session::on_data(const Command& command) {
+  if (!in_transaction_) {
+    count(command.verb, false);
+    return reply(503, "5.5.1 Error: need RCPT command", &command);
+  }
+  if (recipients_.empty()) {
+    count(command.verb, false);
+    return reply(554, "5.5.1 Error: no valid recipients", &command);
+  }
+  count(command.verb, true);
+  message_ =
+      std::make_unique<MessageStore>(config_->limits.spill_threshold, config_->server.state_dir);
+  message_store_failed_ = false;
+  reply(354, "End data with <CR><LF>.<CR><LF>", &command);
+  parser_.begin_data();
+}
+
+void Session::handle_data_end(const DataEnd& end) {
+  Command data_command;
+  data_command.verb = Verb::data;
+  data_command.line = "(end of data)";
+  auto refuse = [&](int code, std::string_view text) {
+    reply(code, text, &data_command);
+    if (upstream_ && upstream_->idle_and_usable()) upstream_->command("RSET", [](auto) {});
+    end_transaction();
+  };
+  if (end.too_big) return refuse(552, "5.3.4 Message size exceeds fixed limit");
+  if (end.line_too_long) return refuse(552, "5.3.4 Message line too long");
+  if (end.header_too_large) return refuse(552, "5.3.4 Message header too large");
+  if (end.nul) return refuse(550, "5.6.0 Message contains NUL characters");
+  if (end.bare_cr) return refuse(550, "5.5.2 Message contains bare CR");
+  if (end.bare_lf) return refuse(550, "5.5.2 Message contains bare LF");
+  if (message_store_failed_ || !message_) {
+    return refuse(451, "4.3.0 Error: could not store the message, try again later");
+  }
+  if (!upstream_ || !upstream_->idle_and_usable()) {
+    UpstreamResult gone{UpstreamError::closed, {}, "upstream connection lost before DATA"};
+    return upstream_failed(data_command, gone);
+  }
+  busy_ = true;
+  update_reading();
+  const uint64_t size = end.size;
+  upstream_->send_message(message_.get(), std::string(), [this, size](UpstreamResult result) {
+    Command final_command;
+    final_command.verb = Verb::data;
+    final_command.line = "(end of data)";
+    if (!result.ok()) {
+      upstream_failed(final_command, result);
+      return resume();
+    }
+    if (result.reply.positive()) {
+      ++messages_delivered_;
+      log_info("delivered",
+               {{"session", std::to_string(id_)},
+                {"client", client_text_},
+                {"helo", helo_, true},
+                {"sender", sender_, true},
+                {"rcpts", std::to_string(recipients_.size())},
+                {"size", std::to_string(size)},
+                {"queue_id", queue_id_from(result.reply), true},
+                {"reply", result.reply.lines.empty() ? std::string() : result.reply.lines.front(),
+                 true}});
+    }
+    reply(result.reply, &final_command, true);
+    end_transaction();
+    if (result.reply.code == 421) close_session(EndReason::upstream_closed_session);
+    resume();
+  });
+}
+
+void Session::on_rset(const Command& command) {
+  count(command.verb, true);
+  if (in_transaction_ && upstream_ && upstream_->idle_and_usable()) {
+    busy_ = true;
+    update_reading();
+    upstream_->command("RSET", [this, command](UpstreamResult result) {
+      end_transaction();
+      if (result.ok() && result.reply.code == 421) {
+        reply(result.reply, &command, true);
+        close_session(EndReason::upstream_closed_session);
+      } else {
+        if (!result.ok() || !result.reply.positive()) drop_upstream();
+        reply(250, "2.0.0 Ok", &command);
+      }
+      resume();
+    });
+    return;
+  }
+  end_transaction();
+  reply(250, "2.0.0 Ok", &command);
+}
+
+void Session::on_quit(const Command& command) {
+  count(command.verb, true);
+  reply(221, "2.0.0 Bye", &command);
+  close_session(EndReason::quit);
+}
+
+// ---------------------------------------------------------------------------------------------
+// upstream
+
+template <typename Then>
+void Session::with_upstream(const Command& command, Then then) {
+  if (upstream_ && upstream_->idle_and_usable()) {
+    then();
+    return;
+  }
+  drop_upstream();
+  const Config& config = *config_;
+  if (!worker_.context().upstream_status->try_acquire_connection(config.upstream.max_connections)) {
+    count(command.verb, false);
+    log_warning("upstream_busy",
+                {{"session", std::to_string(id_)},
+                 {"max_connections", std::to_string(config.upstream.max_connections)}});
+    return reply(451, "4.3.2 Too many connections to the upstream, try again later", &command);
+  }
+  holds_upstream_slot_ = true;
+  upstream_ = std::make_unique<UpstreamConnection>(worker_.base(), config.upstream.addresses,
+                                                   config.upstream.reply_timeout);
+  UpstreamGreeting greeting;
+  greeting.pass_client = config.upstream.pass_client;
+  greeting.our_hostname = config.server.hostname;
+  greeting.client_helo = helo_;
+  greeting.identity.addr = peer_.ip();
+  greeting.identity.addr_is_ipv6 = peer_.is_ipv6();
+  greeting.identity.port = peer_.port();
+  greeting.identity.helo = helo_;
+  greeting.identity.proto = esmtp_ ? "ESMTP" : "SMTP";
+  greeting.identity.dest_addr = local_.ip();
+  greeting.identity.dest_is_ipv6 = local_.is_ipv6();
+  greeting.identity.dest_port = local_.port();
+  greeting.client_address = peer_;
+  greeting.local_address = local_;
+  busy_ = true;
+  update_reading();
+  upstream_->open(std::move(greeting), [this, command, then](UpstreamResult result) {
+    if (!result.ok()) {
+      upstream_failed(command, result);
+      return resume();
+    }
+    then();
+  });
+}
+
+// Sends `line` upstream (opening the connection when needed) and passes the reply back
+// unchanged; on a positive reply `on_positive` records what the command established.
+void Session::relay_command(const Command& command, std::string line,
+                            void (Session::*on_positive)(const Command&)) {
+  with_upstream(command, [this, command, line = std::move(line), on_positive]() {
+    busy_ = true;
+    update_reading();
+    upstream_->command(line, [this, command, on_positive](UpstreamResult result) {
+      if (!result.ok()) {
+        upstream_failed(command, result);
+        return resume();
+      }
+      count(command.verb, result.reply.positive());
+      if (result.reply.positive()) (this->*on_positive)(command);
+      reply(result.reply, &command, true);
+      if (result.reply.code == 421) {
+        end_transaction();
+        close_session(EndReason::upstream_closed_session);
+      }
+      resume();
+    });
+  });
+}
+
+void Session::upstream_failed(const Command& command, const UpstreamResult& result) {
+  count(command.verb, false);
+  const bool transaction_was_open = in_transaction_;
+  end_transaction();
+  drop_upstream();
+  log_warning("upstream_failed", {{"session", std::to_string(id_)},
+                                  {"client", client_text_},
+                                  {"error", to_string(result.error)},
+                                  {"detail", result.detail, true},
+                                  {"reply", result.reply.wire, true},
+                                  {"transaction", transaction_was_open ? "open" : "none"}});
+  switch (result.error) {
+    case UpstreamError::xclient_refused:
+      log_error("xclient_refused",
+                {{"session", std::to_string(id_)},
+                 {"detail", result.detail, true},
+                 {"hint",
+                  "the upstream must list Portcullis's address in smtpd_authorized_xclient_hosts "
+                  "(Postfix), or set [upstream] pass_client to proxy-v2 or none"}});
+      reply(421,
+            "4.3.0 " + config_->server.hostname +
+                " Error: the upstream refuses XCLIENT (see smtpd_authorized_xclient_hosts)",
+            &command);
+      return close_session(EndReason::xclient_refused);
+    case UpstreamError::refused:
+      if (result.reply.code == 421) {
+        reply(result.reply, &command, true);
+        return close_session(EndReason::upstream_closed_session);
+      }
+      return reply(451, "4.4.2 Error: the upstream refused the session, try again later", &command);
+    case UpstreamError::connect_failed:
+      worker_.context().upstream_status->request_probe();
+      return reply(451, "4.4.1 Error: upstream unreachable, try again later", &command);
+    case UpstreamError::timeout:
+      return reply(451, "4.4.2 Error: the upstream did not answer in time, try again later",
+                   &command);
+    case UpstreamError::none:
+    case UpstreamError::closed:
+    case UpstreamError::protocol:
+      return reply(451, "4.4.2 Error: upstream connection lost, try again later", &command);
+  }
+}
+
+void Session::drop_upstream() {
+  if (upstream_) {
+    upstream_->quit();
+    upstream_.reset();
+  }
+  if (holds_upstream_slot_) {
+    worker_.context().upstream_status->release_connection();
+    holds_upstream_slot_ = false;
+  }
+}
+
+void Session::end_transaction() {
+  in_transaction_ = false;
+  sender_.clear();
+  recipients_.clear();
+  message_.reset();
+  message_store_failed_ = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+void Session::reply(int code, std::string_view text, const Command* command) {
+  reply(SmtpReply::make(code, text), command, false);
+}
+
+void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool from_upstream) {
+  if (!client_ || finished_) return;
+  bufferevent_write(client_.get(), smtp_reply.wire.data(), smtp_reply.wire.size());
+  const int code = smtp_reply.code;
+  if (code < 400 || code == 421 || closing_) return;
+  if (command) {
+    log_info("refused",
+             {{"session", std::to_string(id_)},
+              {"client", client_text_},
+              {"helo", helo_, true},
+              {"command", command->line, true},
+              {"source", from_upstream ? "upstream" : "portcullis"},
+              {"reply",
+               smtp_reply.lines.empty() ? std::to_string(code)
+                                        : std::to_string(code) + " " + smtp_reply.lines.front(),
+               true}});
+  }
+  if (++errors_ >= config_->limits.max_errors) {
+    std::string text = fmt::format("4.7.0 {} Error: too many errors", config_->server.hostname);
+    SmtpReply too_many = SmtpReply::make(421, text);
+    bufferevent_write(client_.get(), too_many.wire.data(), too_many.wire.size());
+    close_session(EndReason::too_many_errors);
+  }
+}
+
+void Session::close_session(EndReason reason) {
+  if (closing_) return;
+  closing_ = true;
+  end_reason_ = reason;
+  drop_upstream();
+  if (!client_) return finish();
+  bufferevent_disable(client_.get(), EV_READ);
+  if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) return finish();
+  // write_cb finishes once the last reply is written; the write timeout bounds the wait.
+  bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
+  bufferevent_enable(client_.get(), EV_WRITE);
+}
+
+void Session::finish() {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  log_end();
+  if (client_) bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
+  drop_upstream();
+  worker_.session_finished(id_);
+}
+
+void Session::count(Verb verb, bool ok) {
+  auto& slot = counts_[static_cast<size_t>(verb)];
+  ++slot[1];
+  if (ok) ++slot[0];
+}
+
+void Session::log_end() {
+  std::vector<LogField> fields{{"session", std::to_string(id_)},
+                               {"client", client_text_},
+                               {"helo", helo_, true},
+                               {"reason", end_reason_name(static_cast<int>(end_reason_))}};
+  unsigned accepted = 0;
+  unsigned total = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    const auto& slot = counts_[i];
+    if (slot[1] == 0) continue;
+    accepted += slot[0];
+    total += slot[1];
+    std::string value =
+        slot[0] == slot[1] ? std::to_string(slot[1]) : fmt::format("{}/{}", slot[0], slot[1]);
+    fields.push_back({verb_name(static_cast<Verb>(i)), std::move(value)});
+  }
+  fields.push_back({"commands", accepted == total ? std::to_string(total)
+                                                  : fmt::format("{}/{}", accepted, total)});
+  fields.push_back({"delivered", std::to_string(messages_delivered_)});
+  log_info("disconnect", fields);
+}
+
+// ---------------------------------------------------------------------------------------------
+// libevent callbacks
+
+void Session::read_cb(bufferevent*, void* self) {
+  static_cast<Session*>(self)->on_read();
+}
+
+void Session::write_cb(bufferevent* bev, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (session->closing_ && !session->finished_ &&
+      evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    session->finish();
+  }
+}
+
+void Session::event_cb(bufferevent*, short what, void* self) {
+  auto* session = static_cast<Session*>(self);
+  if (session->finished_) return;
+  if (what & BEV_EVENT_TIMEOUT) {
+    if (session->closing_) return session->finish();
+    if (what & BEV_EVENT_READING) {
+      session->reply(
+          421, fmt::format("4.4.2 {} Error: timeout exceeded", session->config_->server.hostname));
+      return session->close_session(EndReason::timeout);
+    }
+    session->end_reason_ = EndReason::write_failed;
+    return session->finish();
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    if (!session->closing_) session->end_reason_ = EndReason::client_closed;
+    session->finish();
+  }
+}
+
+}  // namespace portcullis

@@ -1,1 +1,331 @@
-// placeholder: filled in by the core relay work
+#include "upstream_connection.h"
+
+#include <event2/buffer.h>
+
+#include <utility>
+
+#include "proxy_v2_writer.h"
+
+namespace portcullis {
+
+namespace {
+constexpr size_t kMessageChunk = 64 * 1024;
+constexpr size_t kOutputHighWater = 256 * 1024;
+constexpr size_t kOutputLowWater = 64 * 1024;
+}  // namespace
+
+const char* to_string(UpstreamError error) {
+  switch (error) {
+    case UpstreamError::none:
+      return "none";
+    case UpstreamError::connect_failed:
+      return "connect_failed";
+    case UpstreamError::closed:
+      return "closed";
+    case UpstreamError::timeout:
+      return "timeout";
+    case UpstreamError::protocol:
+      return "protocol";
+    case UpstreamError::refused:
+      return "refused";
+    case UpstreamError::xclient_refused:
+      return "xclient_refused";
+  }
+  return "unknown";
+}
+
+UpstreamConnection::UpstreamConnection(event_base* base, const std::vector<NetAddress>& addresses,
+                                       unsigned reply_timeout_seconds)
+    : base_(base), addresses_(addresses), reply_timeout_(reply_timeout_seconds) {
+  timer_.reset(evtimer_new(base_, &UpstreamConnection::timeout_cb, this));
+}
+
+UpstreamConnection::~UpstreamConnection() {
+  *alive_ = false;
+}
+
+void UpstreamConnection::open(UpstreamGreeting greeting, Callback done) {
+  greeting_ = std::move(greeting);
+  open_done_ = std::move(done);
+  next_address_ = 0;
+  try_next_address();
+}
+
+void UpstreamConnection::try_next_address() {
+  bev_.reset();
+  while (next_address_ < addresses_.size()) {
+    const NetAddress& address = addresses_[next_address_++];
+    bev_.reset(bufferevent_socket_new(base_, -1, BEV_OPT_CLOSE_ON_FREE));
+    if (!bev_) break;
+    bufferevent_setcb(bev_.get(), &UpstreamConnection::read_cb, &UpstreamConnection::write_cb,
+                      &UpstreamConnection::event_cb, this);
+    if (bufferevent_socket_connect(bev_.get(), address.sa(), static_cast<int>(address.length)) ==
+        0) {
+      connected_to_ = address;
+      arm_timer();
+      return;
+    }
+  }
+  bev_.reset();
+  failed_ = true;
+  auto done = std::move(open_done_);
+  if (done) done(UpstreamResult{UpstreamError::connect_failed, {}, "no upstream address accepted"});
+}
+
+void UpstreamConnection::on_connected() {
+  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
+  if (greeting_.pass_client == PassClient::proxy_v2) {
+    std::string header = build_proxy_v2_header(greeting_.client_address, greeting_.local_address);
+    bufferevent_write(bev_.get(), header.data(), header.size());
+  }
+  stage_ = GreetStage::banner;
+  expect_reply([this](UpstreamResult result) { greet_step(std::move(result)); });
+}
+
+// The greeting runs as a small state machine over replies: banner → [EHLO ours → XCLIENT… →]
+// EHLO client.
+void UpstreamConnection::greet_step(UpstreamResult result) {
+  auto finish = [this](UpstreamResult final_result) {
+    if (!final_result.ok()) failed_ = true;
+    ready_ = final_result.ok();
+    auto done = std::move(open_done_);
+    if (done) done(std::move(final_result));
+  };
+  if (!result.ok()) return finish(std::move(result));
+  const SmtpReply& reply = result.reply;
+  auto next = [this](const std::string& line) {
+    send_line(line);
+    expect_reply([this](UpstreamResult r) { greet_step(std::move(r)); });
+  };
+  switch (stage_) {
+    case GreetStage::banner:
+      if (reply.code != 220) {
+        return finish(UpstreamResult{UpstreamError::refused, reply, "greeting refused"});
+      }
+      if (greeting_.pass_client == PassClient::xclient) {
+        stage_ = GreetStage::ehlo_ours;
+        return next("EHLO " + greeting_.our_hostname);
+      }
+      stage_ = GreetStage::ehlo_client;
+      return next("EHLO " + greeting_.client_helo);
+    case GreetStage::ehlo_ours: {
+      if (reply.code != 250) {
+        return finish(UpstreamResult{UpstreamError::refused, reply, "EHLO refused"});
+      }
+      UpstreamCapabilities offered = parse_ehlo_reply(reply);
+      if (!offered.xclient) {
+        return finish(UpstreamResult{UpstreamError::xclient_refused, reply,
+                                     "the upstream does not offer XCLIENT to Portcullis"});
+      }
+      xclient_lines_ = build_xclient_commands(greeting_.identity, offered.xclient_attrs);
+      xclient_sent_ = 0;
+      stage_ = GreetStage::xclient;
+      return next(xclient_lines_[xclient_sent_++]);
+    }
+    case GreetStage::xclient:
+      if (reply.code == 421) return finish(std::move(result));
+      if (reply.klass() != 2) {
+        return finish(UpstreamResult{UpstreamError::xclient_refused, reply, "XCLIENT refused"});
+      }
+      if (xclient_sent_ < xclient_lines_.size()) return next(xclient_lines_[xclient_sent_++]);
+      stage_ = GreetStage::ehlo_client;
+      return next("EHLO " + greeting_.client_helo);
+    case GreetStage::ehlo_client:
+      if (reply.code != 250) {
+        return finish(UpstreamResult{UpstreamError::refused, reply, "EHLO refused"});
+      }
+      capabilities_ = parse_ehlo_reply(reply);
+      stage_ = GreetStage::done;
+      return finish(std::move(result));
+    case GreetStage::done:
+      return;
+  }
+}
+
+void UpstreamConnection::command(const std::string& line, Callback done) {
+  if (failed_ || !bev_) {
+    done(UpstreamResult{UpstreamError::closed, {}, "upstream connection is gone"});
+    return;
+  }
+  send_line(line);
+  expect_reply(std::move(done));
+}
+
+void UpstreamConnection::send_message(MessageStore* message, std::string prefix, Callback done) {
+  if (failed_ || !bev_) {
+    done(UpstreamResult{UpstreamError::closed, {}, "upstream connection is gone"});
+    return;
+  }
+  message_ = message;
+  message_prefix_ = std::move(prefix);
+  send_line("DATA");
+  expect_reply([this, done = std::move(done)](UpstreamResult result) mutable {
+    if (!result.ok() || result.reply.code != 354) {
+      done(std::move(result));
+      return;
+    }
+    stuffer_ = DotStuffer();
+    message_->rewind();
+    streaming_ = true;
+    pending_ = std::move(done);  // the final reply completes it
+    stuffed_.clear();
+    stuffer_.feed(message_prefix_, &stuffed_);
+    bufferevent_write(bev_.get(), stuffed_.data(), stuffed_.size());
+    pump_message();
+  });
+}
+
+void UpstreamConnection::pump_message() {
+  evbuffer* output = bufferevent_get_output(bev_.get());
+  while (streaming_ && evbuffer_get_length(output) < kOutputHighWater) {
+    stuffed_.clear();
+    if (message_->read(&chunk_, kMessageChunk)) {
+      stuffer_.feed(chunk_, &stuffed_);
+    } else {
+      if (!message_->error().empty()) {
+        streaming_ = false;
+        return fail(UpstreamError::closed, "message store: " + message_->error());
+      }
+      stuffer_.finish(&stuffed_);
+      streaming_ = false;
+    }
+    bufferevent_write(bev_.get(), stuffed_.data(), stuffed_.size());
+  }
+  arm_timer();  // the write side must make progress within reply_timeout, then the final reply
+}
+
+void UpstreamConnection::quit() {
+  if (timer_) event_del(timer_.get());
+  pending_ = nullptr;
+  streaming_ = false;
+  if (!bev_ || failed_) {
+    close_connection();
+    return;
+  }
+  send_line("QUIT");
+  // The QUIT is flushed by a bufferevent that frees itself, so this object can go at once.
+  bufferevent* lingering = bev_.release();
+  bufferevent_setcb(lingering, nullptr, &UpstreamConnection::linger_write_cb,
+                    &UpstreamConnection::linger_event_cb, nullptr);
+  bufferevent_setwatermark(lingering, EV_WRITE, 0, 0);
+  timeval linger_timeout{5, 0};
+  bufferevent_set_timeouts(lingering, &linger_timeout, &linger_timeout);
+  ready_ = false;
+  failed_ = true;
+}
+
+void UpstreamConnection::linger_write_cb(bufferevent* bev, void*) {
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) bufferevent_free(bev);
+}
+
+void UpstreamConnection::linger_event_cb(bufferevent* bev, short, void*) {
+  bufferevent_free(bev);
+}
+
+void UpstreamConnection::send_line(const std::string& line) {
+  std::string wire = line + "\r\n";
+  bufferevent_write(bev_.get(), wire.data(), wire.size());
+}
+
+void UpstreamConnection::expect_reply(Callback handler) {
+  pending_ = std::move(handler);
+  arm_timer();
+}
+
+void UpstreamConnection::arm_timer() {
+  timeval tv{static_cast<time_t>(reply_timeout_), 0};
+  evtimer_add(timer_.get(), &tv);
+}
+
+void UpstreamConnection::on_read() {
+  if (!bev_) return;
+  evbuffer* input = bufferevent_get_input(bev_.get());
+  while (pending_ && !streaming_ && evbuffer_get_length(input) > 0) {
+    evbuffer_iovec vec;
+    if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
+    SmtpReply reply;
+    auto step = reply_parser_.feed(
+        std::string_view(static_cast<const char*>(vec.iov_base), vec.iov_len), &reply);
+    evbuffer_drain(input, step.consumed);
+    if (step.error) return fail(UpstreamError::protocol, "malformed reply from the upstream");
+    if (!step.complete) continue;
+    event_del(timer_.get());
+    auto handler = std::move(pending_);
+    pending_ = nullptr;
+    std::weak_ptr<bool> alive = alive_;
+    handler(UpstreamResult{UpstreamError::none, std::move(reply), {}});
+    if (alive.expired() || !bev_) return;
+  }
+  if (!pending_ && bev_ && evbuffer_get_length(input) > 0) {
+    // Bytes nobody asked for (e.g. a 421 before an idle close): this connection can no longer
+    // be trusted to stay in step.
+    failed_ = true;
+  }
+}
+
+void UpstreamConnection::on_write() {
+  if (streaming_) pump_message();
+}
+
+void UpstreamConnection::on_event(short what) {
+  if (what & BEV_EVENT_CONNECTED) {
+    on_connected();
+    return;
+  }
+  if (stage_ == GreetStage::banner && !ready_ && !pending_ && open_done_) {
+    // The connect itself failed: try the next address.
+    try_next_address();
+    return;
+  }
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+    // Replies that arrived just before the close still count.
+    on_read();
+    if (bev_)
+      fail(UpstreamError::closed,
+           (what & BEV_EVENT_EOF) ? "closed by the upstream" : "connection error");
+  } else if (what & BEV_EVENT_TIMEOUT) {
+    fail(UpstreamError::timeout, "write timeout");
+  }
+}
+
+void UpstreamConnection::on_timeout() {
+  if (!bev_) return;
+  if (stage_ == GreetStage::banner && !ready_ && !pending_ && open_done_) {
+    try_next_address();  // connect timed out
+    return;
+  }
+  fail(UpstreamError::timeout, "no reply within reply_timeout");
+}
+
+void UpstreamConnection::fail(UpstreamError error, std::string detail) {
+  failed_ = true;
+  streaming_ = false;
+  close_connection();
+  auto handler = std::move(pending_);
+  pending_ = nullptr;
+  if (!handler && open_done_) handler = std::move(open_done_);
+  if (handler) handler(UpstreamResult{error, {}, std::move(detail)});
+}
+
+void UpstreamConnection::close_connection() {
+  if (timer_) event_del(timer_.get());
+  bev_.reset();
+  ready_ = false;
+  failed_ = true;
+}
+
+void UpstreamConnection::read_cb(bufferevent*, void* self) {
+  static_cast<UpstreamConnection*>(self)->on_read();
+}
+void UpstreamConnection::write_cb(bufferevent*, void* self) {
+  static_cast<UpstreamConnection*>(self)->on_write();
+}
+void UpstreamConnection::event_cb(bufferevent*, short what, void* self) {
+  static_cast<UpstreamConnection*>(self)->on_event(what);
+}
+void UpstreamConnection::timeout_cb(evutil_socket_t, short, void* self) {
+  static_cast<UpstreamConnection*>(self)->on_timeout();
+}
+
+}  // namespace portcullis

@@ -1,1 +1,131 @@
-// placeholder: filled in by the core relay work
+#include "worker.h"
+
+#include <atomic>
+#include <utility>
+
+#include "log_sink.h"
+#include "session.h"
+
+namespace portcullis {
+
+namespace {
+std::atomic<uint64_t> next_session_id{1};
+
+template <void (Worker::*Method)()>
+void call(evutil_socket_t, short, void* self) {
+  (static_cast<Worker*>(self)->*Method)();
+}
+}  // namespace
+
+Worker::Worker(const ServerContext& context) : context_(context) {
+  base_.reset(event_base_new());
+  inbox_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_inbox>, this));
+  reap_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_reap>, this));
+  stop_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stop>, this));
+  drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
+}
+
+Worker::~Worker() {
+  join();
+  finished_.clear();
+  sessions_.clear();
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    // A persistent no-op timer keeps the loop alive while it has no sessions.
+    EventPtr keepalive(event_new(
+        base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));
+    timeval hour{3600, 0};
+    event_add(keepalive.get(), &hour);
+    keepalive_ = keepalive.get();
+    event_base_dispatch(base_.get());
+    keepalive_ = nullptr;
+    // Sessions still open at the deadline are closed with the loop.
+    finished_.clear();
+    sessions_.clear();
+  });
+}
+
+void Worker::hand_over(AcceptedConnection connection) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(std::move(connection));
+  }
+  event_active(inbox_event_.get(), 0, 0);
+}
+
+void Worker::stop(unsigned drain_seconds) {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    drain_seconds_ = drain_seconds;
+  }
+  event_active(stop_event_.get(), 0, 0);
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::on_inbox() {
+  std::vector<AcceptedConnection> arrived;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    arrived.swap(inbox_);
+  }
+  for (auto& connection : arrived) {
+    if (stopping_) {
+      evutil_closesocket(connection.fd);
+      context_.session_limits->release(connection.client_key);
+      continue;
+    }
+    const uint64_t id = next_session_id.fetch_add(1);
+    auto session = std::make_unique<Session>(*this, id, std::move(connection));
+    Session* started = session.get();
+    sessions_.emplace(id, std::move(session));
+    started->start();
+  }
+}
+
+void Worker::session_finished(uint64_t session_id) {
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return;
+  finished_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  event_active(reap_event_.get(), 0, 0);
+}
+
+void Worker::on_reap() {
+  finished_.clear();
+  if (stopping_) check_drained();
+}
+
+void Worker::on_stop() {
+  unsigned drain_seconds;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    drain_seconds = drain_seconds_;
+  }
+  stopping_ = true;
+  std::vector<Session*> open_sessions;
+  for (auto& [id, session] : sessions_)
+    open_sessions.push_back(session.get());
+  for (Session* session : open_sessions)
+    session->shut_down();
+  timeval deadline{static_cast<time_t>(drain_seconds), 0};
+  evtimer_add(drain_deadline_.get(), &deadline);
+  check_drained();
+}
+
+void Worker::on_stop_deadline() {
+  if (!sessions_.empty()) {
+    log_warning("drain_deadline", {{"sessions_closed", std::to_string(sessions_.size())}});
+  }
+  event_base_loopbreak(base_.get());
+}
+
+void Worker::check_drained() {
+  if (sessions_.empty() && finished_.empty()) event_base_loopbreak(base_.get());
+}
+
+}  // namespace portcullis

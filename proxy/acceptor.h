@@ -1,0 +1,48 @@
+#pragma once
+
+#include <event2/listener.h>
+
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "event_handles.h"
+#include "server_context.h"
+
+namespace portcullis {
+
+class Worker;
+
+// The listening sockets. They are bound before privileges are dropped and accept on the main
+// loop; each connection is admitted against [limits] and handed to a worker in turn.
+class Acceptor {
+ public:
+  Acceptor(event_base* base, const ServerContext& context, std::vector<Worker*> workers);
+
+  // Binds every [[listen]] address; false (with *error) when one cannot be bound.
+  bool bind_all(std::string* error);
+  // Stops accepting (SIGTERM): the sockets are closed.
+  void close_all();
+
+ private:
+  void on_accept(size_t listener_index, evutil_socket_t fd, const sockaddr* address, int length);
+
+  struct ListenerSlot {
+    Acceptor* acceptor;
+    size_t index;
+  };
+
+  static void accept_cb(evconnlistener* listener, evutil_socket_t fd, sockaddr* address, int length,
+                        void* slot);
+  static void error_cb(evconnlistener* listener, void* slot);
+
+  event_base* base_;
+  ServerContext context_;
+  std::vector<Worker*> workers_;
+  size_t next_worker_ = 0;
+  std::shared_ptr<const Config> listen_config_;  // listeners change only with a restart
+  std::vector<ListenerPtr> listeners_;
+  std::vector<std::unique_ptr<ListenerSlot>> slots_;
+};
+
+}  // namespace portcullis

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+
+namespace portcullis {
+
+// Creates `path` (and its parents) when missing; as root, hands it to `user` (0700) so the
+// process can still write there after dropping privileges.
+bool prepare_state_dir(const std::string& path, const std::string& user, std::string* error);
+
+// Switches to `user` (its primary group, no supplementary groups) and verifies the switch:
+// real and effective ids are the user's and root cannot be regained. Only meaningful as root.
+bool drop_privileges(const std::string& user, std::string* error);
+
+}  // namespace portcullis

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "event_handles.h"
+#include "log_sink.h"
+#include "server_context.h"
+#include "session_limits.h"
+#include "upstream_status.h"
+
+namespace portcullis {
+
+class Acceptor;
+class UpstreamProbe;
+class Worker;
+
+// The process: main loop (listeners, signals, upstream probe) and the worker threads.
+class Server {
+ public:
+  static constexpr unsigned drain_seconds = 30;
+
+  explicit Server(Config config);
+  ~Server();
+
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  void on_terminate();
+  void on_reload();
+  void on_reopen_logs();
+
+  std::shared_ptr<const Config> config_;
+  std::unique_ptr<LogSink> log_;
+  ConfigHolder config_holder_;
+  UpstreamStatus upstream_status_;
+  std::unique_ptr<SessionLimits> session_limits_;
+  EventBasePtr base_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Acceptor> acceptor_;
+  std::unique_ptr<UpstreamProbe> probe_;
+  std::vector<EventPtr> signal_events_;
+  bool terminating_ = false;
+};
+
+}  // namespace portcullis

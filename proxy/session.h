@@ -1,0 +1,134 @@
+// One client's SMTP session: the server side of the protocol, driven by SmtpParser, relaying
+// accepted commands through its own UpstreamConnection.
+// SECURITY: every byte from the client passes through SmtpParser (bounded lines, bounded
+// message via MessageStore and the size limit); while a command waits for the upstream, reading
+// from the client stops, so pipelined input stays bounded by the socket buffer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capabilities.h"
+#include "event_handles.h"
+#include "message_store.h"
+#include "net_address.h"
+#include "server_context.h"
+#include "smtp_parser.h"
+#include "smtp_reply.h"
+#include "upstream_connection.h"
+
+namespace portcullis {
+
+class Worker;
+struct AcceptedConnection;
+
+class Session {
+ public:
+  Session(Worker& worker, uint64_t id, AcceptedConnection connection);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  void start();
+  uint64_t id() const { return id_; }
+  // SIGTERM: an idle session is closed with 421 at once, one in a transaction once it ends.
+  void shut_down();
+
+ private:
+  enum class EndReason {
+    quit,
+    client_closed,
+    timeout,
+    too_many_errors,
+    forbidden_command,
+    upstream_unavailable,
+    upstream_closed_session,  // the upstream's 421
+    xclient_refused,
+    write_failed,
+    shutdown,
+  };
+
+  // input
+  void on_read();
+  void process_input();
+  void handle_command(Command command);
+  void handle_data_end(const DataEnd& end);
+  void update_reading();
+
+  // commands
+  void on_helo(const Command& command, bool extended);
+  void on_mail(const Command& command);
+  void on_rcpt(const Command& command);
+  void on_data(const Command& command);
+  void on_rset(const Command& command);
+  void on_quit(const Command& command);
+  void refuse_command_error(const Command& command);
+
+  // upstream
+  template <typename Then>
+  void with_upstream(const Command& command, Then then);
+  void relay_command(const Command& command, std::string line,
+                     void (Session::*on_positive)(const Command&));
+  void mail_accepted(const Command& command);
+  void rcpt_accepted(const Command& command);
+  void upstream_failed(const Command& command, const UpstreamResult& result);
+  void drop_upstream();
+  void end_transaction();
+  void resume();
+
+  // output
+  void reply(const SmtpReply& reply, const Command* command = nullptr, bool from_upstream = false);
+  void reply(int code, std::string_view text, const Command* command = nullptr);
+  void close_session(EndReason reason);
+  void finish();
+  void log_end();
+  void count(Verb verb, bool ok);
+
+  static void read_cb(bufferevent* bev, void* self);
+  static void write_cb(bufferevent* bev, void* self);
+  static void event_cb(bufferevent* bev, short what, void* self);
+
+  Worker& worker_;
+  uint64_t id_;
+  std::shared_ptr<const Config> config_;
+  NetAddress peer_;
+  NetAddress local_;
+  std::string client_key_;
+  std::string client_text_;  // "ip:port" for logs
+  BufferEventPtr client_;
+  SmtpParser parser_;
+  std::shared_ptr<const UpstreamCapabilities> upstream_offer_;
+  ClientOffer offer_;
+
+  // session state
+  std::string helo_;
+  bool esmtp_ = false;
+  bool busy_ = false;        // a command waits for the upstream; input is not read meanwhile
+  bool processing_ = false;  // inside process_input (guards re-entry)
+  bool closing_ = false;
+  bool finished_ = false;
+  bool shutting_down_ = false;
+  EndReason end_reason_ = EndReason::client_closed;
+  unsigned errors_ = 0;
+
+  // transaction
+  bool in_transaction_ = false;
+  std::string sender_;
+  std::vector<std::string> recipients_;
+  std::unique_ptr<MessageStore> message_;
+  std::string content_scratch_;
+  bool message_store_failed_ = false;
+
+  // upstream
+  std::unique_ptr<UpstreamConnection> upstream_;
+  bool holds_upstream_slot_ = false;
+
+  // per-command counts for the session-end log: [verb] = {accepted, total}
+  std::array<std::array<unsigned, 2>, static_cast<size_t>(Verb::unknown) + 1> counts_{};
+  unsigned messages_delivered_ = 0;
+};
+
+}  // namespace portcullis

@@ -1,0 +1,136 @@
+// The SMTP client side of one session (or of the start-up probe): one TCP connection to the
+// upstream MTA, strictly one command in flight at a time.
+// SECURITY: replies from the upstream are read through SmtpReplyParser (bounded lines and
+// line count); a malformed reply drops the connection.
+#pragma once
+
+#include <event2/event.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capabilities.h"
+#include "config.h"
+#include "dot_stuffer.h"
+#include "event_handles.h"
+#include "message_store.h"
+#include "net_address.h"
+#include "smtp_reply.h"
+#include "xclient.h"
+
+namespace portcullis {
+
+enum class UpstreamError {
+  none,
+  connect_failed,   // no address accepted the connection
+  closed,           // the connection closed or failed while a reply was awaited
+  timeout,          // [upstream] reply_timeout passed
+  protocol,         // the upstream did not speak SMTP
+  refused,          // greeting or EHLO refused: `reply` says how
+  xclient_refused,  // no XCLIENT offered, or XCLIENT answered with an error
+};
+
+const char* to_string(UpstreamError error);
+
+struct UpstreamResult {
+  UpstreamError error = UpstreamError::none;
+  SmtpReply reply;     // the upstream's reply, when one was read
+  std::string detail;  // for the log
+  bool ok() const { return error == UpstreamError::none; }
+};
+
+// How to greet the upstream.
+struct UpstreamGreeting {
+  PassClient pass_client = PassClient::none;
+  std::string our_hostname;   // EHLO name before XCLIENT
+  std::string client_helo;    // EHLO name the upstream finally sees
+  ClientIdentity identity;    // XCLIENT attributes
+  NetAddress client_address;  // PROXY v2 source
+  NetAddress local_address;   // PROXY v2 destination
+};
+
+class UpstreamConnection {
+ public:
+  using Callback = std::function<void(UpstreamResult)>;
+
+  UpstreamConnection(event_base* base, const std::vector<NetAddress>& addresses,
+                     unsigned reply_timeout_seconds);
+  ~UpstreamConnection();
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
+  // Connects (addresses in order) and greets: banner, [EHLO ours, XCLIENT…,] EHLO client.
+  // `done` gets the final EHLO reply. Callbacks may destroy this object.
+  void open(UpstreamGreeting greeting, Callback done);
+  // Sends one command line (no CRLF) and reports its reply.
+  void command(const std::string& line, Callback done);
+  // DATA; on 354 the message (prefix first, dot-stuffed, one terminator); reports the final
+  // reply, or the reply to DATA when it was not 354.
+  void send_message(MessageStore* message, std::string prefix, Callback done);
+  // Sends QUIT without waiting and closes once it is written.
+  void quit();
+
+  // Connected, greeted, nothing failed and no reply awaited.
+  bool idle_and_usable() const { return ready_ && !failed_ && !pending_; }
+  const UpstreamCapabilities& capabilities() const { return capabilities_; }
+  const NetAddress& connected_address() const { return connected_to_; }
+
+ private:
+  void try_next_address();
+  void on_connected();
+  void greet_step(UpstreamResult result);
+  void expect_reply(Callback handler);
+  void send_line(const std::string& line);
+  void on_read();
+  void on_event(short what);
+  void on_write();
+  void on_timeout();
+  void fail(UpstreamError error, std::string detail);
+  void arm_timer();
+  void pump_message();
+  void close_connection();
+
+  static void read_cb(bufferevent* bev, void* self);
+  static void write_cb(bufferevent* bev, void* self);
+  static void event_cb(bufferevent* bev, short what, void* self);
+  static void timeout_cb(evutil_socket_t fd, short what, void* self);
+  static void linger_write_cb(bufferevent* bev, void* unused);
+  static void linger_event_cb(bufferevent* bev, short what, void* unused);
+
+  event_base* base_;
+  const std::vector<NetAddress>& addresses_;
+  unsigned reply_timeout_;
+  size_t next_address_ = 0;
+  NetAddress connected_to_;
+
+  BufferEventPtr bev_;
+  EventPtr timer_;
+  SmtpReplyParser reply_parser_;
+  Callback pending_;
+  bool ready_ = false;
+  bool failed_ = false;
+
+  // greeting
+  enum class GreetStage { banner, ehlo_ours, xclient, ehlo_client, done };
+  GreetStage stage_ = GreetStage::banner;
+  UpstreamGreeting greeting_;
+  std::vector<std::string> xclient_lines_;
+  size_t xclient_sent_ = 0;
+  Callback open_done_;
+  UpstreamCapabilities capabilities_;
+
+  // message streaming
+  MessageStore* message_ = nullptr;
+  std::string message_prefix_;
+  bool streaming_ = false;
+  std::string chunk_;
+  std::string stuffed_;
+  DotStuffer stuffer_;
+
+  // Lets a callback that may have destroyed this object be detected by its caller.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace portcullis

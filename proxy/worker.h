@@ -1,0 +1,78 @@
+#pragma once
+
+#include <event2/event.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "event_handles.h"
+#include "net_address.h"
+#include "server_context.h"
+
+namespace portcullis {
+
+class Session;
+
+// A connection handed from the acceptor to a worker.
+struct AcceptedConnection {
+  evutil_socket_t fd = -1;
+  NetAddress peer;
+  NetAddress local;
+  size_t listener_index = 0;
+  std::string client_key;  // SessionLimits key, released when the session ends
+};
+
+// One event-loop thread. It owns its sessions; other threads talk to it only through
+// hand_over() and stop().
+class Worker {
+ public:
+  explicit Worker(const ServerContext& context);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  // Any thread: give this worker a new connection.
+  void hand_over(AcceptedConnection connection);
+  // Any thread: finish the sessions in progress (up to `drain_seconds`), then end the loop.
+  void stop(unsigned drain_seconds);
+  void join();
+
+  // Loop thread only.
+  event_base* base() const { return base_.get(); }
+  const ServerContext& context() const { return context_; }
+  // The session is destroyed once the current callback has returned.
+  void session_finished(uint64_t session_id);
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  void on_inbox();
+  void on_reap();
+  void on_stop();
+  void on_stop_deadline();
+  void check_drained();
+
+  ServerContext context_;
+  EventBasePtr base_;
+  EventPtr inbox_event_;
+  EventPtr reap_event_;
+  EventPtr stop_event_;
+  EventPtr drain_deadline_;
+  std::thread thread_;
+  event* keepalive_ = nullptr;
+
+  std::mutex inbox_mutex_;
+  std::vector<AcceptedConnection> inbox_;
+  unsigned drain_seconds_ = 0;
+  bool stopping_ = false;
+
+  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> finished_;
+};
+
+}  // namespace portcullis
