@@ -23,6 +23,7 @@ bool Acceptor::bind_all(std::string* error) {
     const ListenConfig& listen = listeners[i];
     auto slot = std::make_unique<ListenerSlot>(ListenerSlot{this, i});
     const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                           LEV_OPT_DISABLED |
                            (listen.address.is_ipv6() ? LEV_OPT_BIND_IPV6ONLY : 0);
     evconnlistener* listener =
         evconnlistener_new_bind(base_, &Acceptor::accept_cb, slot.get(), flags, 1024,

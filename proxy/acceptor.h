@@ -19,8 +19,12 @@ class Acceptor {
  public:
   Acceptor(event_base* base, const ServerContext& context, std::vector<Worker*> workers);
 
-  // Binds every [[listen]] address; false (with *error) when one cannot be bound.
+  // Binds every [[listen]] address, not yet accepting; false (with *error) when one cannot be
+  // bound.
   bool bind_all(std::string* error);
+  // Starts accepting (once the upstream's capabilities are known; until then connections wait
+  // in the backlog).
+  void enable_all();
   // Stops accepting (SIGTERM): the sockets are closed.
   void close_all();
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <regex>
 #include <utility>
 
@@ -283,22 +284,20 @@ void Session::refuse_command_error(const Command& command) {
 
 void Session::on_helo(const Command& command, bool extended) {
   count(command.verb, true);
-  if (in_transaction_) {
-    // RFC 5321 4.1.4: HELO/EHLO resets the transaction; the upstream's is reset with it.
-    if (upstream_ && upstream_->idle_and_usable()) upstream_->command("RSET", [](auto) {});
-    end_transaction();
-  }
-  if (upstream_ && command.argument != helo_) {
-    // The upstream was greeted with the old name; greet it again at the next transaction.
-    drop_upstream();
-  }
-  helo_ = command.argument;
-  esmtp_ = extended;
-  if (extended) {
-    reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
-  } else {
-    reply(250, config_->server.hostname, &command);
-  }
+  // RFC 5321 4.1.4: HELO/EHLO resets the transaction, at the upstream too.
+  reset_transaction([this, command, extended] {
+    if (upstream_ && command.argument != helo_) {
+      // The upstream was greeted with the old name; greet it again at the next transaction.
+      drop_upstream();
+    }
+    helo_ = command.argument;
+    esmtp_ = extended;
+    if (extended) {
+      reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
+    } else {
+      reply(250, config_->server.hostname, &command);
+    }
+  });
 }
 
 void Session::on_mail(const Command& command) {
@@ -376,9 +375,8 @@ void Session::handle_data_end(const DataEnd& end) {
   data_command.verb = Verb::data;
   data_command.line = "(end of data)";
   auto refuse = [&](int code, std::string_view text) {
-    reply(code, text, &data_command);
-    if (upstream_ && upstream_->idle_and_usable()) upstream_->command("RSET", [](auto) {});
-    end_transaction();
+    const SmtpReply refusal = SmtpReply::make(code, text);
+    reset_transaction([this, refusal, data_command] { reply(refusal, &data_command); });
   };
   if (end.too_big) return refuse(552, "5.3.4 Message size exceeds fixed limit");
   if (end.line_too_long) return refuse(552, "5.3.4 Message line too long");
@@ -426,24 +424,28 @@ void Session::handle_data_end(const DataEnd& end) {
 
 void Session::on_rset(const Command& command) {
   count(command.verb, true);
-  if (in_transaction_ && upstream_ && upstream_->idle_and_usable()) {
-    busy_ = true;
-    update_reading();
-    upstream_->command("RSET", [this, command](UpstreamResult result) {
-      end_transaction();
-      if (result.ok() && result.reply.code == 421) {
-        reply(result.reply, &command, true);
-        close_session(EndReason::upstream_closed_session);
-      } else {
-        if (!result.ok() || !result.reply.positive()) drop_upstream();
-        reply(250, "2.0.0 Ok", &command);
-      }
-      resume();
-    });
-    return;
-  }
+  reset_transaction([this, command] { reply(250, "2.0.0 Ok", &command); });
+}
+
+// Ends the transaction; when the upstream has one open, it is reset first (RSET) so the
+// connection can serve the next transaction. `then` runs once that is done (maybe at once).
+void Session::reset_transaction(std::function<void()> then) {
+  const bool upstream_open = in_transaction_ && upstream_ && upstream_->idle_and_usable();
   end_transaction();
-  reply(250, "2.0.0 Ok", &command);
+  if (!upstream_open) return then();
+  busy_ = true;
+  update_reading();
+  upstream_->command("RSET", [this, then = std::move(then)](UpstreamResult result) {
+    if (result.ok() && result.reply.code == 421) {
+      then();
+      reply(result.reply, nullptr, true);
+      close_session(EndReason::upstream_closed_session);
+      return resume();
+    }
+    if (!result.ok() || !result.reply.positive()) drop_upstream();
+    then();
+    resume();
+  });
 }
 
 void Session::on_quit(const Command& command) {
@@ -477,6 +479,7 @@ void Session::with_upstream(const Command& command, Then then) {
   greeting.pass_client = config.upstream.pass_client;
   greeting.our_hostname = config.server.hostname;
   greeting.client_helo = helo_;
+  greeting.client_esmtp = esmtp_;
   greeting.identity.addr = peer_.ip();
   greeting.identity.addr_is_ipv6 = peer_.is_ipv6();
   greeting.identity.port = peer_.port();

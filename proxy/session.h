@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,6 +78,7 @@ class Session {
   void upstream_failed(const Command& command, const UpstreamResult& result);
   void drop_upstream();
   void end_transaction();
+  void reset_transaction(std::function<void()> then);
   void resume();
 
   // output

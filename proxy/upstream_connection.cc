@@ -108,7 +108,7 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
         return next("EHLO " + greeting_.our_hostname);
       }
       stage_ = GreetStage::ehlo_client;
-      return next("EHLO " + greeting_.client_helo);
+      return next(final_greeting());
     case GreetStage::ehlo_ours: {
       if (reply.code != 250) {
         return finish(UpstreamResult{UpstreamError::refused, reply, "EHLO refused"});
@@ -130,17 +130,21 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
       }
       if (xclient_sent_ < xclient_lines_.size()) return next(xclient_lines_[xclient_sent_++]);
       stage_ = GreetStage::ehlo_client;
-      return next("EHLO " + greeting_.client_helo);
+      return next(final_greeting());
     case GreetStage::ehlo_client:
       if (reply.code != 250) {
-        return finish(UpstreamResult{UpstreamError::refused, reply, "EHLO refused"});
+        return finish(UpstreamResult{UpstreamError::refused, reply, "HELO/EHLO refused"});
       }
-      capabilities_ = parse_ehlo_reply(reply);
+      capabilities_ = greeting_.client_esmtp ? parse_ehlo_reply(reply) : UpstreamCapabilities{};
       stage_ = GreetStage::done;
       return finish(std::move(result));
     case GreetStage::done:
       return;
   }
+}
+
+std::string UpstreamConnection::final_greeting() const {
+  return (greeting_.client_esmtp ? "EHLO " : "HELO ") + greeting_.client_helo;
 }
 
 void UpstreamConnection::command(const std::string& line, Callback done) {

@@ -45,7 +45,8 @@ struct UpstreamResult {
 struct UpstreamGreeting {
   PassClient pass_client = PassClient::none;
   std::string our_hostname;   // EHLO name before XCLIENT
-  std::string client_helo;    // EHLO name the upstream finally sees
+  std::string client_helo;    // HELO/EHLO name the upstream finally sees
+  bool client_esmtp = true;   // the client said EHLO (else the upstream gets HELO too)
   ClientIdentity identity;    // XCLIENT attributes
   NetAddress client_address;  // PROXY v2 source
   NetAddress local_address;   // PROXY v2 destination
@@ -81,6 +82,7 @@ class UpstreamConnection {
   void try_next_address();
   void on_connected();
   void greet_step(UpstreamResult result);
+  std::string final_greeting() const;
   void expect_reply(Callback handler);
   void send_line(const std::string& line);
   void on_read();

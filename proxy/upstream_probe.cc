@@ -74,6 +74,7 @@ void UpstreamProbe::on_result(UpstreamResult result) {
   first_ = false;
   // Destroying the connection inside its own callback is safe: it notices and returns.
   connection_.reset();
+  if (on_result_) on_result_(last_reachable_);
 }
 
 }  // namespace portcullis

@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -25,6 +26,10 @@ class UpstreamProbe {
   void reconfigure(std::shared_ptr<const Config> config);
   // Any thread.
   void request();
+  // Called on the main loop after every probe.
+  void set_on_result(std::function<void(bool reachable)> on_result) {
+    on_result_ = std::move(on_result);
+  }
 
  private:
   void run();
@@ -38,6 +43,7 @@ class UpstreamProbe {
   EventPtr retry_timer_;
   bool last_reachable_ = false;
   bool first_ = true;
+  std::function<void(bool reachable)> on_result_;
 };
 
 }  // namespace portcullis
