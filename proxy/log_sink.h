@@ -48,11 +48,15 @@ class LogSink {
   LogSink(std::string target, LogFormat format);
   std::string format_line(LogLevel level, std::string_view event,
                           const std::vector<LogField>& fields) const;
+  // The line without the time stamp and "portcullis[pid]: " prefix (text), which syslog adds.
+  std::string format_message(LogLevel level, std::string_view event,
+                             const std::vector<LogField>& fields) const;
 
   std::string target_;
   LogFormat format_;
   int fd_ = -1;
   bool syslog_ = false;
+  bool owns_fd_ = false;  // a file we opened (not stderr)
   bool capturing_ = false;
   mutable std::mutex mutex_;
   std::vector<std::string> captured_;
