@@ -27,6 +27,9 @@ constexpr size_t kTlvHeaderLength = 3;  // type, 16-bit length
 // "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
 constexpr size_t kMaxIpv4TextLength = 15;
 constexpr size_t kMaxIpv6TextLength = 45;
+static_assert(std::string_view("255.255.255.255").size() == kMaxIpv4TextLength);
+static_assert(std::string_view("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").size() ==
+              kMaxIpv6TextLength);
 
 Result need_more() {
   return {};
@@ -122,32 +125,80 @@ struct V1Check {
   std::optional<NetAddress> source, destination;
 };
 
+// The first problem, left to right, after which `text` can no longer grow into a dotted quad
+// inet_pton takes (four decimal octets 0-255, no leading zeros); "" if there is none.
+std::string ipv4_prefix_problem(std::string_view text) {
+  size_t dots = 0;
+  size_t digits = 0;
+  unsigned octet = 0;
+  for (const char c : text) {
+    if (c == '.') {
+      if (digits == 0) return "an empty octet";
+      if (++dots > 3) return "more than four octets";
+      digits = 0;
+      octet = 0;
+    } else if (is_digit(c)) {
+      if (digits == 1 && octet == 0) return "a leading zero";
+      // SECURITY: stops at the first octet over 255, so at most 3 digits per octet and at most
+      // kMaxIpv4TextLength characters get past this loop.
+      octet = octet * 10 + static_cast<unsigned>(c - '0');
+      ++digits;
+      if (octet > 255) return "an octet over 255";
+    } else {
+      return "a character that is not a digit or a dot";
+    }
+  }
+  return {};
+}
+
+// The same for IPv6 text, less completely: characters, group length, one "::", the dotted IPv4
+// tail last and the length. What else is wrong is found by inet_pton once the field ends.
+std::string ipv6_prefix_problem(std::string_view text) {
+  size_t hex_run = 0;
+  bool seen_double_colon = false;
+  bool in_ipv4_tail = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i >= kMaxIpv6TextLength) return "too many characters";
+    const char c = text[i];
+    if (in_ipv4_tail && !is_digit(c) && c != '.') return "text after its dotted IPv4 part";
+    if (c == ':') {
+      if (i > 0 && text[i - 1] == ':') {
+        if (seen_double_colon) return "more than one \"::\"";
+        seen_double_colon = true;
+      }
+      hex_run = 0;
+    } else if (c == '.') {
+      in_ipv4_tail = true;
+      hex_run = 0;
+    } else if (is_hex_digit(c)) {
+      if (++hex_run > 4) return "a group of more than four digits";
+    } else {
+      return "a character that is not a hex digit, colon or dot";
+    }
+  }
+  return {};
+}
+
 // `whole`: a space or the line end follows, so the field is finished; otherwise it may grow and
 // only what cannot become valid is an error.
 std::string check_v1_address(std::string_view field, int family, bool whole, std::string_view role,
                              V1Endpoint& endpoint) {
   const bool ipv4 = family == AF_INET;
-  const std::string family_name = ipv4 ? "IPv4" : "IPv6";
-  const size_t max_length = ipv4 ? kMaxIpv4TextLength : kMaxIpv6TextLength;
-  for (size_t i = 0; i < field.size(); ++i) {
-    if (i >= max_length) return "v1 " + std::string(role) + " address too long";
-    const char c = field[i];
-    const bool allowed =
-        ipv4 ? (is_digit(c) || c == '.') : (is_hex_digit(c) || c == ':' || c == '.');
-    if (!allowed) return "v1 " + std::string(role) + " address is not " + family_name + " text";
-  }
+  const std::string subject = std::string("v1 ") + (ipv4 ? "TCP4 " : "TCP6 ") + std::string(role);
+  const std::string problem = ipv4 ? ipv4_prefix_problem(field) : ipv6_prefix_problem(field);
+  if (!problem.empty()) return subject + " address has " + problem;
   if (!whole) return {};
-  if (field.empty()) return "v1 " + std::string(role) + " address empty (extra space?)";
-  // SECURITY: field.size() <= max_length (checked above), so it fits with its NUL.
+  if (field.empty()) return subject + " address is empty (extra space?)";
+  // SECURITY: the prefix checks above bound field.size() by kMaxIpv4TextLength or
+  // kMaxIpv6TextLength, so it fits with its NUL.
   std::array<char, kMaxIpv6TextLength + 1> text{};
   std::memcpy(text.data(), field.data(), field.size());
   if (inet_pton(family, text.data(), endpoint.ip.data()) == 1) return {};
   std::array<unsigned char, 16> ignored{};
   if (inet_pton(ipv4 ? AF_INET6 : AF_INET, text.data(), ignored.data()) == 1) {
-    return "v1 " + std::string(ipv4 ? "TCP4" : "TCP6") + " with " +
-           (ipv4 ? "an IPv6 " : "an IPv4 ") + std::string(role) + " address";
+    return subject + " address is " + (ipv4 ? "IPv6" : "IPv4") + " text (family mismatch)";
   }
-  return "v1 " + std::string(role) + " address is not valid " + family_name + " text";
+  return subject + " address is not valid " + (ipv4 ? "IPv4" : "IPv6") + " text";
 }
 
 std::string check_v1_port(std::string_view field, bool whole, std::string_view role,

@@ -11,10 +11,11 @@
 // Never guess (spec section 5): the first bytes must be "PROXY " (v1) or the 12-byte v2
 // signature; anything else is an error as soon as the bytes received cannot be the start of
 // either, and never before. Every other malformation is also reported at the first byte that
-// makes it certain (a lone LF, a CR not followed by LF, a character that no valid field can
-// contain, a v2 version, command, family or length that cannot be right), so a bad peer is cut
-// off without waiting for its timeout; feeding the bytes one at a time or all at once gives the
-// same result.
+// makes it certain (a lone LF, a CR not followed by LF, an unknown keyword, a bad octet, port
+// or spacing, a v2 version, command, family or length that cannot be right), so a bad peer is
+// cut off without waiting for its timeout; feeding the bytes one at a time or all at once gives
+// the same result, error text included. (IPv6 text is checked early for its characters, group
+// lengths and "::" only; the rest of its validity is decided by inet_pton when the field ends.)
 //
 // v1 (one US-ASCII line, CRLF within 107 octets including the CRLF), exactly:
 //   "PROXY TCP4 <IPv4> <IPv4> <port> <port>\r\n"   single spaces; dotted quads (inet_pton, so
