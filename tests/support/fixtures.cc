@@ -82,6 +82,18 @@ std::vector<std::string> SmtpSinkFixture::messages() const {
   return contents;
 }
 
+std::string SmtpSinkFixture::message_with(const std::string& marker) const {
+  std::string found;
+  size_t matches = 0;
+  for (auto& content : messages()) {
+    if (contains(content, marker)) {
+      found = std::move(content);
+      ++matches;
+    }
+  }
+  return matches == 1 ? found : std::string();
+}
+
 bool SmtpSinkFixture::wait_for_messages(size_t count, Millis timeout) const {
   return wait_until([&] { return message_count() >= count; }, timeout, 50ms);
 }

@@ -26,8 +26,11 @@ class SmtpSinkFixture {
   // smtp-sink creates a dump file when DATA starts and fills it at the end, so a message
   // counts once its file is non-empty.
   size_t message_count() const;
-  // Dump file contents (smtp-sink's X-* lines and Received first, LF line ends), oldest first.
+  // Dump file contents (smtp-sink's X-* lines and Received first, LF line ends, unstuffed).
+  // No order: smtp-sink may flush two files in the same instant.
   std::vector<std::string> messages() const;
+  // The one dump containing `marker`; "" when none (or more than one) does.
+  std::string message_with(const std::string& marker) const;
   bool wait_for_messages(size_t count, Millis timeout) const;
   bool running() { return process_->running(); }
 

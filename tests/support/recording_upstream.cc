@@ -537,15 +537,18 @@ void RecordingUpstream::flush_due(Connection& connection) {
 void RecordingUpstream::close_connection(Connection& connection, bool by_peer) {
   if (connection.state == Connection::State::closed) return;
   connection.state = Connection::State::closed;
+  {
+    // Recorded before the close, so a peer that sees the close also sees the record.
+    std::lock_guard lock(mutex_);
+    RecordedConnection& recorded = record(connection);
+    recorded.open = false;
+    recorded.closed_by_peer = by_peer;
+    recorded.closed_by_us = !by_peer;
+  }
   ::close(connection.fd);
   connection.fd = -1;
   connection.pending.clear();
   connection.out.clear();
-  std::lock_guard lock(mutex_);
-  RecordedConnection& recorded = record(connection);
-  recorded.open = false;
-  recorded.closed_by_peer = by_peer;
-  recorded.closed_by_us = !by_peer;
 }
 
 ProxyV2Header parse_proxy_v2(std::string_view bytes) {

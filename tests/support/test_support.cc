@@ -154,6 +154,10 @@ bool wait_until(const std::function<bool()>& done, Millis timeout, Millis interv
   }
 }
 
+long long elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration_cast<Millis>(Clock::now() - since).count();
+}
+
 // ---- ports ----
 
 uint16_t free_loopback_port() {

@@ -34,6 +34,8 @@ bool running_as_root();
 
 // Polls `done` until it returns true or `timeout` passes; returns its last result.
 bool wait_until(const std::function<bool()>& done, Millis timeout, Millis interval = 20ms);
+// Milliseconds since `since` (a plain number, so Boost.Test can print it).
+long long elapsed_ms(Clock::time_point since);
 
 // ---- ports (loopback only) ----
 
