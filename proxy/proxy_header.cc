@@ -286,8 +286,9 @@ Result v1_result(size_t consumed, V1Check check) {
 }
 
 // `bytes` starts with "PROXY ".
-// SECURITY: looks at no more than kMaxV1LineLength bytes (plus one to see the LF after a CR
-// inside them); the line content is copied only into the fixed inet_pton buffer.
+// SECURITY: looks at no more than kMaxV1LineLength bytes (a CR whose LF would be the 108th octet
+// is an error before the LF is looked at); address text is copied only into a fixed buffer after
+// its length is bounded.
 Result parse_v1(std::string_view bytes) {
   const size_t start = kV1Prefix.size();
   const size_t scan_end = std::min(bytes.size(), ProxyHeaderParser::kMaxV1LineLength);
