@@ -32,7 +32,12 @@ void DotStuffer::feed(std::string_view content, std::string* out) {
 }
 
 void DotStuffer::finish(std::string* out) {
-  if (!empty_ && !ends_with_crlf_) out->append("\r\n");
+  // A trailing CR is completed to CRLF rather than left bare in front of the terminator.
+  if (saw_cr_) {
+    out->push_back('\n');
+  } else if (!empty_ && !ends_with_crlf_) {
+    out->append("\r\n");
+  }
   out->append(".\r\n");
   *this = DotStuffer{};
 }
