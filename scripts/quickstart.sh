@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Quick start: installs the packages, builds, and runs Portcullis in front of a real, private
+# Postfix on loopback, which relays to an smtp-sink that writes each message to a file:
+#
+#   swaks ──▶ Portcullis ──XCLIENT──▶ Postfix (private instance) ──▶ smtp-sink ──▶ files
+#
+# Everything lives in one private directory under ${TMPDIR:-/tmp}, listens on 127.0.0.1 on
+# ports found free at run time, and is stopped (by pid) and removed on Ctrl-C.
+#
+#   QUICKSTART_SELFTEST=1  send one message with swaks, check it reached the sink, then exit
+#   QUICKSTART_KEEP=1      keep the private directory on exit (logs, delivered messages)
+#   PORTCULLIS_BUILD_DIR   build directory (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ((EUID != 0)); then
+  # Postfix's master and the privilege drop of smtp-sink and Portcullis need root.
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo --preserve-env=QUICKSTART_SELFTEST,QUICKSTART_KEEP,PORTCULLIS_BUILD_DIR,TMPDIR \
+      bash "$0" "$@"
+  fi
+  echo "quickstart: run as root (Postfix needs it)" >&2
+  exit 1
+fi
+
+build_dir=${PORTCULLIS_BUILD_DIR:-build}
+portcullis=$build_dir/proxy/portcullis
+run_user=nobody
+
+log() { printf 'quickstart: %s\n' "$*" >&2; }
+
+bash scripts/install-deps.sh
+[[ -f $build_dir/meson-private/coredata.dat ]] || meson setup "$build_dir"
+ninja -C "$build_dir" -j 2 proxy/portcullis
+
+work_dir=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-quickstart.XXXX")
+# Postfix's daemons and the unprivileged smtp-sink and Portcullis must traverse it.
+chmod 755 "$work_dir"
+postfix_dir=$work_dir/postfix
+mail_dir=$work_dir/mail
+state_dir=$work_dir/state
+config=$work_dir/portcullis.toml
+
+sink_pid=
+portcullis_pid=
+postfix_started=
+
+stop_pid() { # stop_pid PID NAME: SIGTERM, then SIGKILL after 5 s
+  local pid=$1 name=$2
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) did not stop on SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  log "stopping"
+  stop_pid "$portcullis_pid" portcullis
+  if [[ -n $postfix_started ]]; then
+    bash scripts/postfix-instance.sh stop "$postfix_dir" >&2 || true
+  fi
+  stop_pid "$sink_pid" smtp-sink
+  if [[ ${QUICKSTART_KEEP:-} == 1 ]]; then
+    log "kept $work_dir"
+  else
+    rm -rf "$work_dir"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Binds N loopback ports at once (so they differ), prints them, and lets them go.
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+sockets = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    sockets.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+PY
+}
+
+wait_for_port() { # wait_for_port PORT NAME PID: until 127.0.0.1:PORT accepts (bounded: 20 s)
+  local port=$1 name=$2 pid=$3
+  for _ in $(seq 200); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before listening on port $port"
+      return 1
+    fi
+    # Read from /proc rather than connect: a probe connection would show up in the logs.
+    if grep -qE "^ *[0-9]+: 0100007F:$(printf '%04X' "$port") 00000000:0000 0A " /proc/net/tcp
+    then
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "$name is not listening on port $port after 20 s"
+  return 1
+}
+
+read -r sink_port postfix_port proxy_port < <(free_ports 3)
+
+install -d -o "$run_user" -m 755 "$mail_dir"
+install -d -o "$run_user" -m 700 "$state_dir"
+
+log "smtp-sink on 127.0.0.1:$sink_port, writing messages to $mail_dir"
+/usr/sbin/smtp-sink -u "$run_user" -d "$mail_dir/%H%M%S." "127.0.0.1:$sink_port" 100 &
+sink_pid=$!
+wait_for_port "$sink_port" smtp-sink "$sink_pid"
+
+log "Postfix on 127.0.0.1:$postfix_port in $postfix_dir, relaying to the sink"
+postfix_started=yes
+bash scripts/postfix-instance.sh start "$postfix_dir" "$postfix_port" "127.0.0.1:$sink_port" >&2
+
+cat >"$config" <<EOF
+# Written by scripts/quickstart.sh; see docs/configuration.md for every key.
+[server]
+hostname  = "portcullis.quickstart.test"
+state_dir = "$state_dir"
+workers   = 1
+user      = "$run_user"
+
+[[listen]]
+address = "127.0.0.1:$proxy_port"
+mode    = "smtp"
+
+[upstream]
+address     = "127.0.0.1:$postfix_port"
+pass_client = "xclient"   # Postfix trusts XCLIENT from 127.0.0.1 only (smtpd_authorized_xclient_hosts)
+
+[log]
+main   = "stderr"
+format = "text"
+EOF
+
+log "checking $config"
+"$portcullis" check --config "$config"
+
+log "Portcullis on 127.0.0.1:$proxy_port (its log follows on stderr)"
+"$portcullis" run --config "$config" &
+portcullis_pid=$!
+wait_for_port "$proxy_port" portcullis "$portcullis_pid"
+
+swaks_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from alice@example.test
+  --to bob@example.test)
+cat <<EOF
+
+Portcullis is running in front of Postfix. Send a message:
+
+    ${swaks_args[*]}
+
+Add --local-interface 127.0.0.2 and Postfix's Received header names 127.0.0.2 (XCLIENT), not
+the proxy. Delivered messages appear as files in
+    $mail_dir/
+Postfix logs to $postfix_dir/postfix.log. Ctrl-C stops everything and removes $work_dir.
+
+EOF
+
+if [[ ${QUICKSTART_SELFTEST:-} != 1 ]]; then
+  wait "$portcullis_pid" || true
+  portcullis_pid=
+  log "portcullis exited"
+  exit 1
+fi
+
+# Self-test: one message from 127.0.0.2, which must reach the sink with Postfix naming
+# 127.0.0.2 (not the proxy's 127.0.0.1) as the client: proof that XCLIENT worked.
+token=quickstart-$RANDOM$RANDOM
+log "self-test: sending one message (Subject: $token)"
+"${swaks_args[@]}" --local-interface 127.0.0.2 --helo client.example.test \
+  --header "Subject: $token" --body "Portcullis quick start self-test" </dev/null
+for _ in $(seq 300); do
+  delivered=$(grep -l -- "$token" "$mail_dir"/* 2>/dev/null | head -n 1 || true)
+  [[ -n $delivered ]] && break
+  sleep 0.1
+done
+if [[ -z $delivered ]]; then
+  log "SELF-TEST FAILED: the message did not reach the sink within 30 s"
+  exit 1
+fi
+if ! grep -q -- "\[127\.0\.0\.2\]" "$delivered"; then
+  log "SELF-TEST FAILED: Postfix did not see the real client 127.0.0.2 (XCLIENT):"
+  grep -i "^Received:" -A1 "$delivered" >&2 || true
+  exit 1
+fi
+log "self-test passed: delivered to $delivered, Postfix saw client 127.0.0.2"

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Relay throughput: smtp-source → smtp-sink (direct) against smtp-source → Portcullis →
+# smtp-sink, alternating in one run so both see the same machine load; with a new connection
+# per message and with connection reuse (-d). Prints msgs/s, the via/direct ratio (median
+# over rounds) and Portcullis's CPU time per message; then the memory per idle session
+# (bench_idle_rss.py). Run on demand; not part of meson test.
+#
+#   BENCH_ROUNDS=3 BENCH_MESSAGES=2000 BENCH_SESSIONS=20 BENCH_IDLE_SESSIONS=2000 \
+#     bash tests/bench/bench_relay.sh
+#
+# Everything listens on 127.0.0.1 (ports found free at run time), every run is bounded by a
+# timeout, and what the script starts is stopped by pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=${BENCH_ROUNDS:-3}
+messages=${BENCH_MESSAGES:-2000}
+sessions=${BENCH_SESSIONS:-20}
+idle_sessions=${BENCH_IDLE_SESSIONS:-2000}
+build_dir=${PORTCULLIS_BUILD_DIR:-build}
+portcullis=$build_dir/proxy/portcullis
+target_ratio=0.60
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+[[ -f $build_dir/meson-private/coredata.dat ]] || meson setup "$build_dir" >&2
+ninja -C "$build_dir" -j 2 proxy/portcullis >&2
+
+# 2000 idle sessions, and smtp-sink's connections: more descriptors than the usual 1024.
+ulimit -n "$(ulimit -Hn)"
+
+work_dir=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXX")
+chmod 755 "$work_dir"
+sink_pid=
+portcullis_pid=
+
+stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
+  local pid=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  stop_pid "$portcullis_pid"
+  stop_pid "$sink_pid"
+  rm -rf "$work_dir"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_ports() { # free_ports N: N distinct free loopback ports
+  python3 - "$1" <<'PY'
+import socket, sys
+sockets = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    sockets.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in sockets))
+PY
+}
+
+wait_for_listen() { # wait_for_listen PORT PID (bounded: 20 s)
+  local port_hex
+  port_hex=$(printf '%04X' "$1")
+  for _ in $(seq 200); do
+    kill -0 "$2" 2>/dev/null || return 1
+    grep -qE "^ *[0-9]+: 0100007F:$port_hex 00000000:0000 0A " /proc/net/tcp && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+cpu_ticks() { # utime + stime of PID, in clock ticks (/proc/PID/stat fields 14 and 15)
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat=${stat##*) } # the command name may hold spaces; the fields after it do not
+  local -a fields
+  read -r -a fields <<<"$stat"
+  # After the name, field 3 (state) is at index 0, so field N is at index N - 3.
+  echo $((fields[11] + fields[12]))
+}
+
+read -r sink_port proxy_port < <(free_ports 2)
+
+sink_user=()
+run_user_line=
+state_dir=$work_dir/state
+mkdir -p "$state_dir"
+if ((EUID == 0)); then
+  sink_user=(-u nobody)
+  run_user_line='user = "nobody"'
+  chown nobody "$state_dir"
+fi
+
+/usr/sbin/smtp-sink "${sink_user[@]}" "127.0.0.1:$sink_port" 1000 &
+sink_pid=$!
+wait_for_listen "$sink_port" "$sink_pid" || {
+  log "smtp-sink did not start"
+  exit 1
+}
+
+cat >"$work_dir/portcullis.toml" <<EOF
+[server]
+state_dir = "$state_dir"
+workers   = 2
+$run_user_line
+
+[[listen]]
+address = "127.0.0.1:$proxy_port"
+
+[upstream]
+address     = "127.0.0.1:$sink_port"
+pass_client = "none"   # smtp-sink takes no client identity
+
+[limits]
+max_sessions        = 5000
+max_sessions_per_ip = 5000
+
+[log]
+main = "$work_dir/portcullis.log"
+EOF
+
+"$portcullis" run --config "$work_dir/portcullis.toml" 2>"$work_dir/portcullis.stderr" &
+portcullis_pid=$!
+wait_for_listen "$proxy_port" "$portcullis_pid" || {
+  log "portcullis did not start:"
+  cat "$work_dir/portcullis.stderr" >&2
+  exit 1
+}
+
+clock_ticks=$(getconf CLK_TCK)
+results=$work_dir/results
+
+# One smtp-source run; appends "MODE PATH ROUND MSGS_PER_S CPU_TICKS" to $results.
+run_source() { # run_source MODE(new|reuse) PATH(direct|via) ROUND
+  local mode=$1 path=$2 round=$3
+  local port=$sink_port
+  [[ $path == via ]] && port=$proxy_port
+  local reuse=()
+  [[ $mode == reuse ]] && reuse=(-d)
+  local ticks_before ticks_after start_ns end_ns
+  ticks_before=$(cpu_ticks "$portcullis_pid")
+  start_ns=$(date +%s%N)
+  if ! timeout 300 /usr/sbin/smtp-source "${reuse[@]}" -s "$sessions" -m "$messages" -l 1000 \
+    -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
+    log "smtp-source failed ($mode, $path, round $round):"
+    head -5 "$work_dir/source.err" >&2
+    exit 1
+  fi
+  end_ns=$(date +%s%N)
+  ticks_after=$(cpu_ticks "$portcullis_pid")
+  local rate
+  rate=$(((messages * 1000000000) / (end_ns - start_ns)))
+  echo "$mode $path $round $rate $((ticks_after - ticks_before))" >>"$results"
+  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$rate"
+}
+
+log "warm-up"
+timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test -t bob@example.test \
+  "127.0.0.1:$proxy_port"
+
+echo "relay: $rounds rounds of $messages messages of 1000 bytes, $sessions parallel sessions;"
+echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink (via)"
+for round in $(seq "$rounds"); do
+  for mode in new reuse; do
+    # Alternate which path goes first, so neither always runs on a warmer machine.
+    if ((round % 2)); then
+      run_source "$mode" direct "$round"
+      run_source "$mode" via "$round"
+    else
+      run_source "$mode" via "$round"
+      run_source "$mode" direct "$round"
+    fi
+  done
+done
+
+python3 - "$results" "$messages" "$clock_ticks" "$target_ratio" <<'PY'
+import statistics, sys
+from collections import defaultdict
+
+results, messages, clock_ticks, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+rates = defaultdict(dict)   # (mode) -> {(path, round): msgs/s}
+ticks = defaultdict(int)    # (mode) -> Portcullis CPU ticks during the via runs
+runs = defaultdict(int)
+for line in open(results):
+    mode, path, round_, rate, cpu = line.split()
+    rates[mode][(path, int(round_))] = int(rate)
+    if path == "via":
+        ticks[mode] += int(cpu)
+        runs[mode] += 1
+
+titles = {"new": "new connection per message", "reuse": "connections reused (-d)"}
+print("summary (medians over rounds):")
+for mode in ("new", "reuse"):
+    by_round = sorted({r for _, r in rates[mode]})
+    direct = statistics.median(rates[mode][("direct", r)] for r in by_round)
+    via = statistics.median(rates[mode][("via", r)] for r in by_round)
+    ratio = statistics.median(rates[mode][("via", r)] / rates[mode][("direct", r)]
+                              for r in by_round)
+    cpu_ms = ticks[mode] * 1000 / clock_ticks / (messages * runs[mode])
+    verdict = "met" if ratio >= target else "NOT met"
+    print(f"  {titles[mode]}: direct {direct:.0f} msg/s, via Portcullis {via:.0f} msg/s, "
+          f"ratio {ratio:.2f}x (target >= {target:.2f}x: {verdict}); "
+          f"Portcullis CPU {cpu_ms:.3f} ms/message")
+PY
+
+if ((idle_sessions > 0)); then
+  python3 tests/bench/bench_idle_rss.py --pid "$portcullis_pid" --port "$proxy_port" \
+    --sessions "$idle_sessions"
+fi
