@@ -1,1 +1,608 @@
-// placeholder: filled in by the core relay work
+// Configuration loading (DESIGN §9). Validation is table-driven: each section is a schema of
+// key → parser (type, range, choices) that writes into one config struct, so a later stage adds
+// a section by adding a table. Every problem of a file is reported, each with its position.
+#include "config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <thread>
+#include <toml.hpp>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace portcullis {
+namespace {
+
+constexpr std::string_view tls_not_built = "TLS is not available in this build yet";
+constexpr int64_t one_gib = int64_t{1} << 30;
+constexpr int64_t one_tib = int64_t{1} << 40;
+
+class Context {
+ public:
+  explicit Context(std::string file) : file_(std::move(file)) {}
+
+  void error(const toml::value& at, std::string key, std::string text) {
+    errors_.push_back(message(at, std::move(key), std::move(text)));
+  }
+  void warning(const toml::value& at, std::string key, std::string text) {
+    warnings_.push_back(message(at, std::move(key), std::move(text)));
+  }
+  void file_error(std::string key, std::string text) {
+    errors_.push_back(ConfigMessage{file_, 0, 0, std::move(key), std::move(text)});
+  }
+
+  // Where each listener's address was written, to report duplicates at the second one.
+  struct ListenerAddress {
+    std::string host_port;
+    std::string key;
+    const toml::value* value;
+  };
+  std::vector<ListenerAddress> listener_addresses;
+
+  bool has_errors() const { return !errors_.empty(); }
+  std::vector<ConfigMessage> take_errors() { return sorted(std::move(errors_)); }
+  std::vector<ConfigMessage> take_warnings() { return sorted(std::move(warnings_)); }
+
+ private:
+  ConfigMessage message(const toml::value& at, std::string key, std::string text) const {
+    const toml::source_location location = at.location();
+    return ConfigMessage{file_, static_cast<int>(location.line()),
+                         static_cast<int>(location.column()), std::move(key), std::move(text)};
+  }
+
+  // In file order; messages about the file as a whole (line 0) come last.
+  static std::vector<ConfigMessage> sorted(std::vector<ConfigMessage> messages) {
+    std::stable_sort(messages.begin(), messages.end(),
+                     [](const ConfigMessage& a, const ConfigMessage& b) {
+                       const auto order = [](const ConfigMessage& m) {
+                         return std::pair(m.line == 0 ? INT_MAX : m.line, m.column);
+                       };
+                       return order(a) < order(b);
+                     });
+    return messages;
+  }
+
+  std::string file_;
+  std::vector<ConfigMessage> errors_;
+  std::vector<ConfigMessage> warnings_;
+};
+
+std::string_view type_phrase(toml::value_t type) {
+  switch (type) {
+    case toml::value_t::boolean:
+      return "a boolean";
+    case toml::value_t::integer:
+      return "an integer";
+    case toml::value_t::floating:
+      return "a float";
+    case toml::value_t::string:
+      return "a string";
+    case toml::value_t::offset_datetime:
+    case toml::value_t::local_datetime:
+      return "a date-time";
+    case toml::value_t::local_date:
+      return "a date";
+    case toml::value_t::local_time:
+      return "a time";
+    case toml::value_t::array:
+      return "an array";
+    case toml::value_t::table:
+      return "a table";
+    case toml::value_t::empty:
+      break;
+  }
+  return "nothing";
+}
+
+bool expect_type(const toml::value& value, toml::value_t type, Context& context,
+                 const std::string& key) {
+  if (value.type() == type) return true;
+  context.error(value, key,
+                fmt::format("expected {}, got {}", type_phrase(type), type_phrase(value.type())));
+  return false;
+}
+
+// Values are quoted in messages with control bytes made visible (a stray CR would otherwise
+// hide the rest of the message on a terminal).
+std::string quote_value(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      out += fmt::format("\\x{:02X}", byte);
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// --- fields ---------------------------------------------------------------------------------
+
+template <typename Target>
+struct Field {
+  std::string_view key;
+  std::function<void(const toml::value&, Target&, Context&, const std::string&)> parse;
+  bool required = false;
+};
+
+template <typename Target>
+using Schema = std::vector<Field<Target>>;
+
+// A text check returns the error text, or nothing when the value is fine.
+using TextCheck = std::function<std::optional<std::string>(const std::string&)>;
+
+template <typename Target, typename Number>
+Field<Target> integer_field(std::string_view key, Number Target::*member, int64_t min, int64_t max,
+                            std::string_view why = {}) {
+  return {key, [=](const toml::value& value, Target& target, Context& context,
+                   const std::string& dotted) {
+            if (!expect_type(value, toml::value_t::integer, context, dotted)) return;
+            const int64_t number = value.as_integer();
+            if (number < min || number > max) {
+              const std::string reason = why.empty() ? "" : fmt::format(" ({})", why);
+              context.error(value, dotted,
+                            max == INT64_MAX
+                                ? fmt::format("must be at least {}{}, got {}", min, reason, number)
+                                : fmt::format("must be between {} and {}{}, got {}", min, max,
+                                              reason, number));
+              return;
+            }
+            target.*member = static_cast<Number>(number);
+          }};
+}
+
+template <typename Target>
+Field<Target> bool_field(std::string_view key, bool Target::*member) {
+  return {key, [=](const toml::value& value, Target& target, Context& context,
+                   const std::string& dotted) {
+            if (!expect_type(value, toml::value_t::boolean, context, dotted)) return;
+            target.*member = value.as_boolean();
+          }};
+}
+
+template <typename Target>
+Field<Target> string_field(std::string_view key, std::string Target::*member,
+                           TextCheck check = nullptr) {
+  return {key, [=](const toml::value& value, Target& target, Context& context,
+                   const std::string& dotted) {
+            if (!expect_type(value, toml::value_t::string, context, dotted)) return;
+            const std::string& text = value.as_string().str;
+            if (check) {
+              if (auto problem = check(text)) {
+                context.error(value, dotted, *problem);
+                return;
+              }
+            }
+            target.*member = text;
+          }};
+}
+
+template <typename Enum>
+struct Choice {
+  std::string_view name;
+  Enum value;
+};
+
+// `after` may refuse a valid choice (features not built yet) or warn about it.
+template <typename Target, typename Enum>
+Field<Target> enum_field(
+    std::string_view key, Enum Target::*member, std::vector<Choice<Enum>> choices,
+    std::function<bool(Enum, const toml::value&, Context&, const std::string&)> after = nullptr) {
+  return {key, [=](const toml::value& value, Target& target, Context& context,
+                   const std::string& dotted) {
+            if (!expect_type(value, toml::value_t::string, context, dotted)) return;
+            const std::string& text = value.as_string().str;
+            for (const auto& choice : choices) {
+              if (choice.name != text) continue;
+              if (after && !after(choice.value, value, context, dotted)) return;
+              target.*member = choice.value;
+              return;
+            }
+            std::string names;
+            for (const auto& choice : choices) {
+              if (!names.empty()) names += ", ";
+              names += choice.name;
+            }
+            context.error(value, dotted,
+                          fmt::format("must be one of {}, got {}", names, quote_value(text)));
+          }};
+}
+
+// --- value checks ---------------------------------------------------------------------------
+
+// Host names end up in SMTP replies and headers: only letters, digits, '-' and '.'.
+std::optional<std::string> check_domain(const std::string& text) {
+  const bool valid = !text.empty() && text.size() <= 253 && text.front() != '.' &&
+                     text.front() != '-' && std::all_of(text.begin(), text.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9') || c == '-' || c == '.';
+                     });
+  if (valid) return std::nullopt;
+  return fmt::format("must be a domain name (letters, digits, '-' and '.'), got {}",
+                     quote_value(text));
+}
+
+std::optional<std::string> check_absolute_path(const std::string& text) {
+  if (!text.empty() && text.front() == '/') return std::nullopt;
+  return fmt::format("must be an absolute path, got {}", quote_value(text));
+}
+
+std::optional<std::string> check_log_target(const std::string& text) {
+  if (text == "stderr" || text == "syslog" || (!text.empty() && text.front() == '/')) {
+    return std::nullopt;
+  }
+  return fmt::format("must be \"stderr\", \"syslog\" or an absolute path, got {}",
+                     quote_value(text));
+}
+
+// A numeric address with a port that can be connected to or bound (not 0).
+std::optional<NetAddress> parse_address(const toml::value& value, Context& context,
+                                        const std::string& key) {
+  if (!expect_type(value, toml::value_t::string, context, key)) return std::nullopt;
+  const std::string& text = value.as_string().str;
+  auto address = NetAddress::parse_host_port(text);
+  if (!address) {
+    context.error(value, key,
+                  fmt::format("expected a numeric \"IP:PORT\" or \"[IPv6]:PORT\", got {}",
+                              quote_value(text)));
+    return std::nullopt;
+  }
+  if (address->port() == 0) {
+    context.error(value, key,
+                  fmt::format("port must be between 1 and 65535, got {}", quote_value(text)));
+    return std::nullopt;
+  }
+  return address;
+}
+
+// --- schemas --------------------------------------------------------------------------------
+
+Schema<ServerConfig> server_schema() {
+  return {
+      string_field("hostname", &ServerConfig::hostname, check_domain),
+      string_field("authserv_id", &ServerConfig::authserv_id, check_domain),
+      string_field("state_dir", &ServerConfig::state_dir, check_absolute_path),
+      integer_field("workers", &ServerConfig::workers, 0, 256),
+      string_field("user", &ServerConfig::user),
+  };
+}
+
+Schema<ListenConfig> listen_schema() {
+  return {
+      {"address",
+       [](const toml::value& value, ListenConfig& listener, Context& context,
+          const std::string& key) {
+         if (auto address = parse_address(value, context, key)) {
+           listener.address = *address;
+           listener.address_text = value.as_string().str;
+           context.listener_addresses.push_back({address->host_port(), key, &value});
+         }
+       },
+       true},
+      enum_field<ListenConfig, ListenMode>(
+          "mode", &ListenConfig::mode,
+          {{"smtp", ListenMode::smtp},
+           {"smtps", ListenMode::smtps},
+           {"submission", ListenMode::submission}},
+          [](ListenMode mode, const toml::value& value, Context& context, const std::string& key) {
+            if (mode == ListenMode::smtp) return true;
+            context.error(value, key,
+                          fmt::format("{} (mode {} needs TLS)", tls_not_built,
+                                      quote_value(value.as_string().str)));
+            return false;
+          }),
+      string_field("tls", &ListenConfig::tls,
+                   [](const std::string& text) -> std::optional<std::string> {
+                     if (text.empty()) return std::nullopt;
+                     return std::string(tls_not_built);
+                   }),
+      bool_field("proxy_protocol", &ListenConfig::proxy_protocol),
+  };
+}
+
+Schema<UpstreamConfig> upstream_schema() {
+  return {
+      {"address",
+       [](const toml::value& value, UpstreamConfig& upstream, Context& context,
+          const std::string& key) {
+         if (value.is_string()) {
+           if (auto address = parse_address(value, context, key)) {
+             upstream.addresses.push_back(*address);
+           }
+           return;
+         }
+         if (!value.is_array()) {
+           context.error(value, key,
+                         fmt::format("expected a string or an array of strings, got {}",
+                                     type_phrase(value.type())));
+           return;
+         }
+         const auto& list = value.as_array();
+         if (list.empty()) context.error(value, key, "must list at least one address");
+         for (size_t i = 0; i < list.size(); ++i) {
+           if (auto address = parse_address(list[i], context, fmt::format("{}[{}]", key, i))) {
+             upstream.addresses.push_back(*address);
+           }
+         }
+       },
+       true},
+      enum_field<UpstreamConfig, PassClient>(
+          "pass_client", &UpstreamConfig::pass_client,
+          {{"xclient", PassClient::xclient},
+           {"proxy-v2", PassClient::proxy_v2},
+           {"none", PassClient::none}},
+          [](PassClient pass, const toml::value& value, Context& context, const std::string& key) {
+            if (pass == PassClient::none) {
+              context.warning(value, key,
+                              "the upstream sees Portcullis's address as the client; use xclient "
+                              "or proxy-v2 unless the upstream needs no client identity");
+            }
+            return true;
+          }),
+      {"tls",
+       // "none" is the default, so until TLS exists there is nothing to store.
+       [](const toml::value& value, UpstreamConfig&, Context& context, const std::string& key) {
+         if (!expect_type(value, toml::value_t::string, context, key)) return;
+         const std::string& text = value.as_string().str;
+         if (text == "opportunistic" || text == "required") {
+           context.error(value, key, std::string(tls_not_built));
+         } else if (text != "none") {
+           context.error(value, key,
+                         fmt::format("must be one of none, opportunistic, required, got {}",
+                                     quote_value(text)));
+         }
+       }},
+      string_field("ca_file", &UpstreamConfig::ca_file),
+      string_field("verify_name", &UpstreamConfig::verify_name),
+      integer_field("max_connections", &UpstreamConfig::max_connections, 1, 10000),
+      integer_field("reply_timeout", &UpstreamConfig::reply_timeout, 1, 599,
+                    "below the client's 600 s end-of-data timeout"),
+  };
+}
+
+Schema<LimitsConfig> limits_schema() {
+  return {
+      integer_field("max_sessions", &LimitsConfig::max_sessions, 1, 1000000),
+      integer_field("max_sessions_per_ip", &LimitsConfig::max_sessions_per_ip, 1, 1000000),
+      integer_field("max_message_size", &LimitsConfig::max_message_size, 1024, one_tib),
+      integer_field("max_recipients", &LimitsConfig::max_recipients, 1, 100000),
+      integer_field("max_errors", &LimitsConfig::max_errors, 1, 1000),
+      // RFC 5321 4.5.3.1.6: a text line of 1000 octets including CRLF must be accepted.
+      integer_field("max_line_length", &LimitsConfig::max_line_length, 1000, one_gib),
+      integer_field("max_header_size", &LimitsConfig::max_header_size, 1000, one_gib),
+      integer_field("spill_threshold", &LimitsConfig::spill_threshold, 0, one_gib),
+      enum_field<LimitsConfig, BareLfMode>(
+          "bare_lf", &LimitsConfig::bare_lf,
+          {{"reject", BareLfMode::reject}, {"normalize", BareLfMode::normalize}}),
+  };
+}
+
+Schema<TimeoutsConfig> timeouts_schema() {
+  return {
+      integer_field("command", &TimeoutsConfig::command, 1, 3600),
+      integer_field("data_block", &TimeoutsConfig::data_block, 1, 3600),
+  };
+}
+
+Schema<LogConfig> log_schema() {
+  return {
+      string_field("main", &LogConfig::main, check_log_target),
+      enum_field<LogConfig, LogFormat>("format", &LogConfig::format,
+                                       {{"text", LogFormat::text}, {"json", LogFormat::json}}),
+  };
+}
+
+template <typename Target>
+void load_table(const toml::value& table, const Schema<Target>& schema, Target& target,
+                Context& context, const std::string& prefix) {
+  for (const auto& [key, value] : table.as_table()) {
+    const std::string dotted = prefix + "." + key;
+    const auto field = std::find_if(schema.begin(), schema.end(),
+                                    [&](const Field<Target>& f) { return f.key == key; });
+    if (field == schema.end()) {
+      context.error(value, dotted, "unknown key");
+      continue;
+    }
+    field->parse(value, target, context, dotted);
+  }
+  for (const auto& field : schema) {
+    if (field.required && table.as_table().count(std::string(field.key)) == 0) {
+      context.error(table, prefix + "." + std::string(field.key), "missing required key");
+    }
+  }
+}
+
+// --- sections -------------------------------------------------------------------------------
+
+struct Section {
+  std::string_view name;
+  std::function<void(const toml::value&, Config&, Context&)> load;
+};
+
+template <typename Target>
+Section table_section(std::string_view name, Target Config::*member, Schema<Target> schema) {
+  return {name, [=](const toml::value& value, Config& config, Context& context) {
+            const std::string key(name);
+            if (!expect_type(value, toml::value_t::table, context, key)) return;
+            load_table(value, schema, config.*member, context, key);
+          }};
+}
+
+template <typename Element>
+Section array_section(std::string_view name, std::vector<Element> Config::*member,
+                      Schema<Element> schema) {
+  return {name, [=](const toml::value& value, Config& config, Context& context) {
+            const std::string key(name);
+            const bool tables =
+                value.is_array() && std::all_of(value.as_array().begin(), value.as_array().end(),
+                                                [](const toml::value& e) { return e.is_table(); });
+            if (!tables) {
+              context.error(value, key,
+                            fmt::format("expected an array of tables ([[{}]]), got {}", name,
+                                        type_phrase(value.type())));
+              return;
+            }
+            const auto& elements = value.as_array();
+            for (size_t i = 0; i < elements.size(); ++i) {
+              Element element;
+              load_table(elements[i], schema, element, context, fmt::format("{}[{}]", name, i));
+              (config.*member).push_back(std::move(element));
+            }
+          }};
+}
+
+const std::vector<Section>& sections() {
+  static const std::vector<Section> all = {
+      table_section("server", &Config::server, server_schema()),
+      array_section("listen", &Config::listeners, listen_schema()),
+      table_section("upstream", &Config::upstream, upstream_schema()),
+      table_section("limits", &Config::limits, limits_schema()),
+      table_section("timeouts", &Config::timeouts, timeouts_schema()),
+      table_section("log", &Config::log, log_schema()),
+  };
+  return all;
+}
+
+// --- whole-file checks and defaults -------------------------------------------------------
+
+void check_required_sections(const toml::value& root, Config& config, Context& context) {
+  const auto& table = root.as_table();
+  if (table.count("listen") == 0) {
+    context.file_error("listen", "missing required key (at least one [[listen]] block)");
+  } else if (config.listeners.empty() && table.at("listen").is_array()) {
+    context.error(table.at("listen"), "listen", "at least one [[listen]] block is required");
+  }
+  if (table.count("upstream") == 0) context.file_error("upstream.address", "missing required key");
+}
+
+void check_duplicate_listeners(Context& context) {
+  const auto& seen = context.listener_addresses;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (seen[i].host_port != seen[j].host_port) continue;
+      context.error(*seen[i].value, seen[i].key,
+                    fmt::format("duplicate listener address {}, also used by {}",
+                                quote_value(seen[i].host_port), seen[j].key));
+      break;
+    }
+  }
+}
+
+void resolve_defaults(Config& config, Context& context) {
+  if (config.server.hostname.empty()) {
+    char buffer[256] = {};
+    if (::gethostname(buffer, sizeof buffer - 1) != 0) {
+      context.file_error(
+          "server.hostname",
+          fmt::format("cannot read the system host name ({}); set it here", std::strerror(errno)));
+    } else if (auto problem = check_domain(buffer)) {
+      context.file_error(
+          "server.hostname",
+          fmt::format("the system host name is not usable: {}; set it here", *problem));
+    } else {
+      config.server.hostname = buffer;
+    }
+  }
+  if (config.server.authserv_id.empty()) config.server.authserv_id = config.server.hostname;
+  if (config.server.workers == 0) {
+    config.server.workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+}
+
+std::string first_line_of(std::string_view text) {
+  text = text.substr(0, text.find('\n'));
+  constexpr std::string_view error_prefix = "[error] ";
+  if (text.substr(0, error_prefix.size()) == error_prefix) text.remove_prefix(error_prefix.size());
+  return std::string(text);
+}
+
+}  // namespace
+
+std::string ConfigMessage::to_string() const {
+  std::string out = file;
+  if (line > 0) {
+    out += fmt::format(":{}", line);
+    if (column > 0) out += fmt::format(":{}", column);
+  }
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += text;
+  return out;
+}
+
+ConfigResult load_config_text(const std::string& text, const std::string& name) {
+  ConfigResult result;
+  Context context(name);
+  toml::value root;
+  try {
+    std::istringstream stream(text);
+    root = toml::parse(stream, name);
+  } catch (const toml::syntax_error& error) {
+    const toml::source_location location = error.location();
+    result.errors.push_back(ConfigMessage{name, static_cast<int>(location.line()),
+                                          static_cast<int>(location.column()), "",
+                                          first_line_of(error.what())});
+    return result;
+  } catch (const std::exception& error) {
+    result.errors.push_back(ConfigMessage{name, 0, 0, "", first_line_of(error.what())});
+    return result;
+  }
+
+  Config config;
+  config.path = name;
+  for (const auto& [key, value] : root.as_table()) {
+    const auto section = std::find_if(sections().begin(), sections().end(),
+                                      [&](const Section& s) { return s.name == key; });
+    if (section == sections().end()) {
+      context.error(value, key, "unknown key");
+      continue;
+    }
+    section->load(value, config, context);
+  }
+  check_required_sections(root, config, context);
+  check_duplicate_listeners(context);
+  if (!context.has_errors()) resolve_defaults(config, context);
+
+  result.errors = context.take_errors();
+  result.warnings = context.take_warnings();
+  if (result.errors.empty()) result.config = std::move(config);
+  return result;
+}
+
+ConfigResult load_config(const std::string& path) {
+  const auto read_error = [&](const char* what, int error_number) {
+    ConfigResult result;
+    result.errors.push_back(
+        ConfigMessage{path, 0, 0, "", fmt::format("{}: {}", what, std::strerror(error_number))});
+    return result;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return read_error("cannot open the file", errno);
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int read_errno = errno;
+      ::close(fd);
+      return read_error("cannot read the file", read_errno);
+    }
+    if (got == 0) break;
+    text.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  return load_config_text(text, path);
+}
+
+}  // namespace portcullis

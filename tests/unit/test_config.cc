@@ -1,5 +1,467 @@
 #define BOOST_TEST_MODULE config
 #include <boost/test/unit_test.hpp>
 
-// Not written yet: fails until the real tests replace it.
-BOOST_AUTO_TEST_CASE(not_written_yet) { BOOST_FAIL("tests for config are not written yet"); }
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+
+using portcullis::BareLfMode;
+using portcullis::Config;
+using portcullis::ConfigMessage;
+using portcullis::ConfigResult;
+using portcullis::ListenMode;
+using portcullis::load_config;
+using portcullis::load_config_text;
+using portcullis::LogFormat;
+using portcullis::PassClient;
+
+namespace {
+
+std::string data_path(const std::string& name) {
+  const char* root = std::getenv("PORTCULLIS_SOURCE_ROOT");
+  BOOST_REQUIRE_MESSAGE(root != nullptr, "PORTCULLIS_SOURCE_ROOT is not set");
+  return std::string(root) + "/tests/unit/data/config/" + name;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(in, "cannot read " << path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> texts(const std::vector<ConfigMessage>& messages) {
+  std::vector<std::string> out;
+  for (const auto& message : messages)
+    out.push_back(message.to_string());
+  return out;
+}
+
+const std::string required = R"(
+[[listen]]
+address = "127.0.0.1:2525"
+[upstream]
+address = "127.0.0.1:10025"
+)";
+
+// The errors of `text` (with the required parts appended unless told otherwise).
+std::vector<std::string> errors_of(const std::string& text, bool add_required = true) {
+  const ConfigResult result = load_config_text(add_required ? text + required : text, "t.toml");
+  BOOST_TEST(result.config.has_value() == result.errors.empty());
+  return texts(result.errors);
+}
+
+Config loads(const std::string& text) {
+  ConfigResult result = load_config_text(text + required, "t.toml");
+  BOOST_REQUIRE_MESSAGE(
+      result.config.has_value(),
+      "unexpected errors, first: " << (result.errors.empty() ? "" : result.errors[0].to_string()));
+  return *result.config;
+}
+
+std::string system_host_name() {
+  char buffer[256] = {};
+  BOOST_REQUIRE(::gethostname(buffer, sizeof buffer - 1) == 0);
+  return buffer;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(minimal_file_gets_the_documented_defaults) {
+  const std::string path = data_path("minimal.toml");
+  const ConfigResult result = load_config(path);
+  BOOST_REQUIRE(result.errors.empty());
+  BOOST_TEST(result.warnings.empty());
+  BOOST_REQUIRE(result.config.has_value());
+  const Config& config = *result.config;
+  BOOST_TEST(config.path == path);
+
+  BOOST_TEST(config.server.hostname == system_host_name());
+  BOOST_TEST(config.server.authserv_id == config.server.hostname);
+  BOOST_TEST(config.server.state_dir == "/var/lib/portcullis");
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  BOOST_TEST(config.server.workers == cores);
+  BOOST_TEST(config.server.user == "");
+
+  BOOST_REQUIRE(config.listeners.size() == 1u);
+  BOOST_TEST(config.listeners[0].address.host_port() == "127.0.0.1:2525");
+  BOOST_TEST(config.listeners[0].address_text == "127.0.0.1:2525");
+  BOOST_TEST((config.listeners[0].mode == ListenMode::smtp));
+  BOOST_TEST(config.listeners[0].tls == "");
+  BOOST_TEST(!config.listeners[0].proxy_protocol);
+
+  BOOST_REQUIRE(config.upstream.addresses.size() == 1u);
+  BOOST_TEST(config.upstream.addresses[0].host_port() == "127.0.0.1:10025");
+  BOOST_TEST((config.upstream.pass_client == PassClient::xclient));
+  BOOST_TEST(config.upstream.ca_file == "");
+  BOOST_TEST(config.upstream.verify_name == "");
+  BOOST_TEST(config.upstream.max_connections == 100u);
+  BOOST_TEST(config.upstream.reply_timeout == 300u);
+
+  BOOST_TEST(config.limits.max_sessions == 10000u);
+  BOOST_TEST(config.limits.max_sessions_per_ip == 50u);
+  BOOST_TEST(config.limits.max_message_size == 52428800u);
+  BOOST_TEST(config.limits.max_recipients == 1000u);
+  BOOST_TEST(config.limits.max_errors == 20u);
+  BOOST_TEST(config.limits.max_line_length == 65536u);
+  BOOST_TEST(config.limits.max_header_size == 102400u);
+  BOOST_TEST(config.limits.spill_threshold == 1048576u);
+  BOOST_TEST((config.limits.bare_lf == BareLfMode::reject));
+
+  BOOST_TEST(config.timeouts.command == 300u);
+  BOOST_TEST(config.timeouts.data_block == 180u);
+  BOOST_TEST(config.log.main == "stderr");
+  BOOST_TEST((config.log.format == LogFormat::text));
+}
+
+BOOST_AUTO_TEST_CASE(full_file_sets_every_key) {
+  const ConfigResult result = load_config(data_path("full.toml"));
+  BOOST_REQUIRE_MESSAGE(result.errors.empty(), texts(result.errors).front());
+  BOOST_TEST(result.warnings.empty());
+  const Config& config = *result.config;
+
+  BOOST_TEST(config.server.hostname == "mx1.example.org");
+  BOOST_TEST(config.server.authserv_id == "auth.example.org");
+  BOOST_TEST(config.server.state_dir == "/srv/portcullis/state");
+  BOOST_TEST(config.server.workers == 3u);
+  BOOST_TEST(config.server.user == "portcullis");
+
+  BOOST_REQUIRE(config.listeners.size() == 2u);
+  BOOST_TEST(config.listeners[0].address.host_port() == "192.0.2.10:25");
+  BOOST_TEST(config.listeners[0].proxy_protocol);
+  BOOST_TEST(config.listeners[1].address.host_port() == "[2001:db8::10]:2525");
+  BOOST_TEST(config.listeners[1].address.is_ipv6());
+  BOOST_TEST(config.listeners[1].address_text == "[2001:db8::10]:2525");
+  BOOST_TEST(!config.listeners[1].proxy_protocol);
+
+  BOOST_REQUIRE(config.upstream.addresses.size() == 2u);
+  BOOST_TEST(config.upstream.addresses[0].host_port() == "127.0.0.1:10025");
+  BOOST_TEST(config.upstream.addresses[1].host_port() == "[::1]:10026");
+  BOOST_TEST((config.upstream.pass_client == PassClient::proxy_v2));
+  BOOST_TEST(config.upstream.ca_file == "/etc/ssl/certs/ca.pem");
+  BOOST_TEST(config.upstream.verify_name == "postfix.example.org");
+  BOOST_TEST(config.upstream.max_connections == 40u);
+  BOOST_TEST(config.upstream.reply_timeout == 120u);
+
+  BOOST_TEST(config.limits.max_sessions == 500u);
+  BOOST_TEST(config.limits.max_sessions_per_ip == 5u);
+  BOOST_TEST(config.limits.max_message_size == 10485760u);
+  BOOST_TEST(config.limits.max_recipients == 100u);
+  BOOST_TEST(config.limits.max_errors == 10u);
+  BOOST_TEST(config.limits.max_line_length == 1000u);
+  BOOST_TEST(config.limits.max_header_size == 65536u);
+  BOOST_TEST(config.limits.spill_threshold == 0u);
+  BOOST_TEST((config.limits.bare_lf == BareLfMode::normalize));
+
+  BOOST_TEST(config.timeouts.command == 60u);
+  BOOST_TEST(config.timeouts.data_block == 3600u);
+  BOOST_TEST(config.log.main == "/var/log/portcullis/main.log");
+  BOOST_TEST((config.log.format == LogFormat::json));
+}
+
+BOOST_AUTO_TEST_CASE(every_error_of_a_file_is_reported_in_order) {
+  const std::string text = read_file(data_path("errors.toml"));
+  const ConfigResult result = load_config_text(text, "portcullis.toml");
+  BOOST_TEST(!result.config.has_value());
+  const auto expected = lines_of(read_file(data_path("errors.ref")));
+  BOOST_TEST(texts(result.errors) == expected, boost::test_tools::per_element());
+  BOOST_TEST(texts(result.warnings) ==
+                 std::vector<std::string>{
+                     "portcullis.toml:25:15: upstream.pass_client: the upstream sees "
+                     "Portcullis's address as the client; use xclient or proxy-v2 unless the "
+                     "upstream needs no client identity"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(pass_client_none_is_a_warning_not_an_error) {
+  const ConfigResult result = load_config_text(required + "pass_client = \"none\"\n", "t.toml");
+  BOOST_REQUIRE(result.config.has_value());
+  BOOST_TEST((result.config->upstream.pass_client == PassClient::none));
+  BOOST_REQUIRE(result.warnings.size() == 1u);
+  BOOST_TEST(result.warnings[0].line == 6);
+  BOOST_TEST(result.warnings[0].column == 15);
+  BOOST_TEST(result.warnings[0].key == "upstream.pass_client");
+}
+
+BOOST_AUTO_TEST_CASE(syntax_errors_give_one_message_with_position) {
+  BOOST_TEST(errors_of("[server]\nworkers = 4x\n", false) ==
+                 std::vector<std::string>{"t.toml:2:12: toml::parse_table: invalid line format"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[server]\nworkers = 1\nworkers = 2\n", false) ==
+                 std::vector<std::string>{
+                     "t.toml:3:11: toml::insert_value: value (\"workers\") already exists."},
+             boost::test_tools::per_element());
+  const auto unterminated = errors_of("[log]\nmain = \"stderr\n", false);
+  BOOST_REQUIRE(unterminated.size() == 1u);
+  BOOST_TEST(unterminated[0].rfind("t.toml:2:", 0) == 0u);
+  BOOST_TEST(unterminated[0].find("toml::parse_basic_string") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(unreadable_files_name_the_file_and_the_reason) {
+  const std::string missing = "/nonexistent-portcullis-dir/portcullis.toml";
+  ConfigResult result = load_config(missing);
+  BOOST_TEST(!result.config.has_value());
+  BOOST_TEST(
+      texts(result.errors) ==
+          std::vector<std::string>{missing + ": cannot open the file: No such file or directory"},
+      boost::test_tools::per_element());
+
+  result = load_config(data_path(""));  // a directory
+  BOOST_TEST(texts(result.errors) ==
+                 std::vector<std::string>{data_path("") + ": cannot read the file: Is a directory"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(listen_and_upstream_are_required) {
+  BOOST_TEST(errors_of("", false) ==
+                 (std::vector<std::string>{
+                     "t.toml: listen: missing required key (at least one [[listen]] block)",
+                     "t.toml: upstream.address: missing required key"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("listen = []\n[upstream]\n", false) ==
+                 (std::vector<std::string>{
+                     "t.toml:1:10: listen: at least one [[listen]] block is required",
+                     "t.toml:2:1: upstream.address: missing required key"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[listen]\naddress = \"127.0.0.1:25\"\n[upstream]\naddress = "
+                       "\"127.0.0.1:26\"\n",
+                       false) ==
+                 std::vector<std::string>{
+                     "t.toml:1:1: listen: expected an array of tables ([[listen]]), got a table"},
+             boost::test_tools::per_element());
+  BOOST_TEST(
+      errors_of("[[listen]]\nmode = \"smtp\"\n[upstream]\naddress = \"127.0.0.1:26\"\n", false) ==
+          std::vector<std::string>{"t.toml:1:1: listen[0].address: missing required key"},
+      boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(upstream_address_forms) {
+  auto errors = [](const std::string& value) {
+    return errors_of(
+        "[[listen]]\naddress = \"127.0.0.1:25\"\n[upstream]\naddress = " + value + "\n", false);
+  };
+  BOOST_TEST(errors("\"[::1]:10025\"").empty());
+  BOOST_TEST(errors("[\"127.0.0.1:1\", \"127.0.0.1:2\"]").empty());
+  BOOST_TEST(errors("[]") ==
+                 std::vector<std::string>{"t.toml:4:11: upstream.address: must list at least one "
+                                          "address"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors("[\"127.0.0.1:1\", 25]") ==
+                 std::vector<std::string>{
+                     "t.toml:4:27: upstream.address[1]: expected a string, got an integer"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors("25") ==
+                 std::vector<std::string>{"t.toml:4:11: upstream.address: expected a string or "
+                                          "an array of strings, got an integer"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors("\"::1:25\"") ==
+                 std::vector<std::string>{"t.toml:4:11: upstream.address: expected a numeric "
+                                          "\"IP:PORT\" or \"[IPv6]:PORT\", got \"::1:25\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors("\"127.0.0.1:0\"") ==
+                 std::vector<std::string>{"t.toml:4:11: upstream.address: port must be between 1 "
+                                          "and 65535, got \"127.0.0.1:0\""},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_listeners_are_errors) {
+  const std::string upstream = "[upstream]\naddress = \"127.0.0.1:10025\"\n";
+  BOOST_TEST(errors_of("[[listen]]\naddress = \"[::1]:25\"\n[[listen]]\naddress = \"[::1]:25\"\n" +
+                           upstream,
+                       false) ==
+                 std::vector<std::string>{"t.toml:4:11: listen[1].address: duplicate listener "
+                                          "address \"[::1]:25\", also used by listen[0].address"},
+             boost::test_tools::per_element());
+  // The same IPv4 address written as IPv4-mapped IPv6 is the same listener.
+  BOOST_TEST(errors_of("[[listen]]\naddress = \"127.0.0.1:25\"\n[[listen]]\naddress = "
+                       "\"[::ffff:127.0.0.1]:25\"\n" +
+                           upstream,
+                       false)
+                 .size() == 1u);
+  // Same address, other port: fine.
+  BOOST_TEST(errors_of("[[listen]]\naddress = \"127.0.0.1:25\"\n[[listen]]\naddress = "
+                       "\"127.0.0.1:587\"\n" +
+                           upstream,
+                       false)
+                 .empty());
+}
+
+BOOST_AUTO_TEST_CASE(tls_is_refused_until_it_is_built) {
+  const std::string upstream = "[upstream]\naddress = \"127.0.0.1:10025\"\n";
+  const std::string listen = "[[listen]]\naddress = \"127.0.0.1:25\"\n";
+  BOOST_TEST(errors_of(listen + "mode = \"submission\"\n" + upstream, false) ==
+                 std::vector<std::string>{"t.toml:3:8: listen[0].mode: TLS is not available in "
+                                          "this build yet (mode \"submission\" needs TLS)"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + "mode = \"lmtp\"\n" + upstream, false) ==
+                 std::vector<std::string>{"t.toml:3:8: listen[0].mode: must be one of smtp, "
+                                          "smtps, submission, got \"lmtp\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + upstream + "tls = \"opportunistic\"\n", false) ==
+                 std::vector<std::string>{
+                     "t.toml:5:7: upstream.tls: TLS is not available in this build yet"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + upstream + "tls = \"always\"\n", false) ==
+                 std::vector<std::string>{"t.toml:5:7: upstream.tls: must be one of none, "
+                                          "opportunistic, required, got \"always\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + upstream + "tls = \"none\"\n", false).empty());
+}
+
+BOOST_AUTO_TEST_CASE(ranges_accept_their_bounds_and_refuse_beyond) {
+  struct Case {
+    std::string section;
+    std::string key;
+    long long low;
+    long long high;  // -1: no upper bound worth testing
+  };
+  const std::vector<Case> cases = {
+      {"server", "workers", 0, 256},
+      {"upstream", "max_connections", 1, 10000},
+      {"upstream", "reply_timeout", 1, 599},
+      {"limits", "max_sessions", 1, 1000000},
+      {"limits", "max_sessions_per_ip", 1, 1000000},
+      {"limits", "max_message_size", 1024, 1099511627776LL},
+      {"limits", "max_recipients", 1, 100000},
+      {"limits", "max_errors", 1, 1000},
+      {"limits", "max_line_length", 1000, 1073741824},
+      {"limits", "max_header_size", 1000, 1073741824},
+      {"limits", "spill_threshold", 0, 1073741824},
+      {"timeouts", "command", 1, 3600},
+      {"timeouts", "data_block", 1, 3600},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.section << "." << c.key) {
+      // [upstream] already appears in the required part, so its keys go there.
+      const auto text_with = [&](long long value) {
+        const std::string line = c.key + " = " + std::to_string(value) + "\n";
+        if (c.section == "upstream") {
+          return std::string(
+                     "[[listen]]\naddress = \"127.0.0.1:2525\"\n[upstream]\naddress = "
+                     "\"127.0.0.1:10025\"\n") +
+                 line;
+        }
+        return "[" + c.section + "]\n" + line + required;
+      };
+      BOOST_TEST(errors_of(text_with(c.low), false).empty());
+      BOOST_TEST(errors_of(text_with(c.high), false).empty());
+      const auto below = errors_of(text_with(c.low - 1), false);
+      BOOST_REQUIRE(below.size() == 1u);
+      BOOST_TEST(below[0].find(c.section + "." + c.key + ": must be between " +
+                               std::to_string(c.low) + " and " + std::to_string(c.high)) !=
+                 std::string::npos);
+      const std::string got = "got " + std::to_string(c.low - 1);
+      BOOST_TEST(below[0].substr(below[0].size() - got.size()) == got);
+      BOOST_TEST(errors_of(text_with(c.high + 1), false).size() == 1u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(wrong_types_name_both_types) {
+  BOOST_TEST(errors_of("[server]\nworkers = \"4\"\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:11: server.workers: expected an integer, got a string"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[server]\nuser = 0\n") ==
+                 std::vector<std::string>{"t.toml:2:8: server.user: expected a string, got an "
+                                          "integer"},
+             boost::test_tools::per_element());
+  BOOST_TEST(
+      errors_of("[server]\nhostname = [\"a\"]\n") ==
+          std::vector<std::string>{"t.toml:2:12: server.hostname: expected a string, got an array"},
+      boost::test_tools::per_element());
+  BOOST_TEST(
+      errors_of("[log]\nformat = { a = 1 }\n") ==
+          std::vector<std::string>{"t.toml:2:10: log.format: expected a string, got a table"},
+      boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[limits]\nmax_errors = true\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:14: limits.max_errors: expected an integer, got a boolean"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[timeouts]\ncommand = 1979-05-27\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:11: timeouts.command: expected an integer, got a date"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("server = 5\n") ==
+                 std::vector<std::string>{"t.toml:1:10: server: expected a table, got an integer"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(sections_not_built_yet_are_unknown) {
+  for (const std::string section : {"tls.default", "trust", "dns", "filters", "filter.pregreet",
+                                    "store", "store.redis", "policy", "metrics"}) {
+    BOOST_TEST_CONTEXT(section) {
+      const auto errors = errors_of("[" + section + "]\nx = 1\n");
+      BOOST_REQUIRE(errors.size() == 1u);
+      const std::string top = section.substr(0, section.find('.'));
+      BOOST_TEST(errors[0] == "t.toml:1:1: " + top + ": unknown key");
+    }
+  }
+  BOOST_TEST(errors_of("[log]\nrejections = \"/var/log/r.jsonl\"\nall_transactions = true\n") ==
+                 (std::vector<std::string>{"t.toml:2:14: log.rejections: unknown key",
+                                           "t.toml:3:20: log.all_transactions: unknown key"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[[filter.dnsbl.list]]\nzone = \"x\"\n") ==
+                 std::vector<std::string>{"t.toml:1:1: filter: unknown key"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("top_level = 1\n") ==
+                 std::vector<std::string>{"t.toml:1:13: top_level: unknown key"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(string_values_are_checked) {
+  BOOST_TEST(errors_of("[server]\nhostname = \"mx.example.org\\r\\nX\"\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:12: server.hostname: must be a domain name (letters, digits, '-' "
+                     "and '.'), got \"mx.example.org\\x0D\\x0AX\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[server]\nauthserv_id = \"\"\n").size() == 1u);
+  BOOST_TEST(errors_of("[server]\nstate_dir = \"var/lib\"\n") ==
+                 std::vector<std::string>{"t.toml:2:13: server.state_dir: must be an absolute "
+                                          "path, got \"var/lib\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(loads("[log]\nmain = \"syslog\"\n").log.main == "syslog");
+  BOOST_TEST(loads("[log]\nmain = \"stderr\"\n").log.main == "stderr");
+  BOOST_TEST(errors_of("[log]\nmain = \"\"\n").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(hostname_sets_authserv_id_unless_given) {
+  Config config = loads("[server]\nhostname = \"mx.example.net\"\nworkers = 2\n");
+  BOOST_TEST(config.server.hostname == "mx.example.net");
+  BOOST_TEST(config.server.authserv_id == "mx.example.net");
+  BOOST_TEST(config.server.workers == 2u);
+  config = loads("[server]\nauthserv_id = \"auth.example.net\"\n");
+  BOOST_TEST(config.server.authserv_id == "auth.example.net");
+  BOOST_TEST(config.server.hostname == system_host_name());
+}
+
+BOOST_AUTO_TEST_CASE(message_text_forms) {
+  ConfigMessage message{"f.toml", 12, 17, "limits.max_errors", "must be between 1 and 1000, got 0"};
+  BOOST_TEST(message.to_string() ==
+             "f.toml:12:17: limits.max_errors: must be between 1 and 1000, got 0");
+  message.column = 0;
+  BOOST_TEST(message.to_string() ==
+             "f.toml:12: limits.max_errors: must be between 1 and 1000, got 0");
+  message.line = 0;
+  BOOST_TEST(message.to_string() == "f.toml: limits.max_errors: must be between 1 and 1000, got 0");
+  message.key.clear();
+  BOOST_TEST(message.to_string() == "f.toml: must be between 1 and 1000, got 0");
+}
