@@ -180,6 +180,8 @@ class SmtpTestClient {
   ~SmtpTestClient();
   SmtpTestClient(const SmtpTestClient&) = delete;
   SmtpTestClient& operator=(const SmtpTestClient&) = delete;
+  SmtpTestClient(SmtpTestClient&& other) noexcept;
+  SmtpTestClient& operator=(SmtpTestClient&& other) noexcept;
 
   // Writes all bytes; false when the peer is gone.
   bool send(std::string_view bytes);

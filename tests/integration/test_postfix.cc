@@ -1,0 +1,216 @@
+// Portcullis in front of a real Postfix that trusts only 127.0.0.1 (the proxy) for XCLIENT and
+// relaying. The test client is bound to 127.0.0.2: Postfix must see and log 127.0.0.2, write it
+// into its Received header, and refuse to relay for it (the open-relay check), with its own
+// refusal reaching the client unchanged.
+#define BOOST_TEST_MODULE integration_postfix
+#include <fmt/core.h>
+#include <boost/test/unit_test.hpp>
+#include <memory>
+
+#include "fixtures.h"
+#include "test_support.h"
+
+using namespace portcullis::test;
+
+namespace {
+
+constexpr const char* client_address = "127.0.0.2";
+constexpr const char* client_helo = "client-helo.example.test";
+
+struct PostfixEnvironment {
+  PostfixEnvironment() {
+    if (!running_as_root()) throw std::runtime_error("a private Postfix needs root");
+    postfix = std::make_unique<PostfixFixture>("127.0.0.1/32");
+    PortcullisOptions options;
+    options.upstream_port = postfix->port();
+    options.pass_client = "xclient";
+    options.settings["upstream"]["reply_timeout"] = "30";
+    proxy = std::make_unique<PortcullisFixture>(options);
+    instance = this;
+  }
+  ~PostfixEnvironment() {
+    instance = nullptr;
+    proxy.reset();  // before Postfix, so no session is cut by Postfix going away
+  }
+
+  std::unique_ptr<PostfixFixture> postfix;
+  std::unique_ptr<PortcullisFixture> proxy;
+  size_t accepted_at_client = 0;
+
+  static PostfixEnvironment* instance;
+};
+PostfixEnvironment* PostfixEnvironment::instance = nullptr;
+
+BOOST_TEST_GLOBAL_FIXTURE(PostfixEnvironment);
+
+PostfixEnvironment& env() {
+  return *PostfixEnvironment::instance;
+}
+
+SmtpTestClient client_via_proxy() {
+  return SmtpTestClient("127.0.0.1", env().proxy->port(),
+                        {.source_address = client_address, .timeout = 30s});
+}
+
+// "2.0.0 Ok: queued as ABC123" -> "ABC123"
+std::string postfix_queue_id(const SmtpReply& reply) {
+  const std::string marker = "queued as ";
+  const std::string text = reply.text();
+  const size_t at = text.find(marker);
+  return at == std::string::npos ? std::string() : text.substr(at + marker.size());
+}
+
+// The Received header Postfix wrote for queue id `queue_id`, unfolded; "" when absent.
+std::string postfix_received_header(const std::string& dump, const std::string& queue_id) {
+  const size_t id_at = dump.find("(Postfix) with ESMTP id " + queue_id);
+  if (id_at == std::string::npos) return {};
+  const size_t start = dump.rfind("Received: ", id_at);
+  if (start == std::string::npos) return {};
+  return dump.substr(start, id_at - start + queue_id.size() + 24);
+}
+
+std::string line_containing(const std::string& text, const std::string& needle) {
+  for (const auto& line : split_lines(text)) {
+    if (contains(line, needle)) return line;
+  }
+  return {};
+}
+
+void check_client_2xx_equals_sink_messages() {
+  auto& sink = env().postfix->relay_sink();
+  sink.wait_for_messages(env().accepted_at_client, 30s);
+  BOOST_TEST(
+      sink.message_count() == env().accepted_at_client,
+      "2xx at the client: " << env().accepted_at_client
+                            << ", messages at Postfix's relay sink: " << sink.message_count());
+  BOOST_TEST(env().proxy->running(), env().proxy->diagnostics());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(postfix_sees_the_real_client_address) {
+  auto client = client_via_proxy();
+  BOOST_TEST(client.read_reply().code == 220);
+  const SmtpReply ehlo = client.command(std::string("EHLO ") + client_helo);
+  BOOST_TEST(ehlo.code == 250);
+  BOOST_TEST(!contains(ehlo.text(), "XCLIENT"));
+  BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  BOOST_TEST(client.command("DATA").code == 354);
+  client.send(dot_stuff(make_message(3000, "xclient", "XCLIENT-MARKER")) + ".\r\n");
+  const SmtpReply queued = client.read_reply();
+  BOOST_TEST(queued.code == 250, queued.describe());
+  if (queued.code / 100 == 2) ++env().accepted_at_client;
+  // Postfix's own final reply, unchanged: it names Postfix's queue id.
+  BOOST_TEST(queued.enhanced() == "2.0.0");
+  const std::string queue_id = postfix_queue_id(queued);
+  BOOST_REQUIRE(!queue_id.empty());
+  BOOST_TEST(client.command("QUIT").code == 221);
+
+  check_client_2xx_equals_sink_messages();
+  const std::string dump = env().postfix->relay_sink().message_with("XCLIENT-MARKER");
+  const std::string received = postfix_received_header(dump, queue_id);
+  BOOST_TEST_MESSAGE("Postfix's Received header: " << printable(received));
+  BOOST_TEST(contains(received, "[127.0.0.2]"), printable(dump, 2000));
+  BOOST_TEST(!contains(received, "127.0.0.1"), printable(received));
+  // After XCLIENT the proxy says EHLO again with the client's own HELO name.
+  BOOST_TEST(contains(received, std::string("from ") + client_helo + " "), printable(received));
+
+  BOOST_TEST(env().postfix->wait_for_log(queue_id + ": client=", 10s));
+  const std::string log = env().postfix->log();
+  const std::string client_line = line_containing(log, queue_id + ": client=");
+  BOOST_TEST(contains(client_line, "[127.0.0.2]"), client_line);
+  BOOST_TEST(!contains(client_line, "127.0.0.1"), client_line);
+  BOOST_TEST(env().postfix->wait_for_log("disconnect from unknown[127.0.0.2]", 10s), log);
+}
+
+BOOST_AUTO_TEST_CASE(open_relay_check_foreign_domain_refused_for_the_real_client) {
+  // Control: the proxy's own address is in mynetworks and may relay anywhere, so a relay
+  // refusal below can only come from Postfix judging 127.0.0.2.
+  {
+    SmtpTestClient direct("127.0.0.1", env().postfix->port());
+    direct.read_reply();
+    direct.command("EHLO control.example.test");
+    direct.command("MAIL FROM:<sender@example.test>");
+    BOOST_TEST(direct.command("RCPT TO:<victim@foreign.example>").code == 250);
+    direct.command("QUIT");
+  }
+  // What Postfix itself tells 127.0.0.2.
+  SmtpReply direct_refusal;
+  {
+    SmtpTestClient direct("127.0.0.1", env().postfix->port(), {.source_address = client_address});
+    direct.read_reply();
+    direct.command(std::string("EHLO ") + client_helo);
+    direct.command("MAIL FROM:<sender@example.test>");
+    direct_refusal = direct.command("RCPT TO:<victim@foreign.example>");
+    direct.command("QUIT");
+  }
+  BOOST_TEST(direct_refusal.code == 554);
+  BOOST_TEST(direct_refusal.enhanced() == "5.7.1");
+
+  auto client = client_via_proxy();
+  BOOST_TEST(client.read_reply().code == 220);
+  BOOST_TEST(client.command(std::string("EHLO ") + client_helo).code == 250);
+  BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250);
+  const SmtpReply refusal = client.command("RCPT TO:<victim@foreign.example>");
+  BOOST_TEST(refusal.code == 554);
+  BOOST_TEST(refusal.enhanced() == "5.7.1");
+  BOOST_TEST(contains(refusal.text(), "Relay access denied"));
+  BOOST_TEST(refusal.raw == direct_refusal.raw,
+             "via Portcullis: " << refusal.describe() << "\ndirect: " << direct_refusal.describe());
+  // No accepted recipient: DATA must not start a message.
+  const SmtpReply data = client.command("DATA");
+  BOOST_TEST(data.code / 100 == 5, data.describe());
+  BOOST_TEST(client.command("QUIT").code == 221);
+  BOOST_TEST(env().postfix->wait_for_log(
+      "reject: RCPT from unknown[127.0.0.2]: 554 5.7.1 <victim@foreign.example>", 10s));
+  check_client_2xx_equals_sink_messages();
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_session_with_a_refused_recipient) {
+  auto client = client_via_proxy();
+  BOOST_TEST(client.read_reply().code == 220);
+  client.send(std::string("EHLO ") + client_helo +
+              "\r\n"
+              "MAIL FROM:<sender@example.test>\r\n"
+              "RCPT TO:<b@example.test>\r\n"
+              "RCPT TO:<victim@foreign.example>\r\n"
+              "RCPT TO:<c@example.test>\r\n"
+              "DATA\r\n" +
+              dot_stuff(make_message(2000, "pipelined", "POSTFIX-PIPELINED-MARKER")) +
+              ".\r\nQUIT\r\n");
+  std::vector<SmtpReply> replies;
+  for (int i = 0; i < 8; ++i)
+    replies.push_back(client.read_reply());
+  std::vector<int> codes;
+  for (const auto& reply : replies)
+    codes.push_back(reply.code);
+  BOOST_TEST(codes == (std::vector<int>{250, 250, 250, 554, 250, 354, 250, 221}),
+             boost::test_tools::per_element());
+  BOOST_TEST(contains(replies[3].text(), "Relay access denied"));
+  if (replies[6].code / 100 == 2) ++env().accepted_at_client;
+  check_client_2xx_equals_sink_messages();
+  const std::string dump = env().postfix->relay_sink().message_with("POSTFIX-PIPELINED-MARKER");
+  BOOST_TEST(!dump.empty());
+  BOOST_TEST(!contains(dump, "victim@foreign.example"));
+}
+
+BOOST_AUTO_TEST_CASE(several_transactions_one_postfix_session) {
+  auto client = client_via_proxy();
+  BOOST_TEST(client.read_reply().code == 220);
+  BOOST_TEST(client.command(std::string("EHLO ") + client_helo).code == 250);
+  for (int n = 1; n <= 3; ++n) {
+    BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250);
+    BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+    BOOST_TEST(client.command("DATA").code == 354);
+    client.send(dot_stuff(make_message(800, "multi", fmt::format("POSTFIX-MULTI-{}", n))) +
+                ".\r\n");
+    const SmtpReply reply = client.read_reply();
+    BOOST_TEST(reply.code == 250, reply.describe());
+    if (reply.code / 100 == 2) ++env().accepted_at_client;
+  }
+  BOOST_TEST(client.command("QUIT").code == 221);
+  check_client_2xx_equals_sink_messages();
+  // One Postfix session for the three messages: a single disconnect line counting 3 mails.
+  BOOST_TEST(env().postfix->wait_for_log("mail=3 rcpt=3 data=3", 10s), env().postfix->log());
+}

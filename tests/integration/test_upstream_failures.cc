@@ -1,0 +1,425 @@
+// Portcullis in front of the recording upstream, which dies or stalls at chosen moments:
+// before MAIL, after RCPT, in the middle of DATA, past reply_timeout, or answers 421. The
+// promise under test (DESIGN §1.1): a 2xx for a message reaches the client only after the
+// upstream's 2xx for it; otherwise the client gets a 4xx (451 4.4.2, or the upstream's 421).
+// Also: replies pass through unchanged, one upstream connection serves several transactions,
+// and the main log records deliveries, refusals and session ends.
+#define BOOST_TEST_MODULE integration_upstream_failures
+#include <fmt/core.h>
+#include <boost/test/unit_test.hpp>
+#include <memory>
+
+#include "fixtures.h"
+#include "recording_upstream.h"
+#include "test_support.h"
+
+using namespace portcullis::test;
+
+namespace {
+
+constexpr int reply_timeout_seconds = 3;
+constexpr const char* client_address = "127.0.0.2";
+
+struct FailureEnvironment {
+  FailureEnvironment() {
+    upstream = std::make_unique<RecordingUpstream>();
+    PortcullisOptions options;
+    options.upstream_port = upstream->port();
+    options.pass_client = "xclient";
+    options.settings["upstream"]["reply_timeout"] = std::to_string(reply_timeout_seconds);
+    options.settings["limits"]["max_errors"] = "50";
+    proxy = std::make_unique<PortcullisFixture>(options);
+    instance = this;
+  }
+  ~FailureEnvironment() { instance = nullptr; }
+
+  // A fresh upstream on the same port with `behaviour` (the old one's acknowledged messages
+  // are carried over into the running total).
+  void restart_upstream(UpstreamBehaviour behaviour = {}) {
+    const uint16_t port = upstream->port();
+    retired_acknowledged += upstream->acknowledged_messages();
+    upstream.reset();
+    upstream = std::make_unique<RecordingUpstream>(std::move(behaviour), port);
+  }
+  size_t upstream_acknowledged() const {
+    return retired_acknowledged + upstream->acknowledged_messages();
+  }
+
+  std::unique_ptr<RecordingUpstream> upstream;
+  std::unique_ptr<PortcullisFixture> proxy;
+  size_t accepted_at_client = 0;  // 2xx final replies seen by clients
+  size_t retired_acknowledged = 0;
+
+  static FailureEnvironment* instance;
+};
+FailureEnvironment* FailureEnvironment::instance = nullptr;
+
+BOOST_TEST_GLOBAL_FIXTURE(FailureEnvironment);
+
+FailureEnvironment& env() {
+  return *FailureEnvironment::instance;
+}
+
+SmtpTestClient connect_client() {
+  return SmtpTestClient("127.0.0.1", env().proxy->port(),
+                        {.source_address = client_address, .timeout = 20s});
+}
+
+// Each test starts from a well-behaved upstream with nothing recorded.
+struct FreshUpstream {
+  FreshUpstream() {
+    env().upstream->set_behaviour({});
+    env().upstream->clear();
+    // After an upstream failure the proxy re-probes; sessions get 421 4.4.1 until it is back.
+    const bool ready = wait_until(
+        [] {
+          SmtpTestClient probe("127.0.0.1", env().proxy->port());
+          const bool greeted = probe.read_reply(5s).code == 220;
+          if (greeted) probe.command("QUIT");
+          return greeted;
+        },
+        15s, 250ms);
+    BOOST_TEST_REQUIRE(ready, "no 220 banner within 15 s\n" << env().proxy->diagnostics());
+    env().upstream->clear();
+  }
+  ~FreshUpstream() {
+    // The invariant of the whole module, checked after every test. The upstream marks a
+    // message acknowledged just after writing its 250, so give it a moment.
+    std::this_thread::sleep_for(100ms);
+    BOOST_TEST(env().upstream_acknowledged() == env().accepted_at_client,
+               "messages the upstream acknowledged: " << env().upstream_acknowledged()
+                                                      << ", 2xx final replies at clients: "
+                                                      << env().accepted_at_client);
+    BOOST_TEST(env().proxy->running(), env().proxy->diagnostics());
+  }
+};
+
+void note_final(const SmtpReply& reply) {
+  if (reply.code / 100 == 2) ++env().accepted_at_client;
+}
+
+// Greets and says EHLO; true when both worked.
+bool greet(SmtpTestClient& client, const std::string& helo = "client.example.test") {
+  return client.read_reply().code == 220 && client.command("EHLO " + helo).code == 250;
+}
+
+// The reply to the end of a message, sent after DATA was answered `data_reply`; a DATA
+// refused outright (4xx) stands for the final reply.
+SmtpReply send_message_after(SmtpTestClient& client, const SmtpReply& data_reply,
+                             const std::string& message) {
+  if (data_reply.code != 354) return data_reply;
+  client.send(dot_stuff(message) + ".\r\n");
+  return client.read_reply();
+}
+
+bool is_451_4_4_2(const SmtpReply& reply) {
+  return reply.code == 451 && reply.enhanced() == "4.4.2";
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(upstream_failures, FreshUpstream)
+
+BOOST_AUTO_TEST_CASE(baseline_delivery_with_xclient) {
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client, "baseline.example.test"));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  BOOST_TEST(client.command("DATA").code == 354);
+  const std::string message = make_message(5000, "baseline", "BASELINE-MARKER");
+  client.send(dot_stuff(message) + ".\r\n");
+  const SmtpReply final_reply = client.read_reply();
+  note_final(final_reply);
+  BOOST_TEST(final_reply.code == 250);
+  BOOST_TEST(contains(final_reply.text(), "queued as QID"), final_reply.describe());
+  const uint16_t client_port = client.local_port();
+  BOOST_TEST(client.command("QUIT").code == 221);
+
+  auto sessions = env().upstream->session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  const auto& session = sessions[0];
+  BOOST_REQUIRE(session.commands.size() >= 4u);
+  BOOST_TEST(starts_with_nocase(session.commands[0], "EHLO "));
+  // XCLIENT carries the client's address and port; the EHLO after it, the client's HELO.
+  std::string xclient;
+  for (const auto& command : session.commands) {
+    if (starts_with_nocase(command, "XCLIENT ")) xclient += command + " ";
+  }
+  BOOST_TEST(contains(xclient, "ADDR=127.0.0.2"), xclient);
+  BOOST_TEST(contains(xclient, fmt::format("PORT={}", client_port)), xclient);
+  BOOST_TEST(contains(xclient, "HELO=baseline.example.test"), xclient);
+  auto first_mail = std::find_if(session.commands.begin(), session.commands.end(),
+                                 [](const auto& c) { return starts_with_nocase(c, "MAIL "); });
+  BOOST_REQUIRE(first_mail != session.commands.end());
+  BOOST_TEST(*(first_mail - 1) == "EHLO baseline.example.test");
+  BOOST_REQUIRE(session.messages.size() == 1u);
+  // Portcullis may prepend its own headers (Received); the client's message follows intact.
+  const std::string& raw = session.messages[0].raw;
+  const std::string expected_tail = dot_stuff(message) + ".\r\n";
+  BOOST_TEST(
+      (raw.size() >= expected_tail.size() &&
+       raw.compare(raw.size() - expected_tail.size(), expected_tail.size(), expected_tail) == 0),
+      printable(raw, 300));
+}
+
+BOOST_AUTO_TEST_CASE(upstream_gone_before_mail) {
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  // The MTA dies between the session start and the first transaction: nothing listens.
+  env().upstream->stop();
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(is_451_4_4_2(mail), mail.describe());
+  if (mail.code == 250) {
+    // Never reached if the proxy is right; finish the transaction to see what it would say.
+    client.command("RCPT TO:<b@example.test>");
+    note_final(send_message_after(client, client.command("DATA"), make_message(100, "x", "y")));
+  }
+  client.command("QUIT");
+  env().restart_upstream();
+}
+
+BOOST_AUTO_TEST_CASE(upstream_closes_on_mail) {
+  UpstreamBehaviour behaviour;
+  behaviour.close_on_mail = true;
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(is_451_4_4_2(mail), mail.describe());
+  if (mail.code == 250) {
+    client.command("RCPT TO:<b@example.test>");
+    note_final(send_message_after(client, client.command("DATA"), make_message(100, "x", "y")));
+  }
+  // The session survives; the next transaction opens a new upstream connection.
+  env().upstream->set_behaviour({});
+  BOOST_TEST(client.command("RSET").code == 250);
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.command("DATA"), make_message(300, "retry", "RETRY"));
+  note_final(final_reply);
+  BOOST_TEST(final_reply.code == 250, final_reply.describe());
+  client.command("QUIT");
+}
+
+BOOST_AUTO_TEST_CASE(upstream_closes_after_rcpt) {
+  UpstreamBehaviour behaviour;
+  behaviour.close_after_rcpt_reply = true;
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply data = client.command("DATA");
+  BOOST_TEST((data.code == 354 || data.code / 100 == 4), data.describe());
+  const SmtpReply final_reply =
+      send_message_after(client, data, make_message(3000, "after rcpt", "AFTER-RCPT"));
+  note_final(final_reply);
+  BOOST_TEST(is_451_4_4_2(final_reply), final_reply.describe());
+  BOOST_TEST(env().upstream->recorded_messages() == 0u);
+  client.command("QUIT");
+}
+
+BOOST_AUTO_TEST_CASE(upstream_closes_in_the_middle_of_data) {
+  UpstreamBehaviour behaviour;
+  behaviour.close_after_data_bytes = 2000;
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply data = client.command("DATA");
+  BOOST_TEST(data.code == 354);
+  const SmtpReply final_reply =
+      send_message_after(client, data, make_message(60000, "mid data", "MID-DATA"));
+  note_final(final_reply);
+  BOOST_TEST(is_451_4_4_2(final_reply), final_reply.describe());
+  BOOST_TEST(env().upstream->recorded_messages() == 0u);
+  // The upstream did receive part of the message before it died.
+  auto sessions = env().upstream->session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  BOOST_TEST(sessions[0].count_verb("DATA") == 1u);
+  BOOST_TEST(sessions[0].closed_by_us);
+  client.command("QUIT");
+}
+
+BOOST_AUTO_TEST_CASE(final_reply_delayed_past_reply_timeout) {
+  UpstreamBehaviour behaviour;
+  behaviour.delays = {{".", Millis((reply_timeout_seconds + 3) * 1000)}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply data = client.command("DATA");
+  BOOST_TEST(data.code == 354);
+  const auto sent = Clock::now();
+  const SmtpReply final_reply =
+      send_message_after(client, data, make_message(2000, "slow", "SLOW-FINAL"));
+  const long long waited = elapsed_ms(sent);
+  note_final(final_reply);
+  BOOST_TEST(is_451_4_4_2(final_reply), final_reply.describe());
+  BOOST_TEST(waited >= (reply_timeout_seconds - 1) * 1000LL);
+  BOOST_TEST(waited < (reply_timeout_seconds + 3) * 1000LL, "waited " << waited << " ms");
+  client.command("QUIT");
+  // The upstream got the bytes but never managed to say 250: not acknowledged.
+  std::this_thread::sleep_for(Millis(4000));
+  BOOST_TEST(env().upstream->recorded_messages() == 1u);
+  BOOST_TEST(env().upstream->acknowledged_messages() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(mail_reply_delayed_past_reply_timeout) {
+  UpstreamBehaviour behaviour;
+  behaviour.delays = {{"MAIL", Millis((reply_timeout_seconds + 3) * 1000)}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(is_451_4_4_2(mail), mail.describe());
+  if (mail.code == 250) {
+    client.command("RCPT TO:<b@example.test>");
+    note_final(send_message_after(client, client.command("DATA"), make_message(100, "x", "y")));
+  }
+  client.command("QUIT");
+}
+
+BOOST_AUTO_TEST_CASE(upstream_421_at_mail_is_passed_on_and_closes) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{"MAIL", "421 4.3.2 upstream.test Service shutting down"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(mail.code == 421);
+  BOOST_TEST(mail.raw == "421 4.3.2 upstream.test Service shutting down\r\n", mail.describe());
+  BOOST_TEST(client.wait_closed(5s));
+}
+
+BOOST_AUTO_TEST_CASE(upstream_421_at_end_of_data_is_never_2xx) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{".", "421 4.3.2 upstream.test Service shutting down"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.command("DATA"), make_message(2000, "421", "FINAL-421"));
+  note_final(final_reply);
+  BOOST_TEST((final_reply.code == 421 || is_451_4_4_2(final_reply)), final_reply.describe());
+  if (final_reply.code == 421) {
+    BOOST_TEST(final_reply.raw == "421 4.3.2 upstream.test Service shutting down\r\n");
+    BOOST_TEST(client.wait_closed(5s));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(pipelined_transaction_with_upstream_dying_after_rcpt) {
+  UpstreamBehaviour behaviour;
+  behaviour.close_after_rcpt_reply = true;
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_TEST(client.read_reply().code == 220);
+  client.send(
+      "EHLO pipeliner.example.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+      "DATA\r\n");
+  BOOST_TEST(client.read_reply().code == 250);
+  BOOST_TEST(client.read_reply().code == 250);
+  BOOST_TEST(client.read_reply().code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.read_reply(), make_message(1000, "pipe", "PIPE-DIES"));
+  note_final(final_reply);
+  BOOST_TEST(is_451_4_4_2(final_reply), final_reply.describe());
+  client.command("QUIT");
+}
+
+BOOST_AUTO_TEST_CASE(upstream_replies_pass_through_unchanged) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {
+      {"RCPT TO:<unknown@",
+       "550 5.1.1 <unknown@example.test>: Recipient address rejected: "
+       "User unknown in local recipient table"},
+      {"RCPT TO:<multi@",
+       "550-5.7.1 first line of a refusal\r\n550-5.7.1 second line\r\n550 5.7.1 third line"},
+      {"RCPT TO:<later@", "450 4.2.0 <later@example.test>: Recipient address rejected: try later"},
+      {"MAIL FROM:<refused@", "553 5.7.1 <refused@example.test>: Sender address rejected"},
+      {".", "554-5.7.0 message refused\r\n554 5.7.0 by content policy"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply sender = client.command("MAIL FROM:<refused@example.test>");
+  BOOST_TEST(sender.raw == "553 5.7.1 <refused@example.test>: Sender address rejected\r\n");
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<unknown@example.test>").raw ==
+             "550 5.1.1 <unknown@example.test>: Recipient address rejected: User unknown in "
+             "local recipient table\r\n");
+  BOOST_TEST(client.command("RCPT TO:<multi@example.test>").raw ==
+             "550-5.7.1 first line of a refusal\r\n550-5.7.1 second line\r\n550 5.7.1 third "
+             "line\r\n");
+  BOOST_TEST(client.command("RCPT TO:<later@example.test>").raw ==
+             "450 4.2.0 <later@example.test>: Recipient address rejected: try later\r\n");
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.command("DATA"), make_message(1000, "refused", "REFUSED"));
+  note_final(final_reply);
+  BOOST_TEST(final_reply.raw == "554-5.7.0 message refused\r\n554 5.7.0 by content policy\r\n");
+  BOOST_TEST(client.command("QUIT").code == 221);
+  // The upstream's refusals are logged as refused commands, each with its reply.
+  BOOST_TEST(env().proxy->wait_for_event("refused", 5s, [](const LogEvent& event) {
+    return contains(event.field("reply"), "550 5.1.1");
+  }));
+}
+
+BOOST_AUTO_TEST_CASE(several_transactions_reuse_one_upstream_connection) {
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client, "reuse.example.test"));
+  std::vector<std::string> queue_ids;
+  for (int n = 1; n <= 3; ++n) {
+    BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+    BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+    const SmtpReply final_reply = send_message_after(
+        client, client.command("DATA"), make_message(700, "reuse", fmt::format("REUSE-{}", n)));
+    note_final(final_reply);
+    BOOST_TEST(final_reply.code == 250);
+    const std::string marker = "queued as ";
+    const size_t at = final_reply.text().find(marker);
+    if (at != std::string::npos) queue_ids.push_back(final_reply.text().substr(at + marker.size()));
+  }
+  BOOST_TEST(client.command("QUIT").code == 221);
+  BOOST_TEST(client.wait_closed(5s));
+
+  auto sessions = env().upstream->session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  const auto& session = sessions[0];
+  BOOST_TEST(session.count_verb("MAIL") == 3u);
+  BOOST_TEST(session.count_verb("XCLIENT") >= 1u);
+  BOOST_TEST(session.messages.size() == 3u);
+  // A reset between transactions: an RSET before the 2nd and 3rd MAIL.
+  std::vector<std::string> verbs;
+  for (const auto& command : session.commands) {
+    verbs.push_back(command.substr(0, command.find(' ')));
+  }
+  for (size_t i = 1, mails = 0; i < verbs.size(); ++i) {
+    if (verbs[i] != "MAIL") continue;
+    if (++mails > 1) BOOST_TEST(verbs[i - 1] == "RSET", "before MAIL #" << mails);
+  }
+  // Each delivery is logged with the upstream's queue id.
+  BOOST_REQUIRE(queue_ids.size() == 3u);
+  for (const auto& queue_id : queue_ids) {
+    BOOST_TEST(env().proxy->wait_for_event(
+                   "delivered", 5s,
+                   [&](const LogEvent& event) { return event.field("queue_id") == queue_id; }),
+               "no delivered event with queue_id " << queue_id);
+  }
+  // The session end is logged with the client, its HELO and per-command counts.
+  BOOST_TEST(env().proxy->wait_for_event("disconnect", 5s,
+                                         [](const LogEvent& event) {
+                                           return contains(event.field("client"), "127.0.0.2") &&
+                                                  event.field("helo") == "reuse.example.test" &&
+                                                  event.field("mail") == "3" &&
+                                                  event.field("rcpt") == "3" &&
+                                                  event.field("data") == "3";
+                                         }),
+             env().proxy->log_text());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
