@@ -40,6 +40,11 @@ bool Acceptor::bind_all(std::string* error) {
   return true;
 }
 
+void Acceptor::enable_all() {
+  for (auto& listener : listeners_)
+    evconnlistener_enable(listener.get());
+}
+
 void Acceptor::close_all() {
   listeners_.clear();
 }

@@ -14,11 +14,35 @@ enum class ListenMode { smtp, smtps, submission };
 enum class PassClient { xclient, proxy_v2, none };
 enum class LogFormat { text, json };
 
+// A [tls.NAME] block.
+struct TlsCertificateKey {
+  std::string certificate;  // PEM chain file
+  std::string key;          // PEM private key file
+};
+
+struct TlsBlockConfig {
+  std::string name;
+  std::vector<TlsCertificateKey> certificates;  // one per key type (e.g. RSA and ECDSA)
+  std::vector<std::string> sni;                 // names this block serves ("*.example.org" ok)
+  std::string min_version = "TLSv1.2";
+  std::string ciphers;                      // TLS 1.2 cipher list; "" = OpenSSL default
+  std::string ciphersuites;                 // TLS 1.3; "" = OpenSSL default
+  std::string groups;                       // "" = OpenSSL default
+  bool request_client_certificate = false;  // ask, never require (port 25 must stay open)
+};
+
+enum class UpstreamTls { none, opportunistic, required };
+
+struct TrustConfig {
+  std::vector<std::string> proxy_peers;  // CIDRs allowed to send PROXY headers
+  unsigned proxy_timeout = 5;
+};
+
 struct ListenConfig {
   NetAddress address;
   std::string address_text;  // as written
   ListenMode mode = ListenMode::smtp;
-  std::string tls;           // name of a [tls.NAME] block; "" = no TLS on this listener
+  std::string tls;  // name of a [tls.NAME] block; "" = no TLS on this listener
   bool proxy_protocol = false;
 };
 
@@ -26,14 +50,14 @@ struct ServerConfig {
   std::string hostname;     // default: the system host name
   std::string authserv_id;  // default: hostname
   std::string state_dir = "/var/lib/portcullis";
-  unsigned workers = 0;     // 0 = one per core (resolved at load: never 0 after load)
-  std::string user;         // "" = not set
+  unsigned workers = 0;  // 0 = one per core (resolved at load: never 0 after load)
+  std::string user;      // "" = not set
 };
 
 struct UpstreamConfig {
   std::vector<NetAddress> addresses;  // tried in order
   PassClient pass_client = PassClient::xclient;
-  std::string tls = "none";
+  UpstreamTls tls = UpstreamTls::none;
   std::string ca_file;
   std::string verify_name;
   unsigned max_connections = 100;
@@ -70,11 +94,20 @@ struct Config {
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   LogConfig log;
+  std::vector<TlsBlockConfig> tls;  // [tls.NAME] blocks, in file order
+  TrustConfig trust;
+
+  const TlsBlockConfig* tls_block(const std::string& name) const {
+    for (const auto& block : tls) {
+      if (block.name == name) return &block;
+    }
+    return nullptr;
+  }
 };
 
 struct ConfigMessage {
   std::string file;
-  int line = 0;    // 0 when the message is about the file as a whole
+  int line = 0;  // 0 when the message is about the file as a whole
   int column = 0;
   std::string key;  // dotted, e.g. "limits.max_errors" or "listen[1].mode"
   std::string text;

@@ -5,6 +5,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <memory>
 
@@ -23,6 +25,19 @@ struct ListenerFree {
   void operator()(evconnlistener* listener) const { evconnlistener_free(listener); }
 };
 
+struct SslFree {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+struct X509Free {
+  void operator()(X509* cert) const { X509_free(cert); }
+};
+
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
 using EventBasePtr = std::unique_ptr<event_base, EventBaseFree>;
 using EventPtr = std::unique_ptr<event, EventFree>;
 using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;

@@ -56,12 +56,15 @@ int Server::run() {
                   "treat that address as trusted"}});
   }
 
+  if (!load_tls(config)) return 1;
+
   evthread_use_pthreads();
   std::signal(SIGPIPE, SIG_IGN);
   base_.reset(event_base_new());
   session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
                                                     config.limits.max_sessions_per_ip);
-  ServerContext context{&config_holder_, &upstream_status_, session_limits_.get()};
+  ServerContext context{&config_holder_, &tls_holder_, &upstream_tls_holder_, &upstream_status_,
+                        session_limits_.get()};
 
   std::vector<Worker*> worker_pointers;
   for (unsigned i = 0; i < config.server.workers; ++i) {
@@ -85,6 +88,8 @@ int Server::run() {
   upstream_status_.set_probe_requester([probe = probe_.get()] { probe->request(); });
   for (auto& worker : workers_)
     worker->start();
+  // Accept only once the first probe has said what the upstream offers (or that it is down).
+  probe_->set_on_result([this](bool) { acceptor_->enable_all(); });
   probe_->reconfigure(config_);
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
@@ -136,6 +141,10 @@ void Server::on_reload() {
     return;
   }
   auto next = std::make_shared<const Config>(std::move(*loaded.config));
+  if (!load_tls(*next)) {
+    log_error("reload_failed", {{"detail", "keeping the configuration and certificates in force"}});
+    return;
+  }
   std::vector<std::string> restart_only;
   if (next->listeners.size() != current->listeners.size()) restart_only.push_back("listen");
   for (size_t i = 0; i < next->listeners.size() && i < current->listeners.size(); ++i) {
@@ -159,6 +168,28 @@ void Server::on_reload() {
   config_holder_.replace(next);
   probe_->reconfigure(next);
   log_info("reloaded", {{"config", next->path}});
+}
+
+bool Server::load_tls(const Config& config) {
+  TlsServerContexts::LoadResult loaded = TlsServerContexts::load(config, &ticket_keys_);
+  for (const auto& warning : loaded.warnings)
+    log_warning("tls_certificate", {{"detail", warning}});
+  for (const auto& error : loaded.errors)
+    log_error("tls_load_failed", {{"error", error}});
+  if (!loaded.contexts) return false;
+  std::shared_ptr<const UpstreamTlsContext> upstream_tls;
+  if (config.upstream.tls != UpstreamTls::none) {
+    std::string error;
+    SslCtxPtr ctx = make_upstream_tls_context(config.upstream, &error);
+    if (!ctx) {
+      log_error("tls_load_failed", {{"error", "upstream: " + error}});
+      return false;
+    }
+    upstream_tls = std::make_shared<const UpstreamTlsContext>(UpstreamTlsContext{std::move(ctx)});
+  }
+  tls_holder_.replace(std::move(loaded.contexts));
+  upstream_tls_holder_.replace(std::move(upstream_tls));
+  return true;
 }
 
 void Server::on_reopen_logs() {

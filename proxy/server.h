@@ -9,6 +9,7 @@
 #include "log_sink.h"
 #include "server_context.h"
 #include "session_limits.h"
+#include "tls_ticket_keys.h"
 #include "upstream_status.h"
 
 namespace portcullis {
@@ -32,10 +33,15 @@ class Server {
   void on_terminate();
   void on_reload();
   void on_reopen_logs();
+  // Loads certificates and keys of `config`; false (logged) keeps what is in force.
+  bool load_tls(const Config& config);
 
   std::shared_ptr<const Config> config_;
   std::unique_ptr<LogSink> log_;
   ConfigHolder config_holder_;
+  TlsTicketKeys ticket_keys_;
+  SnapshotHolder<TlsServerContexts> tls_holder_;
+  SnapshotHolder<UpstreamTlsContext> upstream_tls_holder_;
   UpstreamStatus upstream_status_;
   std::unique_ptr<SessionLimits> session_limits_;
   EventBasePtr base_;

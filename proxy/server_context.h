@@ -4,33 +4,40 @@
 #include <mutex>
 
 #include "config.h"
+#include "event_handles.h"
 #include "session_limits.h"
+#include "tls_context.h"
 #include "upstream_status.h"
 
 namespace portcullis {
 
-// The configuration in force. A reload replaces the snapshot; a session keeps the snapshot it
-// started with until it ends.
-class ConfigHolder {
+// An immutable object that a reload replaces as a whole; whoever took a snapshot keeps it
+// (a session keeps the configuration and certificates it started with until it ends).
+template <typename T>
+class SnapshotHolder {
  public:
-  explicit ConfigHolder(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
-  std::shared_ptr<const Config> current() const {
+  explicit SnapshotHolder(std::shared_ptr<const T> value = nullptr) : value_(std::move(value)) {}
+  std::shared_ptr<const T> current() const {
     std::lock_guard lock(mutex_);
-    return config_;
+    return value_;
   }
-  void replace(std::shared_ptr<const Config> config) {
+  void replace(std::shared_ptr<const T> value) {
     std::lock_guard lock(mutex_);
-    config_ = std::move(config);
+    value_ = std::move(value);
   }
 
  private:
   mutable std::mutex mutex_;
-  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const T> value_;
 };
+
+using ConfigHolder = SnapshotHolder<Config>;
 
 // What every worker and session reads: the configuration and the process-wide shared state.
 struct ServerContext {
   ConfigHolder* config = nullptr;
+  SnapshotHolder<TlsServerContexts>* tls = nullptr;
+  SnapshotHolder<UpstreamTlsContext>* upstream_tls = nullptr;
   UpstreamStatus* upstream_status = nullptr;
   SessionLimits* session_limits = nullptr;
 };

@@ -2,16 +2,21 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
+#include <openssl/err.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <regex>
 #include <utility>
 
 #include "log_sink.h"
+#include "net_prefix.h"
+#include "proxy_header.h"
 #include "worker.h"
 
 namespace portcullis {
@@ -57,20 +62,6 @@ const char* verb_name(Verb verb) {
   return "unknown";
 }
 
-const char* end_reason_name(int reason) {
-  static const char* const names[] = {"quit",
-                                      "client_closed",
-                                      "timeout",
-                                      "too_many_errors",
-                                      "forbidden_command",
-                                      "upstream_unavailable",
-                                      "upstream_421",
-                                      "xclient_refused",
-                                      "write_failed",
-                                      "shutdown"};
-  return names[reason];
-}
-
 // Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
 std::string queue_id_from(const SmtpReply& reply) {
   static const std::regex queued(R"((?:queued as|id=)\s*([A-Za-z0-9._-]{1,64}))",
@@ -92,6 +83,7 @@ Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
       local_(connection.local),
       client_key_(std::move(connection.client_key)),
       client_text_(connection.peer.host_port()),
+      listener_index_(connection.listener_index),
       parser_(ParserLimits{}) {
   client_.reset(bufferevent_socket_new(worker_.base(), connection.fd, BEV_OPT_CLOSE_ON_FREE));
   if (!client_) evutil_closesocket(connection.fd);
@@ -113,7 +105,77 @@ void Session::start() {
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kInputHighWater);
   log_info("connect", {{"session", std::to_string(id_)}, {"client", client_text_}});
 
+  if (listener().proxy_protocol) {
+    // SECURITY: only [trust] proxy_peers may speak for someone else; anyone else is closed
+    // without a banner, and nobody is guessed to be a proxy.
+    bool trusted = false;
+    for (const auto& text : config_->trust.proxy_peers) {
+      auto prefix = NetPrefix::parse(text);
+      if (prefix && prefix->contains(peer_)) trusted = true;
+    }
+    if (!trusted) {
+      log_warning("proxy_untrusted", {{"session", std::to_string(id_)}, {"client", client_text_}});
+      end_reason_ = EndReason::proxy_header_refused;
+      closing_ = true;
+      return finish();
+    }
+    awaiting_proxy_header_ = true;
+    timeval timeout{static_cast<time_t>(config_->trust.proxy_timeout), 0};
+    bufferevent_set_timeouts(client_.get(), &timeout, &timeout);
+    bufferevent_enable(client_.get(), EV_READ);
+    return;
+  }
+  begin_smtp();
+}
+
+const ListenConfig& Session::listener() const {
+  return config_->listeners.at(listener_index_);
+}
+
+void Session::on_proxy_header_bytes() {
+  evbuffer* input = bufferevent_get_input(client_.get());
+  const size_t available = std::min(evbuffer_get_length(input), ProxyHeaderParser::kMaxHeaderSize);
+  const auto* bytes = reinterpret_cast<const char*>(evbuffer_pullup(input, available));
+  ProxyHeaderParser::Result result =
+      ProxyHeaderParser().feed(std::string_view(bytes ? bytes : "", bytes ? available : 0));
+  if (result.status == ProxyHeaderParser::Status::need_more) return;
+  if (result.status == ProxyHeaderParser::Status::error) {
+    log_warning(
+        "proxy_header_refused",
+        {{"session", std::to_string(id_)}, {"client", client_text_}, {"error", result.error}});
+    end_reason_ = EndReason::proxy_header_refused;
+    closing_ = true;
+    return finish();
+  }
+  evbuffer_drain(input, result.consumed);
+  awaiting_proxy_header_ = false;
+  if (!result.local && result.source && result.destination) {
+    const std::string proxy_text = client_text_;
+    // The limits count the real client, not the load balancer.
+    worker_.context().session_limits->release(client_key_);
+    client_key_.clear();
+    peer_ = *result.source;
+    local_ = *result.destination;
+    client_text_ = peer_.host_port();
+    log_info("proxy_header",
+             {{"session", std::to_string(id_)}, {"client", client_text_}, {"proxy", proxy_text}});
+    const std::string key = peer_.client_key();
+    if (worker_.context().session_limits->try_admit(key) != SessionLimits::Outcome::admitted) {
+      reply(421, fmt::format("4.7.0 {} Error: too many connections from your address",
+                             config_->server.hostname));
+      return close_session(EndReason::session_limit);
+    }
+    client_key_ = key;
+  }
+  begin_smtp();
+  process_input();
+}
+
+void Session::begin_smtp() {
   const Config& config = *config_;
+  if (listener().mode == ListenMode::smtps && !start_tls()) {
+    return close_session(EndReason::tls_failed);
+  }
   upstream_offer_ = worker_.context().upstream_status->capabilities();
   if (!upstream_offer_) {
     end_reason_ = EndReason::upstream_unavailable;
@@ -122,7 +184,16 @@ void Session::start() {
     close_session(EndReason::upstream_unavailable);
     return;
   }
-  offer_ = compute_client_offer(*upstream_offer_, config.limits.max_message_size, false);
+  compute_offer();
+  reply(220, fmt::format("{} ESMTP Portcullis", config.server.hostname));
+  update_reading();
+}
+
+void Session::compute_offer() {
+  const Config& config = *config_;
+  const bool starttls = !listener().tls.empty() && listener().mode != ListenMode::smtps &&
+                        !tls_active_ && !tls_handshaking_;
+  offer_ = compute_client_offer(*upstream_offer_, config.limits.max_message_size, starttls);
   ParserLimits limits;
   limits.command_line = 512;
   limits.mail_extra = 26 + (offer_.dsn ? 100 : 0);
@@ -132,9 +203,75 @@ void Session::start() {
   limits.max_message_size = offer_.size_limit;
   limits.bare_lf = config.limits.bare_lf;
   parser_.set_limits(limits);
+}
 
-  reply(220, fmt::format("{} ESMTP Portcullis", config.server.hostname));
-  update_reading();
+// Puts TLS under the client connection (implicit TLS, or after the 220 to STARTTLS).
+bool Session::start_tls() {
+  tls_contexts_ = worker_.context().tls->current();
+  SslPtr ssl = tls_contexts_ ? tls_contexts_->new_ssl(listener().tls) : nullptr;
+  if (!ssl) {
+    log_error("tls_unavailable", {{"session", std::to_string(id_)}, {"tls", listener().tls}});
+    return false;
+  }
+  bufferevent* plain = client_.release();
+  bufferevent* wrapped = bufferevent_openssl_filter_new(
+      worker_.base(), plain, ssl.release(), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (!wrapped) {
+    client_.reset(plain);
+    log_error("tls_unavailable", {{"session", std::to_string(id_)}, {"reason", "bufferevent"}});
+    return false;
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(wrapped, 1);
+  client_.reset(wrapped);
+  bufferevent_setcb(wrapped, &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
+  bufferevent_setwatermark(wrapped, EV_READ, 0, kInputHighWater);
+  tls_handshaking_ = true;
+  return true;
+}
+
+void Session::on_tls_established() {
+  tls_handshaking_ = false;
+  tls_active_ = true;
+  SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
+  tls_description_ = ssl ? tls_description(ssl) : std::string("TLS");
+  const char* server_name = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
+  log_info("tls", {{"session", std::to_string(id_)},
+                   {"client", client_text_},
+                   {"tls", tls_description_},
+                   {"sni", server_name ? server_name : "", true},
+                   {"resumed", ssl && SSL_session_reused(ssl) ? "yes" : "no"}});
+  if (upstream_offer_) compute_offer();
+}
+
+void Session::on_starttls(const Command& command) {
+  if (tls_active_) {
+    count(command.verb, false);
+    return reply(554, "5.5.1 Error: TLS already active", &command);
+  }
+  if (listener().tls.empty() || listener().mode == ListenMode::smtps) {
+    count(command.verb, false);
+    return reply(502, "5.5.1 Error: command not implemented", &command);
+  }
+  count(command.verb, true);
+  reply(220, "2.0.0 Ready to start TLS", &command);
+  // SECURITY: plaintext the client sent after STARTTLS is never executed (CVE-2011-0411
+  // class): it is dropped, and the session starts over after the handshake (RFC 3207 4.2).
+  evbuffer* input = bufferevent_get_input(client_.get());
+  if (const size_t pending = evbuffer_get_length(input); pending > 0) {
+    evbuffer_drain(input, pending);
+    log_warning("starttls_plaintext_discarded", {{"session", std::to_string(id_)},
+                                                 {"client", client_text_},
+                                                 {"bytes", std::to_string(pending)}});
+  }
+  parser_.reset();
+  end_transaction();
+  drop_upstream();
+  helo_.clear();
+  esmtp_ = false;
+  if (!start_tls()) {
+    return close_session(EndReason::tls_failed);
+  }
+  compute_offer();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,8 +284,10 @@ void Session::on_read() {
 void Session::process_input() {
   if (processing_ || finished_) return;
   processing_ = true;
-  evbuffer* input = bufferevent_get_input(client_.get());
-  while (!busy_ && !closing_ && evbuffer_get_length(input) > 0) {
+  // Re-read each time: STARTTLS replaces the bufferevent in the middle of this loop.
+  while (!busy_ && !closing_ && !awaiting_proxy_header_ &&
+         evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) {
+    evbuffer* input = bufferevent_get_input(client_.get());
     if (shutting_down_ && !in_transaction_) {
       processing_ = false;
       return shut_down();
@@ -242,8 +381,7 @@ void Session::handle_command(Command command) {
       return reply(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
                    &command);
     case Verb::starttls:
-      count(command.verb, false);
-      return reply(502, "5.5.1 Error: command not implemented", &command);
+      return on_starttls(command);
     case Verb::unknown:
       count(command.verb, false);
       return reply(500, "5.5.2 Error: command not recognized", &command);
@@ -308,6 +446,10 @@ void Session::on_mail(const Command& command) {
   if (in_transaction_) {
     count(command.verb, false);
     return reply(503, "5.5.1 Error: nested MAIL command", &command);
+  }
+  if (listener().mode == ListenMode::submission && !tls_active_) {
+    count(command.verb, false);
+    return reply(530, "5.7.0 Must issue a STARTTLS command first", &command);
   }
   for (const EsmtpParam& param : command.params) {
     if (!iequals(param.keyword, "SIZE")) continue;
@@ -394,7 +536,7 @@ void Session::handle_data_end(const DataEnd& end) {
   busy_ = true;
   update_reading();
   const uint64_t size = end.size;
-  upstream_->send_message(message_.get(), std::string(), [this, size](UpstreamResult result) {
+  upstream_->send_message(message_.get(), received_header(), [this, size](UpstreamResult result) {
     Command final_command;
     final_command.verb = Verb::data;
     final_command.line = "(end of data)";
@@ -490,6 +632,9 @@ void Session::with_upstream(const Command& command, Then then) {
   greeting.identity.dest_port = local_.port();
   greeting.client_address = peer_;
   greeting.local_address = local_;
+  greeting.tls = config.upstream.tls;
+  greeting.tls_context = worker_.context().upstream_tls->current();
+  greeting.verify_name = config.upstream.verify_name;
   busy_ = true;
   update_reading();
   upstream_->open(std::move(greeting), [this, command, then](UpstreamResult result) {
@@ -561,6 +706,12 @@ void Session::upstream_failed(const Command& command, const UpstreamResult& resu
     case UpstreamError::timeout:
       return reply(451, "4.4.2 Error: the upstream did not answer in time, try again later",
                    &command);
+    case UpstreamError::tls_failed:
+      if (result.reply.code == 421) {
+        reply(result.reply, &command, true);
+        return close_session(EndReason::upstream_closed_session);
+      }
+      return reply(451, "4.7.5 Error: TLS to the upstream failed, try again later", &command);
     case UpstreamError::none:
     case UpstreamError::closed:
     case UpstreamError::protocol:
@@ -642,6 +793,56 @@ void Session::finish() {
   worker_.session_finished(id_);
 }
 
+const char* Session::end_reason_name(EndReason reason) {
+  switch (reason) {
+    case EndReason::quit:
+      return "quit";
+    case EndReason::proxy_header_refused:
+      return "proxy_header_refused";
+    case EndReason::session_limit:
+      return "session_limit";
+    case EndReason::tls_failed:
+      return "tls_failed";
+    case EndReason::client_closed:
+      return "client_closed";
+    case EndReason::timeout:
+      return "timeout";
+    case EndReason::too_many_errors:
+      return "too_many_errors";
+    case EndReason::forbidden_command:
+      return "forbidden_command";
+    case EndReason::upstream_unavailable:
+      return "upstream_unavailable";
+    case EndReason::upstream_closed_session:
+      return "upstream_421";
+    case EndReason::xclient_refused:
+      return "xclient_refused";
+    case EndReason::write_failed:
+      return "write_failed";
+    case EndReason::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+// Portcullis's own trace header (RFC 5321 4.4; protocol names from RFC 3848), so that what
+// XCLIENT cannot carry (TLS) reaches the message.
+std::string Session::received_header() const {
+  const char* protocol =
+      esmtp_ ? (tls_active_ ? "ESMTPS" : "ESMTP") : (tls_active_ ? "SMTPS" : "SMTP");
+  char date[64];
+  const time_t now = time(nullptr);
+  tm utc{};
+  gmtime_r(&now, &utc);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
+  std::string header = fmt::format(
+      "Received: from {} (unknown [{}{}])\r\n\tby {} (Portcullis) with {} id {}", helo_,
+      peer_.is_ipv6() ? "IPv6:" : "", peer_.ip(), config_->server.hostname, protocol, id_);
+  if (tls_active_) header += fmt::format("\r\n\t(using {})", tls_description_);
+  header += fmt::format(";\r\n\t{}\r\n", date);
+  return header;
+}
+
 void Session::count(Verb verb, bool ok) {
   auto& slot = counts_[static_cast<size_t>(verb)];
   ++slot[1];
@@ -652,7 +853,7 @@ void Session::log_end() {
   std::vector<LogField> fields{{"session", std::to_string(id_)},
                                {"client", client_text_},
                                {"helo", helo_, true},
-                               {"reason", end_reason_name(static_cast<int>(end_reason_))}};
+                               {"reason", end_reason_name(end_reason_)}};
   unsigned accepted = 0;
   unsigned total = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
@@ -688,7 +889,35 @@ void Session::write_cb(bufferevent* bev, void* self) {
 void Session::event_cb(bufferevent*, short what, void* self) {
   auto* session = static_cast<Session*>(self);
   if (session->finished_) return;
+  if (what & BEV_EVENT_CONNECTED) {
+    if (session->tls_handshaking_) session->on_tls_established();
+    return;
+  }
+  if (session->tls_handshaking_ && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+    std::string reason;
+    while (unsigned long code = bufferevent_get_openssl_error(session->client_.get())) {
+      char text[256];
+      ERR_error_string_n(code, text, sizeof text);
+      if (!reason.empty()) reason += "; ";
+      reason += text;
+    }
+    log_warning("tls_handshake_failed",
+                {{"session", std::to_string(session->id_)},
+                 {"client", session->client_text_},
+                 {"reason", reason.empty() ? "connection closed during the handshake" : reason}});
+    session->end_reason_ = EndReason::tls_failed;
+    session->closing_ = true;
+    return session->finish();
+  }
   if (what & BEV_EVENT_TIMEOUT) {
+    if (session->awaiting_proxy_header_) {
+      log_warning("proxy_header_refused", {{"session", std::to_string(session->id_)},
+                                           {"client", session->client_text_},
+                                           {"error", "timeout"}});
+      session->end_reason_ = EndReason::proxy_header_refused;
+      session->closing_ = true;
+      return session->finish();
+    }
     if (session->closing_) return session->finish();
     if (what & BEV_EVENT_READING) {
       session->reply(

@@ -19,6 +19,7 @@
 #include "server_context.h"
 #include "smtp_parser.h"
 #include "smtp_reply.h"
+#include "tls_context.h"
 #include "upstream_connection.h"
 
 namespace portcullis {
@@ -41,6 +42,9 @@ class Session {
  private:
   enum class EndReason {
     quit,
+    proxy_header_refused,
+    session_limit,
+    tls_failed,
     client_closed,
     timeout,
     too_many_errors,
@@ -51,6 +55,15 @@ class Session {
     write_failed,
     shutdown,
   };
+
+  // connection set-up
+  const ListenConfig& listener() const;
+  void on_proxy_header_bytes();
+  void begin_smtp();
+  void compute_offer();
+  bool start_tls();
+  void on_tls_established();
+  void on_starttls(const Command& command);
 
   // input
   void on_read();
@@ -87,6 +100,8 @@ class Session {
   void close_session(EndReason reason);
   void finish();
   void log_end();
+  std::string received_header() const;
+  static const char* end_reason_name(EndReason reason);
   void count(Verb verb, bool ok);
 
   static void read_cb(bufferevent* bev, void* self);
@@ -100,7 +115,9 @@ class Session {
   NetAddress local_;
   std::string client_key_;
   std::string client_text_;  // "ip:port" for logs
+  size_t listener_index_;
   BufferEventPtr client_;
+  std::shared_ptr<const TlsServerContexts> tls_contexts_;  // kept while the session uses TLS
   SmtpParser parser_;
   std::shared_ptr<const UpstreamCapabilities> upstream_offer_;
   ClientOffer offer_;
@@ -108,8 +125,12 @@ class Session {
   // session state
   std::string helo_;
   bool esmtp_ = false;
-  bool busy_ = false;        // a command waits for the upstream; input is not read meanwhile
-  bool processing_ = false;  // inside process_input (guards re-entry)
+  bool awaiting_proxy_header_ = false;
+  bool tls_handshaking_ = false;
+  bool tls_active_ = false;
+  std::string tls_description_;  // "TLSv1.3 with cipher … (256/256 bits)"
+  bool busy_ = false;            // a command waits for the upstream; input is not read meanwhile
+  bool processing_ = false;      // inside process_input (guards re-entry)
   bool closing_ = false;
   bool finished_ = false;
   bool shutting_down_ = false;

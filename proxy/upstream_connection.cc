@@ -1,9 +1,12 @@
 #include "upstream_connection.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include <utility>
 
+#include "log_sink.h"
 #include "proxy_v2_writer.h"
 
 namespace portcullis {
@@ -30,6 +33,8 @@ const char* to_string(UpstreamError error) {
       return "refused";
     case UpstreamError::xclient_refused:
       return "xclient_refused";
+    case UpstreamError::tls_failed:
+      return "tls_failed";
   }
   return "unknown";
 }
@@ -103,7 +108,7 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
       if (reply.code != 220) {
         return finish(UpstreamResult{UpstreamError::refused, reply, "greeting refused"});
       }
-      if (greeting_.pass_client == PassClient::xclient) {
+      if (greeting_.pass_client == PassClient::xclient || greeting_.tls != UpstreamTls::none) {
         stage_ = GreetStage::ehlo_ours;
         return next("EHLO " + greeting_.our_hostname);
       }
@@ -113,16 +118,29 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
       if (reply.code != 250) {
         return finish(UpstreamResult{UpstreamError::refused, reply, "EHLO refused"});
       }
-      UpstreamCapabilities offered = parse_ehlo_reply(reply);
-      if (!offered.xclient) {
-        return finish(UpstreamResult{UpstreamError::xclient_refused, reply,
-                                     "the upstream does not offer XCLIENT to Portcullis"});
+      if (greeting_.tls != UpstreamTls::none && !tls_active_) {
+        if (parse_ehlo_reply(reply).starttls && greeting_.tls_context) {
+          stage_ = GreetStage::starttls;
+          return next("STARTTLS");
+        }
+        if (greeting_.tls == UpstreamTls::required) {
+          return finish(UpstreamResult{UpstreamError::tls_failed, reply,
+                                       "the upstream does not offer STARTTLS (tls = required)"});
+        }
       }
-      xclient_lines_ = build_xclient_commands(greeting_.identity, offered.xclient_attrs);
-      xclient_sent_ = 0;
-      stage_ = GreetStage::xclient;
-      return next(xclient_lines_[xclient_sent_++]);
+      return after_tls_decision(reply);
     }
+    case GreetStage::starttls:
+      if (reply.code == 220) return start_upstream_tls();
+      if (reply.code == 421 || greeting_.tls == UpstreamTls::required) {
+        return finish(UpstreamResult{UpstreamError::tls_failed, reply, "STARTTLS refused"});
+      }
+      // Opportunistic: go on in plaintext on this connection.
+      stage_ = GreetStage::ehlo_ours;
+      greeting_.tls = UpstreamTls::none;
+      return next("EHLO " + greeting_.our_hostname);
+    case GreetStage::tls_handshake:
+      return;
     case GreetStage::xclient:
       if (reply.code == 421) return finish(std::move(result));
       if (reply.klass() != 2) {
@@ -141,6 +159,75 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
     case GreetStage::done:
       return;
   }
+}
+
+// After our own EHLO (over TLS when it was wanted): XCLIENT, or straight to the client's name.
+void UpstreamConnection::after_tls_decision(const SmtpReply& ehlo_reply) {
+  auto next = [this](const std::string& line) {
+    send_line(line);
+    expect_reply([this](UpstreamResult r) { greet_step(std::move(r)); });
+  };
+  if (greeting_.pass_client != PassClient::xclient) {
+    stage_ = GreetStage::ehlo_client;
+    return next(final_greeting());
+  }
+  UpstreamCapabilities offered = parse_ehlo_reply(ehlo_reply);
+  if (!offered.xclient) {
+    failed_ = true;
+    auto done = std::move(open_done_);
+    if (done) {
+      done(UpstreamResult{UpstreamError::xclient_refused, ehlo_reply,
+                          "the upstream does not offer XCLIENT to Portcullis"});
+    }
+    return;
+  }
+  xclient_lines_ = build_xclient_commands(greeting_.identity, offered.xclient_attrs);
+  xclient_sent_ = 0;
+  stage_ = GreetStage::xclient;
+  next(xclient_lines_[xclient_sent_++]);
+}
+
+void UpstreamConnection::start_upstream_tls() {
+  // SECURITY: whatever the upstream sent after its 220 was sent in plaintext and could have
+  // been injected (CVE-2021-38371 class): it is dropped, and capabilities are read again over
+  // TLS.
+  evbuffer* input = bufferevent_get_input(bev_.get());
+  if (const size_t injected = evbuffer_get_length(input); injected > 0) {
+    evbuffer_drain(input, injected);
+    log_warning("upstream_starttls_plaintext_discarded",
+                {{"upstream", connected_to_.host_port()}, {"bytes", std::to_string(injected)}});
+  }
+  reply_parser_.reset();
+  SslPtr ssl(SSL_new(greeting_.tls_context->ctx.get()));
+  if (ssl && !greeting_.verify_name.empty()) {
+    SSL_set_tlsext_host_name(ssl.get(), greeting_.verify_name.c_str());
+    if (greeting_.tls == UpstreamTls::required)
+      SSL_set1_host(ssl.get(), greeting_.verify_name.c_str());
+  }
+  bufferevent* plain = bev_.release();
+  bufferevent* wrapped =
+      ssl ? bufferevent_openssl_filter_new(base_, plain, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
+                                           BEV_OPT_CLOSE_ON_FREE)
+          : nullptr;
+  if (!wrapped) {
+    bev_.reset(plain);
+    return fail(UpstreamError::tls_failed, "cannot start TLS");
+  }
+  bufferevent_openssl_set_allow_dirty_shutdown(wrapped, 1);
+  bev_.reset(wrapped);
+  bufferevent_setcb(wrapped, &UpstreamConnection::read_cb, &UpstreamConnection::write_cb,
+                    &UpstreamConnection::event_cb, this);
+  bufferevent_enable(wrapped, EV_READ | EV_WRITE);
+  bufferevent_setwatermark(wrapped, EV_WRITE, kOutputLowWater, 0);
+  stage_ = GreetStage::tls_handshake;
+  arm_timer();
+}
+
+void UpstreamConnection::on_tls_connected() {
+  tls_active_ = true;
+  stage_ = GreetStage::ehlo_ours;
+  send_line("EHLO " + greeting_.our_hostname);
+  expect_reply([this](UpstreamResult r) { greet_step(std::move(r)); });
 }
 
 std::string UpstreamConnection::final_greeting() const {
@@ -244,8 +331,10 @@ void UpstreamConnection::arm_timer() {
 
 void UpstreamConnection::on_read() {
   if (!bev_) return;
-  evbuffer* input = bufferevent_get_input(bev_.get());
-  while (pending_ && !streaming_ && evbuffer_get_length(input) > 0) {
+  // Re-read each time: STARTTLS replaces the bufferevent inside a handler.
+  while (bev_ && pending_ && !streaming_ &&
+         evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) {
+    evbuffer* input = bufferevent_get_input(bev_.get());
     evbuffer_iovec vec;
     if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
     SmtpReply reply;
@@ -261,7 +350,8 @@ void UpstreamConnection::on_read() {
     handler(UpstreamResult{UpstreamError::none, std::move(reply), {}});
     if (alive.expired() || !bev_) return;
   }
-  if (!pending_ && bev_ && evbuffer_get_length(input) > 0) {
+  if (!pending_ && bev_ && stage_ != GreetStage::tls_handshake &&
+      evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) {
     // Bytes nobody asked for (e.g. a 421 before an idle close): this connection can no longer
     // be trusted to stay in step.
     failed_ = true;
@@ -274,8 +364,21 @@ void UpstreamConnection::on_write() {
 
 void UpstreamConnection::on_event(short what) {
   if (what & BEV_EVENT_CONNECTED) {
+    if (stage_ == GreetStage::tls_handshake) return on_tls_connected();
     on_connected();
     return;
+  }
+  if (stage_ == GreetStage::tls_handshake && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+    std::string reason;
+    while (unsigned long code = bufferevent_get_openssl_error(bev_.get())) {
+      char text[256];
+      ERR_error_string_n(code, text, sizeof text);
+      if (!reason.empty()) reason += "; ";
+      reason += text;
+    }
+    return fail(UpstreamError::tls_failed,
+                "TLS handshake with the upstream failed: " +
+                    (reason.empty() ? std::string("connection closed") : reason));
   }
   if (stage_ == GreetStage::banner && !ready_ && !pending_ && open_done_) {
     // The connect itself failed: try the next address.

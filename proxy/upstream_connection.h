@@ -18,6 +18,7 @@
 #include "message_store.h"
 #include "net_address.h"
 #include "smtp_reply.h"
+#include "tls_context.h"
 #include "xclient.h"
 
 namespace portcullis {
@@ -30,6 +31,7 @@ enum class UpstreamError {
   protocol,         // the upstream did not speak SMTP
   refused,          // greeting or EHLO refused: `reply` says how
   xclient_refused,  // no XCLIENT offered, or XCLIENT answered with an error
+  tls_failed,       // STARTTLS required but not offered, or the TLS handshake failed
 };
 
 const char* to_string(UpstreamError error);
@@ -50,6 +52,9 @@ struct UpstreamGreeting {
   ClientIdentity identity;    // XCLIENT attributes
   NetAddress client_address;  // PROXY v2 source
   NetAddress local_address;   // PROXY v2 destination
+  UpstreamTls tls = UpstreamTls::none;
+  std::shared_ptr<const UpstreamTlsContext> tls_context;  // set unless tls is none
+  std::string verify_name;  // checked against the certificate when tls is required
 };
 
 class UpstreamConnection {
@@ -75,6 +80,7 @@ class UpstreamConnection {
 
   // Connected, greeted, nothing failed and no reply awaited.
   bool idle_and_usable() const { return ready_ && !failed_ && !pending_; }
+  bool tls_active() const { return tls_active_; }
   const UpstreamCapabilities& capabilities() const { return capabilities_; }
   const NetAddress& connected_address() const { return connected_to_; }
 
@@ -83,6 +89,9 @@ class UpstreamConnection {
   void on_connected();
   void greet_step(UpstreamResult result);
   std::string final_greeting() const;
+  void after_tls_decision(const SmtpReply& ehlo_reply);
+  void start_upstream_tls();
+  void on_tls_connected();
   void expect_reply(Callback handler);
   void send_line(const std::string& line);
   void on_read();
@@ -115,13 +124,14 @@ class UpstreamConnection {
   bool failed_ = false;
 
   // greeting
-  enum class GreetStage { banner, ehlo_ours, xclient, ehlo_client, done };
+  enum class GreetStage { banner, ehlo_ours, starttls, tls_handshake, xclient, ehlo_client, done };
   GreetStage stage_ = GreetStage::banner;
   UpstreamGreeting greeting_;
   std::vector<std::string> xclient_lines_;
   size_t xclient_sent_ = 0;
   Callback open_done_;
   UpstreamCapabilities capabilities_;
+  bool tls_active_ = false;
 
   // message streaming
   MessageStore* message_ = nullptr;
