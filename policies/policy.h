@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "action.h"
-#include "condition.h"
 #include "fact_catalog.h"
-#include "list.h"
-#include "phase.h"
+#include "policy_action.h"
+#include "policy_condition.h"
+#include "policy_list.h"
+#include "session_phase.h"
 
 namespace portcullis::policy {
 

@@ -60,7 +60,7 @@ std::vector<std::string> FactCatalog::similar_names(std::string_view name) const
   for (const auto& fact : facts_) {
     const std::size_t distance = edit_distance(name, fact.name);
     const std::size_t allowed =
-        std::max<std::size_t>(1, std::min(name.size(), fact.name.size()) / 4);
+        std::max<std::size_t>(2, std::min(name.size(), fact.name.size()) / 4);
     if (distance <= allowed) scored.emplace_back(distance, fact.name);
   }
   std::stable_sort(scored.begin(), scored.end(),

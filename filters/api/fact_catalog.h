@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "facts.h"
-#include "phase.h"
+#include "session_phase.h"
 
 namespace portcullis {
 

@@ -1,0 +1,135 @@
+#include "policy_toml_text.h"
+
+#include <cstdint>
+
+namespace portcullis::policy {
+
+namespace {
+
+class RawCursor {
+ public:
+  RawCursor(std::string_view source, std::size_t index, TextPosition position)
+      : source_(source), index_(index), position_(position) {}
+
+  bool at_end() const { return index_ >= source_.size(); }
+  char peek(std::size_t ahead = 0) const {
+    return index_ + ahead < source_.size() ? source_[index_ + ahead] : '\0';
+  }
+  bool starts_with(std::string_view text) const { return source_.substr(index_).starts_with(text); }
+  TextPosition position() const { return position_; }
+  void advance(std::size_t count = 1) {
+    for (std::size_t i = 0; i < count && index_ < source_.size(); ++i) {
+      if (source_[index_] == '\n') {
+        ++position_.line;
+        position_.column = 1;
+      } else {
+        ++position_.column;
+      }
+      ++index_;
+    }
+  }
+  bool at_newline() const { return peek() == '\n' || (peek() == '\r' && peek(1) == '\n'); }
+  void skip_newline() { advance(peek() == '\r' ? 2 : 1); }
+
+ private:
+  std::string_view source_;
+  std::size_t index_;
+  TextPosition position_;
+};
+
+std::size_t utf8_length(std::uint32_t code_point) {
+  if (code_point < 0x80) return 1;
+  if (code_point < 0x800) return 2;
+  if (code_point < 0x10000) return 3;
+  return 4;
+}
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Decodes one escape at the cursor (which stands on the backslash); returns how many bytes
+// it decodes to, or 0 for a line-ending backslash (multi-line strings) or a bad escape.
+std::size_t decode_escape(RawCursor& cursor, bool multi_line) {
+  cursor.advance();  // the backslash
+  const char c = cursor.peek();
+  if (multi_line && (c == ' ' || c == '\t' || cursor.at_newline())) {
+    while (!cursor.at_end() &&
+           (cursor.peek() == ' ' || cursor.peek() == '\t' || cursor.at_newline())) {
+      if (cursor.at_newline()) {
+        cursor.skip_newline();
+      } else {
+        cursor.advance();
+      }
+    }
+    return 0;
+  }
+  if (c == 'u' || c == 'U') {
+    const std::size_t digits = c == 'u' ? 4 : 8;
+    std::uint32_t code_point = 0;
+    cursor.advance();
+    for (std::size_t i = 0; i < digits; ++i) {
+      const char h = cursor.peek();
+      if (!is_hex(h)) return 0;
+      code_point =
+          code_point * 16 + static_cast<std::uint32_t>(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+      cursor.advance();
+    }
+    return utf8_length(code_point);
+  }
+  cursor.advance();
+  return 1;
+}
+
+}  // namespace
+
+std::vector<TextPosition> map_string_token(std::string_view source, unsigned line,
+                                           unsigned column) {
+  std::size_t index = 0;
+  for (unsigned current = 1; current < line; ++current) {
+    index = source.find('\n', index);
+    if (index == std::string_view::npos) return {};
+    ++index;
+  }
+  index += column - 1;
+  if (column == 0 || index >= source.size()) return {};
+  RawCursor cursor(source, index, {line, column});
+  std::vector<TextPosition> positions;
+  const bool literal = cursor.peek() == '\'';
+  if (cursor.peek() != '"' && !literal) return {};
+  const std::string_view triple = literal ? "'''" : "\"\"\"";
+  const bool multi_line = cursor.starts_with(triple);
+  const char quote = literal ? '\'' : '"';
+  cursor.advance(multi_line ? 3 : 1);
+  if (multi_line && cursor.at_newline()) cursor.skip_newline();
+  // SECURITY: the cursor only moves forward through the (size-bounded) file.
+  while (!cursor.at_end()) {
+    if (multi_line && cursor.starts_with(triple)) {
+      // Up to two quotes right before the closing triple belong to the value.
+      std::size_t extra = 0;
+      while (extra < 2 && cursor.peek(3 + extra) == quote)
+        ++extra;
+      for (std::size_t i = 0; i < extra; ++i) {
+        positions.push_back(cursor.position());
+        cursor.advance();
+      }
+      positions.push_back(cursor.position());
+      return positions;
+    }
+    if (!multi_line && cursor.peek() == quote) {
+      positions.push_back(cursor.position());
+      return positions;
+    }
+    if (!literal && cursor.peek() == '\\') {
+      const TextPosition start = cursor.position();
+      const std::size_t decoded = decode_escape(cursor, multi_line);
+      positions.insert(positions.end(), decoded, start);
+      continue;
+    }
+    positions.push_back(cursor.position());
+    cursor.advance();
+  }
+  return {};
+}
+
+}  // namespace portcullis::policy
