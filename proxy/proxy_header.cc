@@ -127,7 +127,7 @@ struct V1Check {
 
 // The first problem, left to right, after which `text` can no longer grow into a dotted quad
 // inet_pton takes (four decimal octets 0-255, no leading zeros); "" if there is none.
-std::string ipv4_prefix_problem(std::string_view text) {
+std::string_view ipv4_prefix_problem(std::string_view text) {
   size_t dots = 0;
   size_t digits = 0;
   unsigned octet = 0;
@@ -153,7 +153,7 @@ std::string ipv4_prefix_problem(std::string_view text) {
 
 // The same for IPv6 text, less completely: characters, group length, one "::", the dotted IPv4
 // tail last and the length. What else is wrong is found by inet_pton once the field ends.
-std::string ipv6_prefix_problem(std::string_view text) {
+std::string_view ipv6_prefix_problem(std::string_view text) {
   size_t hex_run = 0;
   bool seen_double_colon = false;
   bool in_ipv4_tail = false;
@@ -184,11 +184,14 @@ std::string ipv6_prefix_problem(std::string_view text) {
 std::string check_v1_address(std::string_view field, int family, bool whole, std::string_view role,
                              V1Endpoint& endpoint) {
   const bool ipv4 = family == AF_INET;
-  const std::string subject = std::string("v1 ") + (ipv4 ? "TCP4 " : "TCP6 ") + std::string(role);
-  const std::string problem = ipv4 ? ipv4_prefix_problem(field) : ipv6_prefix_problem(field);
-  if (!problem.empty()) return subject + " address has " + problem;
+  const auto complaint = [&](std::string_view what) {
+    return std::string("v1 ") + (ipv4 ? "TCP4 " : "TCP6 ") + std::string(role) + " address " +
+           std::string(what);
+  };
+  const std::string_view problem = ipv4 ? ipv4_prefix_problem(field) : ipv6_prefix_problem(field);
+  if (!problem.empty()) return complaint("has " + std::string(problem));
   if (!whole) return {};
-  if (field.empty()) return subject + " address is empty (extra space?)";
+  if (field.empty()) return complaint("is empty (extra space?)");
   // SECURITY: the prefix checks above bound field.size() by kMaxIpv4TextLength or
   // kMaxIpv6TextLength, so it fits with its NUL.
   std::array<char, kMaxIpv6TextLength + 1> text{};
@@ -196,9 +199,9 @@ std::string check_v1_address(std::string_view field, int family, bool whole, std
   if (inet_pton(family, text.data(), endpoint.ip.data()) == 1) return {};
   std::array<unsigned char, 16> ignored{};
   if (inet_pton(ipv4 ? AF_INET6 : AF_INET, text.data(), ignored.data()) == 1) {
-    return subject + " address is " + (ipv4 ? "IPv6" : "IPv4") + " text (family mismatch)";
+    return complaint(ipv4 ? "is IPv6 text (family mismatch)" : "is IPv4 text (family mismatch)");
   }
-  return subject + " address is not valid " + (ipv4 ? "IPv4" : "IPv6") + " text";
+  return complaint(ipv4 ? "is not valid IPv4 text" : "is not valid IPv6 text");
 }
 
 std::string check_v1_port(std::string_view field, bool whole, std::string_view role,
