@@ -1,3 +1,6 @@
+// SECURITY: the content is the client's message (already checked by SmtpParser). The output
+// grows by at most one byte per line plus the CRLF and terminator finish() adds; the only
+// state kept between calls is three flags about the last bytes written.
 #include "dot_stuffer.h"
 
 #include <cstring>
