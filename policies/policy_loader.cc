@@ -231,27 +231,24 @@ class Loader {
     std::string text;
     bool found_line = false;
     while (std::getline(lines, text)) {
-      const auto bar = text.find(" | ");
-      if (!found_line && bar != std::string::npos) {
+      if (!found_line) {
+        const auto bar = text.find(" | ");
+        if (bar == std::string::npos) continue;
         const std::string number = text.substr(0, bar);
         if (number.find_first_not_of(' ') != std::string::npos &&
             number.find_first_not_of(" 0123456789") == std::string::npos) {
           line = static_cast<unsigned>(std::stoul(number));
           found_line = true;
-          continue;
         }
+        continue;
       }
-      if (found_line) {
-        const auto caret = text.find('^');
-        if (caret != std::string::npos && bar == std::string::npos) {
-          // The caret line is "<indent>|<space><spaces>^": the column after "| ".
-          const auto pipe = text.find('|');
-          if (pipe != std::string::npos && caret > pipe + 1) {
-            column = static_cast<unsigned>(caret - pipe - 1);
-          }
-        }
-        break;
+      // The caret line under it: "<indent>|<one space><column - 1 spaces>^".
+      const auto pipe = text.find('|');
+      const auto caret = text.find('^');
+      if (pipe != std::string::npos && caret != std::string::npos && caret > pipe + 1) {
+        column = static_cast<unsigned>(caret - pipe - 1);
       }
+      break;
     }
     report(file_index, 0, {file, line, column, fmt::format("invalid TOML: {}", summary)});
   }
@@ -573,11 +570,12 @@ class Loader {
       return inside(source, use.in_then ? then_value : when_value, use.offset);
     };
     auto known = [](const FactSpec& spec) {
-      if (spec.known_from == spec.known_until) {
-        return fmt::format("known only at {}", phase_name(spec.known_from));
-      }
+      // Facts stay known to the end of data unless they say otherwise (rcpt: only at rcpt).
       if (spec.known_until == Phase::data) {
         return fmt::format("known from {}", phase_name(spec.known_from));
+      }
+      if (spec.known_from == spec.known_until) {
+        return fmt::format("known only at {}", phase_name(spec.known_from));
       }
       return fmt::format("known from {} to {}", phase_name(spec.known_from),
                          phase_name(spec.known_until));
