@@ -134,7 +134,9 @@ BOOST_AUTO_TEST_CASE(minimal_file_gets_the_documented_defaults) {
 
 BOOST_AUTO_TEST_CASE(full_file_sets_every_key) {
   const ConfigResult result = load_config(data_path("full.toml"));
-  BOOST_REQUIRE_MESSAGE(result.errors.empty(), texts(result.errors).front());
+  BOOST_REQUIRE_MESSAGE(
+      result.errors.empty(),
+      "first error: " << (result.errors.empty() ? "" : result.errors[0].to_string()));
   BOOST_TEST(result.warnings.empty());
   const Config& config = *result.config;
 
