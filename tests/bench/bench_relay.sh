@@ -170,6 +170,8 @@ log "warm-up"
 timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test -t bob@example.test \
   "127.0.0.1:$proxy_port"
 
+# Other load skews both paths (the proxy adds a process competing for the same cores).
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "relay: $rounds rounds of $messages messages of 1000 bytes, $sessions parallel sessions;"
 echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink (via)"
 for round in $(seq "$rounds"); do
@@ -214,6 +216,8 @@ for mode in ("new", "reuse"):
           f"ratio {ratio:.2f}x (target >= {target:.2f}x: {verdict}); "
           f"Portcullis CPU {cpu_ms:.3f} ms/message")
 PY
+
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
 if ((idle_sessions > 0)); then
   python3 tests/bench/bench_idle_rss.py --pid "$portcullis_pid" --port "$proxy_port" \
