@@ -18,10 +18,11 @@
 
 #include <fmt/format.h>
 
+#include "net_prefix.h"
+
 namespace portcullis {
 namespace {
 
-constexpr std::string_view tls_not_built = "TLS is not available in this build yet";
 constexpr int64_t one_gib = int64_t{1} << 30;
 constexpr int64_t one_tib = int64_t{1} << 40;
 
@@ -265,6 +266,29 @@ std::optional<NetAddress> parse_address(const toml::value& value, Context& conte
   return address;
 }
 
+// A string, or an array of strings.
+std::optional<std::vector<std::string>> string_list(const toml::value& value, Context& context,
+                                                    const std::string& key, bool single_allowed) {
+  if (single_allowed && value.is_string()) return std::vector<std::string>{value.as_string().str};
+  if (!value.is_array()) {
+    context.error(value, key,
+                  fmt::format("expected {}an array of strings, got {}",
+                              single_allowed ? "a string or " : "", type_phrase(value.type())));
+    return std::nullopt;
+  }
+  std::vector<std::string> items;
+  for (const auto& item : value.as_array()) {
+    if (!item.is_string()) {
+      context.error(
+          item, key,
+          fmt::format("expected an array of strings, found {}", type_phrase(item.type())));
+      return std::nullopt;
+    }
+    items.push_back(item.as_string().str);
+  }
+  return items;
+}
+
 // --- schemas --------------------------------------------------------------------------------
 
 Schema<ServerConfig> server_schema() {
@@ -289,23 +313,11 @@ Schema<ListenConfig> listen_schema() {
          }
        },
        true},
-      enum_field<ListenConfig, ListenMode>(
-          "mode", &ListenConfig::mode,
-          {{"smtp", ListenMode::smtp},
-           {"smtps", ListenMode::smtps},
-           {"submission", ListenMode::submission}},
-          [](ListenMode mode, const toml::value& value, Context& context, const std::string& key) {
-            if (mode == ListenMode::smtp) return true;
-            context.error(value, key,
-                          fmt::format("{} (mode {} needs TLS)", tls_not_built,
-                                      quote_value(value.as_string().str)));
-            return false;
-          }),
-      string_field("tls", &ListenConfig::tls,
-                   [](const std::string& text) -> std::optional<std::string> {
-                     if (text.empty()) return std::nullopt;
-                     return std::string(tls_not_built);
-                   }),
+      enum_field<ListenConfig, ListenMode>("mode", &ListenConfig::mode,
+                                           {{"smtp", ListenMode::smtp},
+                                            {"smtps", ListenMode::smtps},
+                                            {"submission", ListenMode::submission}}),
+      string_field("tls", &ListenConfig::tls),
       bool_field("proxy_protocol", &ListenConfig::proxy_protocol),
   };
 }
@@ -349,24 +361,111 @@ Schema<UpstreamConfig> upstream_schema() {
             }
             return true;
           }),
-      {"tls",
-       // "none" is the default, so until TLS exists there is nothing to store.
-       [](const toml::value& value, UpstreamConfig&, Context& context, const std::string& key) {
-         if (!expect_type(value, toml::value_t::string, context, key)) return;
-         const std::string& text = value.as_string().str;
-         if (text == "opportunistic" || text == "required") {
-           context.error(value, key, std::string(tls_not_built));
-         } else if (text != "none") {
-           context.error(value, key,
-                         fmt::format("must be one of none, opportunistic, required, got {}",
-                                     quote_value(text)));
-         }
-       }},
+      enum_field<UpstreamConfig, UpstreamTls>("tls", &UpstreamConfig::tls,
+                                              {{"none", UpstreamTls::none},
+                                               {"opportunistic", UpstreamTls::opportunistic},
+                                               {"required", UpstreamTls::required}}),
       string_field("ca_file", &UpstreamConfig::ca_file),
       string_field("verify_name", &UpstreamConfig::verify_name),
       integer_field("max_connections", &UpstreamConfig::max_connections, 1, 10000),
       integer_field("reply_timeout", &UpstreamConfig::reply_timeout, 1, 599,
                     "below the client's 600 s end-of-data timeout"),
+  };
+}
+
+// A [tls.NAME] block while it is read: certificate and key lists are paired at the end.
+struct TlsBlockInput {
+  TlsBlockConfig block;
+  std::vector<std::string> certificates;
+  std::vector<std::string> keys;
+  const toml::value* key_value = nullptr;
+  bool path_error = false;  // already reported; pairing is not judged then
+};
+
+Schema<TlsBlockInput> tls_schema() {
+  auto paths = [](std::vector<std::string> TlsBlockInput::*member, bool remember_key) {
+    return [=](const toml::value& value, TlsBlockInput& input, Context& context,
+               const std::string& key) {
+      auto list = string_list(value, context, key, true);
+      if (!list) {
+        input.path_error = true;
+        return;
+      }
+      for (const auto& path : *list) {
+        if (auto problem = check_absolute_path(path)) {
+          input.path_error = true;
+          return context.error(value, key, *problem);
+        }
+      }
+      input.*member = std::move(*list);
+      if (remember_key) input.key_value = &value;
+    };
+  };
+  auto text = [](std::string TlsBlockConfig::*member) {
+    return [=](const toml::value& value, TlsBlockInput& input, Context& context,
+               const std::string& key) {
+      if (expect_type(value, toml::value_t::string, context, key)) {
+        input.block.*member = value.as_string().str;
+      }
+    };
+  };
+  return {
+      {"certificate", paths(&TlsBlockInput::certificates, false), true},
+      {"key", paths(&TlsBlockInput::keys, true), true},
+      {"sni",
+       [](const toml::value& value, TlsBlockInput& input, Context& context,
+          const std::string& key) {
+         if (auto names = string_list(value, context, key, false)) {
+           for (const auto& name : *names) {
+             const std::string bare = name.rfind("*.", 0) == 0 ? name.substr(2) : name;
+             if (auto problem = check_domain(bare)) return context.error(value, key, *problem);
+           }
+           input.block.sni = std::move(*names);
+         }
+       }},
+      {"min_version",
+       [](const toml::value& value, TlsBlockInput& input, Context& context,
+          const std::string& key) {
+         if (!expect_type(value, toml::value_t::string, context, key)) return;
+         const std::string& version = value.as_string().str;
+         if (version != "TLSv1" && version != "TLSv1.1" && version != "TLSv1.2" &&
+             version != "TLSv1.3") {
+           return context.error(value, key,
+                                fmt::format("must be one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3, "
+                                            "got {}",
+                                            quote_value(version)));
+         }
+         input.block.min_version = version;
+       }},
+      {"ciphers", text(&TlsBlockConfig::ciphers)},
+      {"ciphersuites", text(&TlsBlockConfig::ciphersuites)},
+      {"groups", text(&TlsBlockConfig::groups)},
+      {"request_client_certificate",
+       [](const toml::value& value, TlsBlockInput& input, Context& context,
+          const std::string& key) {
+         if (expect_type(value, toml::value_t::boolean, context, key)) {
+           input.block.request_client_certificate = value.as_boolean();
+         }
+       }},
+  };
+}
+
+Schema<TrustConfig> trust_schema() {
+  return {
+      {"proxy_peers",
+       [](const toml::value& value, TrustConfig& trust, Context& context, const std::string& key) {
+         auto peers = string_list(value, context, key, false);
+         if (!peers) return;
+         for (const auto& peer : *peers) {
+           if (!NetPrefix::parse(peer)) {
+             return context.error(
+                 value, key,
+                 fmt::format("expected addresses or CIDR prefixes, got {}", quote_value(peer)));
+           }
+         }
+         trust.proxy_peers = std::move(*peers);
+       }},
+      integer_field("proxy_timeout", &TrustConfig::proxy_timeout, 1, 300),
   };
 }
 
@@ -461,6 +560,32 @@ Section array_section(std::string_view name, std::vector<Element> Config::*membe
           }};
 }
 
+// [tls.NAME] blocks: a table of tables, each read with tls_schema().
+Section tls_section() {
+  return {"tls", [](const toml::value& value, Config& config, Context& context) {
+            if (!expect_type(value, toml::value_t::table, context, "tls")) return;
+            for (const auto& [name, block_value] : value.as_table()) {
+              const std::string prefix = "tls." + name;
+              if (!expect_type(block_value, toml::value_t::table, context, prefix)) continue;
+              TlsBlockInput input;
+              input.block.name = name;
+              load_table(block_value, tls_schema(), input, context, prefix);
+              if (input.key_value && !input.path_error &&
+                  input.certificates.size() != input.keys.size()) {
+                context.error(*input.key_value, prefix + ".key",
+                              fmt::format("lists {} key(s) for {} certificate(s); they are paired "
+                                          "in order",
+                                          input.keys.size(), input.certificates.size()));
+                continue;
+              }
+              for (size_t i = 0; i < input.certificates.size() && i < input.keys.size(); ++i) {
+                input.block.certificates.push_back({input.certificates[i], input.keys[i]});
+              }
+              config.tls.push_back(std::move(input.block));
+            }
+          }};
+}
+
 const std::vector<Section>& sections() {
   static const std::vector<Section> all = {
       table_section("server", &Config::server, server_schema()),
@@ -469,6 +594,8 @@ const std::vector<Section>& sections() {
       table_section("limits", &Config::limits, limits_schema()),
       table_section("timeouts", &Config::timeouts, timeouts_schema()),
       table_section("log", &Config::log, log_schema()),
+      tls_section(),
+      table_section("trust", &Config::trust, trust_schema()),
   };
   return all;
 }
@@ -494,6 +621,35 @@ void check_duplicate_listeners(Context& context) {
                     fmt::format("duplicate listener address {}, also used by {}",
                                 quote_value(seen[i].host_port), seen[j].key));
       break;
+    }
+  }
+}
+
+// Listener TLS settings refer to [tls.NAME] blocks, which may come later in the file.
+void check_listener_tls(const toml::value& root, const Config& config, Context& context) {
+  const auto& table = root.as_table();
+  if (table.count("listen") == 0 || !table.at("listen").is_array()) return;
+  const auto& elements = table.at("listen").as_array();
+  for (size_t i = 0; i < elements.size() && i < config.listeners.size(); ++i) {
+    if (!elements[i].is_table()) continue;
+    const auto& listen_table = elements[i].as_table();
+    const ListenConfig& listener = config.listeners[i];
+    const std::string prefix = fmt::format("listen[{}]", i);
+    if (listener.tls.empty()) {
+      if (listener.mode != ListenMode::smtp && listen_table.count("mode")) {
+        context.error(listen_table.at("mode"), prefix + ".mode",
+                      fmt::format("mode {} needs TLS: set tls to the name of a [tls.NAME] block",
+                                  quote_value(listen_table.at("mode").as_string().str)));
+      }
+    } else if (!config.tls_block(listener.tls) && listen_table.count("tls")) {
+      context.error(listen_table.at("tls"), prefix + ".tls",
+                    fmt::format("there is no [tls.{}] block", listener.tls));
+    }
+    if (listener.proxy_protocol && config.trust.proxy_peers.empty() &&
+        listen_table.count("proxy_protocol")) {
+      context.warning(listen_table.at("proxy_protocol"), prefix + ".proxy_protocol",
+                      "[trust] proxy_peers is empty: every connection to this listener will be "
+                      "closed");
     }
   }
 }
@@ -571,6 +727,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
   }
   check_required_sections(root, config, context);
   check_duplicate_listeners(context);
+  check_listener_tls(root, config, context);
   if (!context.has_errors()) resolve_defaults(config, context);
 
   result.errors = context.take_errors();

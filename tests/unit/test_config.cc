@@ -153,11 +153,34 @@ BOOST_AUTO_TEST_CASE(full_file_sets_every_key) {
   BOOST_TEST(config.listeners[1].address.is_ipv6());
   BOOST_TEST(config.listeners[1].address_text == "[2001:db8::10]:2525");
   BOOST_TEST(!config.listeners[1].proxy_protocol);
+  BOOST_TEST((config.listeners[1].mode == portcullis::ListenMode::smtps));
+  BOOST_TEST(config.listeners[1].tls == "default");
+
+  BOOST_REQUIRE(config.tls.size() == 1u);
+  const portcullis::TlsBlockConfig& tls = config.tls[0];
+  BOOST_TEST(tls.name == "default");
+  BOOST_REQUIRE(tls.certificates.size() == 2u);
+  BOOST_TEST(tls.certificates[0].certificate == "/etc/portcullis/rsa.crt");
+  BOOST_TEST(tls.certificates[0].key == "/etc/portcullis/rsa.key");
+  BOOST_TEST(tls.certificates[1].certificate == "/etc/portcullis/ecdsa.crt");
+  BOOST_TEST(tls.certificates[1].key == "/etc/portcullis/ecdsa.key");
+  BOOST_TEST(tls.sni == (std::vector<std::string>{"mx1.example.org", "*.mail.example.org"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(tls.min_version == "TLSv1.3");
+  BOOST_TEST(tls.ciphers == "ECDHE+AESGCM");
+  BOOST_TEST(tls.ciphersuites == "TLS_AES_256_GCM_SHA384");
+  BOOST_TEST(tls.groups == "X25519");
+  BOOST_TEST(tls.request_client_certificate);
+  BOOST_TEST(
+      config.trust.proxy_peers == (std::vector<std::string>{"192.0.2.1/32", "2001:db8::/64"}),
+      boost::test_tools::per_element());
+  BOOST_TEST(config.trust.proxy_timeout == 7u);
 
   BOOST_REQUIRE(config.upstream.addresses.size() == 2u);
   BOOST_TEST(config.upstream.addresses[0].host_port() == "127.0.0.1:10025");
   BOOST_TEST(config.upstream.addresses[1].host_port() == "[::1]:10026");
   BOOST_TEST((config.upstream.pass_client == PassClient::proxy_v2));
+  BOOST_TEST((config.upstream.tls == portcullis::UpstreamTls::required));
   BOOST_TEST(config.upstream.ca_file == "/etc/ssl/certs/ca.pem");
   BOOST_TEST(config.upstream.verify_name == "postfix.example.org");
   BOOST_TEST(config.upstream.max_connections == 40u);
@@ -306,26 +329,88 @@ BOOST_AUTO_TEST_CASE(duplicate_listeners_are_errors) {
                  .empty());
 }
 
-BOOST_AUTO_TEST_CASE(tls_is_refused_until_it_is_built) {
+BOOST_AUTO_TEST_CASE(tls_settings_refer_to_tls_blocks) {
   const std::string upstream = "[upstream]\naddress = \"127.0.0.1:10025\"\n";
   const std::string listen = "[[listen]]\naddress = \"127.0.0.1:25\"\n";
   BOOST_TEST(errors_of(listen + "mode = \"submission\"\n" + upstream, false) ==
-                 std::vector<std::string>{"t.toml:3:8: listen[0].mode: TLS is not available in "
-                                          "this build yet (mode \"submission\" needs TLS)"},
+                 std::vector<std::string>{"t.toml:3:8: listen[0].mode: mode \"submission\" needs "
+                                          "TLS: set tls to the name of a [tls.NAME] block"},
              boost::test_tools::per_element());
   BOOST_TEST(errors_of(listen + "mode = \"lmtp\"\n" + upstream, false) ==
                  std::vector<std::string>{"t.toml:3:8: listen[0].mode: must be one of smtp, "
                                           "smtps, submission, got \"lmtp\""},
              boost::test_tools::per_element());
-  BOOST_TEST(errors_of(listen + upstream + "tls = \"opportunistic\"\n", false) ==
-                 std::vector<std::string>{
-                     "t.toml:5:7: upstream.tls: TLS is not available in this build yet"},
+  BOOST_TEST(errors_of(listen + "tls = \"mx\"\n" + upstream, false) ==
+                 std::vector<std::string>{"t.toml:3:7: listen[0].tls: there is no [tls.mx] block"},
+             boost::test_tools::per_element());
+  // The block may come after the listener that names it.
+  const std::string block =
+      "[tls.mx]\ncertificate = [\"/etc/a.crt\", \"/etc/b.crt\"]\nkey = [\"/etc/a.key\", "
+      "\"/etc/b.key\"]\nsni = [\"mx.example.org\", \"*.example.net\"]\nmin_version = "
+      "\"TLSv1.3\"\n";
+  auto loaded = portcullis::load_config_text(
+      listen + "mode = \"smtps\"\ntls = \"mx\"\n" + upstream + block, "t.toml");
+  BOOST_REQUIRE(loaded.errors.empty());
+  const portcullis::TlsBlockConfig* mx = loaded.config->tls_block("mx");
+  BOOST_REQUIRE(mx != nullptr);
+  BOOST_TEST(mx->certificates.size() == 2u);
+  BOOST_TEST(mx->certificates[1].certificate == "/etc/b.crt");
+  BOOST_TEST(mx->certificates[1].key == "/etc/b.key");
+  BOOST_TEST(mx->sni.size() == 2u);
+  BOOST_TEST(mx->min_version == "TLSv1.3");
+  BOOST_TEST(mx->request_client_certificate == false);
+
+  BOOST_TEST(
+      errors_of(listen + upstream +
+                    "[tls.mx]\ncertificate = [\"/a.crt\", \"/b.crt\"]\nkey = \"/a.key\"\n",
+                false) == std::vector<std::string>{"t.toml:7:7: tls.mx.key: lists 1 key(s) for 2 "
+                                                   "certificate(s); they are paired in order"},
+      boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + upstream + "[tls.mx]\ncertificate = \"/a.crt\"\n", false) ==
+                 std::vector<std::string>{"t.toml:5:1: tls.mx.key: missing required key"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of(listen + upstream +
+                           "[tls.mx]\ncertificate = \"a.crt\"\nkey = \"/a.key\"\nmin_version = "
+                           "\"SSLv3\"\n",
+                       false) ==
+                 (std::vector<std::string>{
+                     "t.toml:6:15: tls.mx.certificate: must be an absolute path, got \"a.crt\"",
+                     "t.toml:8:15: tls.mx.min_version: must be one of TLSv1, TLSv1.1, TLSv1.2, "
+                     "TLSv1.3, got \"SSLv3\""}),
              boost::test_tools::per_element());
   BOOST_TEST(errors_of(listen + upstream + "tls = \"always\"\n", false) ==
                  std::vector<std::string>{"t.toml:5:7: upstream.tls: must be one of none, "
                                           "opportunistic, required, got \"always\""},
              boost::test_tools::per_element());
-  BOOST_TEST(errors_of(listen + upstream + "tls = \"none\"\n", false).empty());
+  auto required = portcullis::load_config_text(
+      listen + upstream + "tls = \"required\"\nverify_name = \"mx.example.org\"\n", "t.toml");
+  BOOST_REQUIRE(required.errors.empty());
+  BOOST_TEST(static_cast<int>(required.config->upstream.tls) ==
+             static_cast<int>(portcullis::UpstreamTls::required));
+}
+
+BOOST_AUTO_TEST_CASE(trust_lists_proxy_peers) {
+  const std::string base =
+      "[[listen]]\naddress = \"127.0.0.1:25\"\nproxy_protocol = true\n[upstream]\naddress = "
+      "\"127.0.0.1:10025\"\n";
+  auto loaded = portcullis::load_config_text(
+      base +
+          "[trust]\nproxy_peers = [\"192.0.2.10/32\", \"2001:db8::/64\", \"127.0.0.1\"]\n"
+          "proxy_timeout = 3\n",
+      "t.toml");
+  BOOST_REQUIRE(loaded.errors.empty());
+  BOOST_TEST(loaded.config->trust.proxy_peers.size() == 3u);
+  BOOST_TEST(loaded.config->trust.proxy_timeout == 3u);
+  BOOST_TEST(loaded.warnings.empty());
+  BOOST_TEST(errors_of(base + "[trust]\nproxy_peers = [\"192.0.2.0/33\"]\n", false) ==
+                 std::vector<std::string>{"t.toml:7:15: trust.proxy_peers: expected addresses or "
+                                          "CIDR prefixes, got \"192.0.2.0/33\""},
+             boost::test_tools::per_element());
+  // A PROXY listener that trusts nobody closes every connection: said at load time.
+  auto untrusted = portcullis::load_config_text(base, "t.toml");
+  BOOST_REQUIRE(untrusted.errors.empty());
+  BOOST_REQUIRE(untrusted.warnings.size() == 1u);
+  BOOST_TEST(untrusted.warnings[0].key == "listen[0].proxy_protocol");
 }
 
 BOOST_AUTO_TEST_CASE(ranges_accept_their_bounds_and_refuse_beyond) {
@@ -408,8 +493,8 @@ BOOST_AUTO_TEST_CASE(wrong_types_name_both_types) {
 }
 
 BOOST_AUTO_TEST_CASE(sections_not_built_yet_are_unknown) {
-  for (const std::string section : {"tls.default", "trust", "dns", "filters", "filter.pregreet",
-                                    "store", "store.redis", "policy", "metrics"}) {
+  for (const std::string section :
+       {"dns", "filters", "filter.pregreet", "store", "store.redis", "policy", "metrics"}) {
     BOOST_TEST_CONTEXT(section) {
       const auto errors = errors_of("[" + section + "]\nx = 1\n");
       BOOST_REQUIRE(errors.size() == 1u);
