@@ -18,6 +18,7 @@
 #include "test_support.h"
 
 using namespace portcullis::test;
+using namespace std::string_literals;  // "..."s keeps embedded NUL bytes
 namespace fs = std::filesystem;
 
 namespace {
@@ -73,6 +74,14 @@ LimitsEnvironment& env() {
 struct SharedProxy {
   SharedProxy() {
     env().upstream->set_behaviour({});
+    // Sessions of earlier tests have ended; so must their upstream connections.
+    BOOST_TEST(env().upstream->wait_for(
+                   [](const std::vector<RecordedConnection>& connections) {
+                     return std::none_of(connections.begin(), connections.end(),
+                                         [](const auto& c) { return c.open; });
+                   },
+                   5s),
+               "an upstream connection outlived its session");
     env().upstream->clear();
   }
   ~SharedProxy() { BOOST_TEST(env().proxy->running(), env().proxy->diagnostics()); }
@@ -242,9 +251,9 @@ BOOST_AUTO_TEST_CASE(command_line_lengths) {
 
 BOOST_AUTO_TEST_CASE(nul_in_a_command) {
   auto client = ready_client(*env().proxy);
-  client.send(std::string("NOOP\0x\r\n", 8));
+  client.send("NOOP\0x\r\n"s);
   CHECK_REPLY(client.read_reply(), 500, "5.5.2");
-  client.send(std::string("MAIL FROM:<a\0@example.test>\r\n", 30));
+  client.send("MAIL FROM:<a\0@example.test>\r\n"s);
   CHECK_REPLY(client.read_reply(), 500, "5.5.2");
   CHECK_REPLY(client.command("NOOP"), 250, "2.0.0");
   BOOST_TEST(client.command("QUIT").code == 221);
@@ -350,7 +359,7 @@ BOOST_AUTO_TEST_CASE(message_problems_are_refused_and_the_session_goes_on) {
   const std::vector<Case> cases = {
       {"bare CR", "Subject: cr\r\n\r\nbare\rcarriage return\r\n", 550, "5.5.2"},
       {"bare LF", "Subject: lf\r\n\r\nbare\nline feed\r\n", 550, "5.5.2"},
-      {"NUL", std::string("Subject: nul\r\n\r\nnul\0byte\r\n", 25), 550, "5.6.0"},
+      {"NUL", "Subject: nul\r\n\r\nnul\0byte\r\n"s, 550, "5.6.0"},
       {"line longer than max_line_length", "Subject: long\r\n\r\n" + long_line + "\r\n", 552,
        "5.3.4"},
       {"header above max_header_size", big_header + "\r\nbody\r\n", 552, "5.3.4"},
@@ -398,12 +407,13 @@ BOOST_AUTO_TEST_CASE(large_message_spills_to_an_unlinked_private_file) {
   client.send(stuffed.substr(0, 40000));
   // Mid-message: the proxy holds a file under state_dir that no name points to.
   std::vector<std::pair<fs::path, std::string>> spill_files;
-  wait_until(
-      [&] {
-        spill_files = open_files_under(env().proxy->pid(), env().proxy->state_dir());
-        return !spill_files.empty();
-      },
-      3s);
+  const auto spilled_enough = [&] {
+    spill_files = open_files_under(env().proxy->pid(), env().proxy->state_dir());
+    struct stat info {};
+    return spill_files.size() == 1 && ::stat(spill_files[0].first.c_str(), &info) == 0 &&
+           info.st_size >= static_cast<off_t>(spill_threshold);
+  };
+  BOOST_TEST(wait_until(spilled_enough, 5s), "no spill file of at least spill_threshold bytes");
   BOOST_TEST(spill_files.size() == 1u);
   for (const auto& [fd_path, target] : spill_files) {
     BOOST_TEST(contains(target, "(deleted)"), target);
@@ -445,8 +455,11 @@ BOOST_AUTO_TEST_CASE(bare_lf_accepted_with_normalize) {
   BOOST_TEST(client.read_reply().code == 250);
   BOOST_TEST(client.read_reply().code == 250);
   BOOST_TEST(client.read_reply().code == 354);
-  // In the message too, a bare LF becomes CRLF; DATA still ends only on CRLF.CRLF.
-  client.send("Subject: lf\n\nline one\n.\nline two\r\n.\r\n");
+  // In the message too, a bare LF becomes CRLF; DATA still ends only on CRLF.CRLF. The
+  // lone "." line is then dot-unstuffed like any other (DESIGN §9: normalize, then unstuff),
+  // which leaves it empty.
+  // ".two" is a stuffed "two", as with CRLF.
+  client.send("Subject: lf\n\nline one\n.\n.two\nline three\r\n.\r\n");
   BOOST_TEST(client.read_reply().code == 250);
   client.send("QUIT\n");
   CHECK_REPLY(client.read_reply(), 221, "2.0.0");
@@ -454,7 +467,7 @@ BOOST_AUTO_TEST_CASE(bare_lf_accepted_with_normalize) {
   BOOST_REQUIRE(sessions.size() == 1u);
   BOOST_REQUIRE(sessions[0].messages.size() == 1u);
   const std::string& raw = sessions[0].messages[0].raw;
-  const std::string expected_tail = "Subject: lf\r\n\r\nline one\r\n..\r\nline two\r\n.\r\n";
+  const std::string expected_tail = "Subject: lf\r\n\r\nline one\r\n\r\ntwo\r\nline three\r\n.\r\n";
   BOOST_TEST(
       (raw.size() >= expected_tail.size() &&
        raw.compare(raw.size() - expected_tail.size(), expected_tail.size(), expected_tail) == 0),

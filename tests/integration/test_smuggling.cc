@@ -123,9 +123,9 @@ Outcome run_scanner(PortcullisFixture& proxy, const EodVector& vector) {
     opening.push_back(client.read_reply().code);
   BOOST_TEST(opening == (std::vector<int>{250, 250, 250, 354}), boost::test_tools::per_element());
   client.send(payload_for(vector));
-  // Every reply the payload draws; the proxy reads the whole message first, so the replies
-  // come quickly or not at all.
-  for (SmtpReply reply = client.read_reply(3s); reply.code != 0; reply = client.read_reply(2s)) {
+  // Every reply the payload draws. Replies to smuggled commands would follow the first one
+  // at once (their bytes are already there), so a short wait after it is enough.
+  for (SmtpReply reply = client.read_reply(5s); reply.code != 0; reply = client.read_reply(300ms)) {
     outcome.after_payload.push_back(reply);
   }
   outcome.quit = client.command("QUIT");
@@ -199,8 +199,9 @@ void check_malformed_vector(PortcullisFixture& proxy, const EodVector& vector, b
   const auto session = upstream_session_for(outcome.client_port);
   BOOST_REQUIRE_MESSAGE(session.has_value(), "no upstream connection for the session");
   BOOST_TEST(session->count_verb("MAIL") == 1u);
-  BOOST_TEST(!contains(session->received, "smuggled@x.example>\r\nrcpt"),
-             "the smuggled envelope reached the upstream as commands");
+  for (const auto& command : session->commands) {
+    BOOST_TEST(!contains(command, "smuggled"), "smuggled command at the upstream: " << command);
+  }
   BOOST_TEST(!has_bare_cr_or_lf(session->received), printable(session->received, 2000));
 
   if (expected.code == 250) {

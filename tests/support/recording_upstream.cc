@@ -166,6 +166,11 @@ size_t RecordingUpstream::acknowledged_messages() const {
   return count;
 }
 
+size_t RecordingUpstream::total_acknowledged() const {
+  std::lock_guard lock(mutex_);
+  return total_acknowledged_;
+}
+
 size_t RecordingUpstream::recorded_messages() const {
   std::lock_guard lock(mutex_);
   size_t count = 0;
@@ -528,6 +533,7 @@ void RecordingUpstream::flush_due(Connection& connection) {
     RecordedConnection& recorded = record(connection);
     for (size_t index : connection.acknowledge_when_flushed) {
       recorded.messages[index].acknowledged = true;
+      ++total_acknowledged_;
     }
     connection.acknowledge_when_flushed.clear();
   }

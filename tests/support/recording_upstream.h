@@ -87,8 +87,10 @@ class RecordingUpstream {
   std::vector<RecordedConnection> connections() const;
   // Connections that are not the start-up probe (see looks_like_probe).
   std::vector<RecordedConnection> session_connections() const;
-  size_t acknowledged_messages() const;
+  size_t acknowledged_messages() const;  // in the records kept (see clear())
   size_t recorded_messages() const;
+  // Every message acknowledged since start, clear() or not.
+  size_t total_acknowledged() const;
   // Waits until `done(connections())` holds.
   bool wait_for(const std::function<bool(const std::vector<RecordedConnection>&)>& done,
                 Millis timeout) const;
@@ -122,6 +124,7 @@ class RecordingUpstream {
   std::vector<RecordedConnection> records_;
   size_t record_base_ = 0;  // index of records_[0] after clear()
   size_t next_queue_id_ = 1;
+  size_t total_acknowledged_ = 0;
   size_t accepted_ = 0;
   std::vector<std::unique_ptr<Connection>> live_;  // only touched by the server thread
   std::thread thread_;
