@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "server.h"
+#include "tls_context.h"
 
 namespace {
 
@@ -27,6 +28,26 @@ int command_check(const std::string& config_path) {
   print_messages(result);
   if (!result.config) {
     fmt::print(stderr, "{}: {} error(s)\n", config_path, result.errors.size());
+    return 1;
+  }
+  // Certificates and keys are loaded as `run` would load them: each pair must match.
+  const portcullis::Config& config = *result.config;
+  portcullis::TlsServerContexts::LoadResult tls =
+      portcullis::TlsServerContexts::load(config, nullptr);
+  for (const auto& warning : tls.warnings)
+    fmt::print(stderr, "warning: {}\n", warning);
+  for (const auto& error : tls.errors)
+    fmt::print(stderr, "error: {}\n", error);
+  size_t errors = tls.errors.size();
+  if (config.upstream.tls != portcullis::UpstreamTls::none) {
+    std::string error;
+    if (!portcullis::make_upstream_tls_context(config.upstream, &error)) {
+      fmt::print(stderr, "error: upstream: {}\n", error);
+      ++errors;
+    }
+  }
+  if (errors > 0) {
+    fmt::print(stderr, "{}: {} error(s)\n", config_path, errors);
     return 1;
   }
   fmt::print("{}: ok\n", config_path);
