@@ -621,3 +621,57 @@ BOOST_AUTO_TEST_CASE(proxy_v2_header_first_on_each_session_connection) {
   BOOST_TEST(sessions == 1u);
   BOOST_TEST(proxy.running(), proxy.diagnostics());
 }
+
+BOOST_AUTO_TEST_CASE(rich_upstream_capabilities_and_dsn_line_limits) {
+  UpstreamBehaviour behaviour;
+  behaviour.ehlo_keywords = {"PIPELINING",
+                             "SIZE 20000",
+                             "VRFY",
+                             "ETRN",
+                             "STARTTLS",
+                             "AUTH PLAIN LOGIN",
+                             "ENHANCEDSTATUSCODES",
+                             "8BITMIME",
+                             "DSN",
+                             "SMTPUTF8",
+                             "CHUNKING",
+                             "XFORWARD NAME ADDR PROTO HELO",
+                             "XCLIENT ADDR PORT NAME REVERSE_NAME HELO PROTO DESTADDR DESTPORT"};
+  RecordingUpstream upstream(behaviour);
+  PortcullisFixture proxy(limited_options(upstream.port()));
+  auto client = connect_to(proxy);
+  BOOST_TEST(client.read_reply().code == 220);
+  const SmtpReply ehlo = client.command("EHLO rich.example.test");
+  // The upstream's smaller SIZE wins; 8BITMIME, SMTPUTF8 and DSN pass; nothing else does.
+  const std::set<std::string> expected = {"PIPELINING", "SIZE 20000", "ENHANCEDSTATUSCODES",
+                                          "8BITMIME",   "SMTPUTF8",   "DSN"};
+  BOOST_TEST(ehlo_keywords(ehlo) == expected, ehlo.describe());
+
+  const auto padded = [](std::string start, size_t total_with_crlf) {
+    start.resize(total_with_crlf - 2, 'x');
+    return start;
+  };
+  // With SIZE and DSN offered: MAIL may have 512 + 26 + 100 octets, RCPT 512 + 500.
+  BOOST_TEST(client.command(padded("MAIL FROM:<a@example.test> ENVID=", 638)).code == 250);
+  BOOST_TEST(client.command(padded("RCPT TO:<b@example.test> ORCPT=rfc822;", 1012)).code == 250);
+  CHECK_REPLY(client.command(padded("RCPT TO:<c@example.test> ORCPT=rfc822;", 1013)), 500, "5.5.2");
+  BOOST_TEST(client.command("RSET").code == 250);
+  CHECK_REPLY(client.command(padded("MAIL FROM:<a@example.test> ENVID=", 639)), 500, "5.5.2");
+  // DSN and SMTPUTF8 parameters pass through unchanged.
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test> RET=HDRS ENVID=abc+2Bdef SMTPUTF8").code ==
+             250);
+  BOOST_TEST(client
+                 .command("RCPT TO:<b@example.test> NOTIFY=SUCCESS,FAILURE "
+                          "ORCPT=rfc822;b@example.test")
+                 .code == 250);
+  BOOST_TEST(client.command("QUIT").code == 221);
+  const auto sessions = upstream.session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  const auto& commands = sessions[0].commands;
+  BOOST_TEST(std::count(commands.begin(), commands.end(),
+                        "MAIL FROM:<a@example.test> RET=HDRS ENVID=abc+2Bdef SMTPUTF8") == 1);
+  BOOST_TEST(std::count(commands.begin(), commands.end(),
+                        "RCPT TO:<b@example.test> NOTIFY=SUCCESS,FAILURE "
+                        "ORCPT=rfc822;b@example.test") == 1);
+  BOOST_TEST(proxy.running(), proxy.diagnostics());
+}
