@@ -183,7 +183,23 @@ BOOST_AUTO_TEST_CASE(commands_out_of_sequence) {
   const SmtpReply data = client.command("DATA");
   BOOST_TEST(((data.code == 503 || data.code == 554) && data.enhanced() == "5.5.1"),
              data.describe());
+  const uint16_t client_port = client.local_port();
   BOOST_TEST(client.command("QUIT").code == 221);
+  // Each refusal is logged with its reply.
+  const std::string client_id = fmt::format(":{}", client_port);
+  BOOST_TEST(wait_until(
+                 [&] {
+                   size_t refused = 0;
+                   for (const auto& event : env().proxy->events_named("refused")) {
+                     if (contains(event.field("client"), client_id) &&
+                         event.field("reply").rfind("503 5.5.1", 0) == 0) {
+                       ++refused;
+                     }
+                   }
+                   return refused >= 4;
+                 },
+                 5s),
+             env().proxy->log_text());
 }
 
 BOOST_AUTO_TEST_CASE(data_after_only_refused_recipients) {

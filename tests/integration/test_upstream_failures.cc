@@ -243,6 +243,32 @@ BOOST_AUTO_TEST_CASE(upstream_closes_in_the_middle_of_data) {
   client.command("QUIT");
 }
 
+BOOST_AUTO_TEST_CASE(client_2xx_only_after_the_upstream_2xx) {
+  // The upstream takes its time (within reply_timeout): the client must hear nothing until
+  // the upstream has answered, then exactly the upstream's reply.
+  constexpr Millis upstream_delay{1500};
+  UpstreamBehaviour behaviour;
+  behaviour.delays = {{".", upstream_delay}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  BOOST_TEST(client.command("DATA").code == 354);
+  const auto sent = Clock::now();
+  client.send(dot_stuff(make_message(2000, "patient", "PATIENT")) + ".\r\n");
+  BOOST_TEST(client.silent_for(1000ms),
+             "a reply came before the upstream answered: " << printable(client.buffered()));
+  const SmtpReply final_reply = client.read_reply();
+  const long long waited = elapsed_ms(sent);
+  note_final(final_reply);
+  BOOST_TEST(final_reply.code == 250);
+  BOOST_TEST(contains(final_reply.text(), "queued as QID"), final_reply.describe());
+  BOOST_TEST(waited >= upstream_delay.count() - 50);
+  BOOST_TEST(env().upstream->acknowledged_messages() == 1u);
+  client.command("QUIT");
+}
+
 BOOST_AUTO_TEST_CASE(final_reply_delayed_past_reply_timeout) {
   UpstreamBehaviour behaviour;
   behaviour.delays = {{".", Millis((reply_timeout_seconds + 3) * 1000)}};

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -407,8 +408,10 @@ ChildProcess::ChildProcess(Options options) : options_(std::move(options)) {
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork: " + errno_text());
   if (pid_ == 0) {
-    // Own process group, so a terminal's Ctrl-C goes to the test, which then stops us.
-    ::setpgid(0, 0);
+    // Same process group as the test, so `meson test` killing the group on a timeout takes
+    // the child along; and a signal when the test dies some other way (the kernel drops this
+    // setting when the child changes user, as portcullis and smtp-sink do as root).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::dup2(null_in.get(), 0);
     ::dup2(out.get(), 1);
     ::dup2(err.get(), 2);
