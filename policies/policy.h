@@ -40,6 +40,9 @@ class Policy {
   Policy() = default;
   Policy(std::vector<Rule> rules, std::map<std::string, std::shared_ptr<const NamedList>> lists,
          std::vector<std::string> files);
+  // rules_at() points into rules(): a Policy stays where it was built (share it by pointer).
+  Policy(const Policy&) = delete;
+  Policy& operator=(const Policy&) = delete;
 
   // All rules in file order, then rule order.
   const std::vector<Rule>& rules() const { return rules_; }

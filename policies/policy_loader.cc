@@ -125,6 +125,12 @@ class Loader {
     source->file = file;
     source->index = file_index;
     source->text = std::move(*text);
+    if (const auto bad = find_invalid_utf8(source->text)) {
+      const TextPosition where = position_of(source->text, *bad);
+      report(file_index, 0,
+             {file, where.line, where.column, "invalid UTF-8; a policy file must be UTF-8"});
+      return;
+    }
     if (toml_nesting_depth(source->text) > max_toml_nesting) {
       report(file_index, 0,
              {file, 1, 1,

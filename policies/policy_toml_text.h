@@ -5,6 +5,8 @@
 // error at offset N inside `when` is mapped back to the file by re-reading the raw token.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -21,5 +23,13 @@ struct TextPosition {
 // basic""" (line-ending backslashes, escapes) and '''multi-line literal''' strings. Empty when
 // no string token starts there.
 std::vector<TextPosition> map_string_token(std::string_view source, unsigned line, unsigned column);
+
+// The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or nullopt. TOML documents are UTF-8, and
+// toml11 3.7.1 reads past its buffer on some malformed sequences, so the loader checks first.
+std::optional<std::size_t> find_invalid_utf8(std::string_view text);
+
+// 1-based line and byte column of an offset.
+TextPosition position_of(std::string_view text, std::size_t offset);
 
 }  // namespace portcullis::policy

@@ -399,6 +399,10 @@ BOOST_AUTO_TEST_CASE(reports_unreadable_files_and_deep_toml) {
       load_policy({"deep.toml"}, full_catalog(), memory_reader({{"deep.toml", deep}}));
   BOOST_TEST(nested.error_text() ==
              "deep.toml:1:1: arrays and tables nest deeper than 32 levels\n");
+  // toml11 must never see malformed UTF-8 (it reads out of bounds on some of it).
+  LoadResult bad_utf8 =
+      load_policy({"u.toml"}, full_catalog(), memory_reader({{"u.toml", "# ok\n'he\xb3'x = 1\n"}}));
+  BOOST_TEST(bad_utf8.error_text() == "u.toml:2:4: invalid UTF-8; a policy file must be UTF-8\n");
   // Brackets inside strings and comments do not count.
   const std::string quoted =
       "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n[lists]\nx = [\"" + std::string(40, '[') + "\"]\n";
@@ -484,7 +488,8 @@ then = "tempfail 451 4.7.1 {helo}"
   BOOST_TEST(!JsonChecker(json.substr(0, json.size() - 1)).valid());
   // Text traces stay one line per item too: no raw control bytes.
   const std::string text = render_text(verdicts);
-  for (char c : text) BOOST_TEST((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
+  for (char c : text)
+    BOOST_TEST((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -393,4 +393,19 @@ BOOST_AUTO_TEST_CASE(maps_literal_and_multi_line_strings) {
   BOOST_TEST(map_string_token("w", 7, 1).empty());
 }
 
+BOOST_AUTO_TEST_CASE(finds_malformed_utf8) {
+  BOOST_TEST(!find_invalid_utf8("plain ASCII\n"));
+  BOOST_TEST(!find_invalid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"));
+  BOOST_TEST(find_invalid_utf8("ab\xb3").value() == 2u);            // lone continuation byte
+  BOOST_TEST(find_invalid_utf8("\xc0\xaf").value() == 0u);          // overlong '/'
+  BOOST_TEST(find_invalid_utf8("\xe0\x80\xaf").value() == 0u);      // overlong
+  BOOST_TEST(find_invalid_utf8("\xed\xa0\x80").value() == 0u);      // surrogate
+  BOOST_TEST(find_invalid_utf8("\xf4\x90\x80\x80").value() == 0u);  // above U+10FFFF
+  BOOST_TEST(find_invalid_utf8("x\xe2\x82").value() == 1u);         // truncated
+  BOOST_TEST(find_invalid_utf8("\xff").value() == 0u);
+  const TextPosition where = position_of("a\nbc\nd", 4);
+  BOOST_TEST(where.line == 2u);
+  BOOST_TEST(where.column == 3u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
