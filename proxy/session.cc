@@ -702,7 +702,7 @@ void Session::upstream_failed(const Command& command, const UpstreamResult& resu
       return reply(451, "4.4.2 Error: the upstream refused the session, try again later", &command);
     case UpstreamError::connect_failed:
       worker_.context().upstream_status->request_probe();
-      return reply(451, "4.4.1 Error: upstream unreachable, try again later", &command);
+      return reply(451, "4.4.2 Error: upstream unreachable, try again later", &command);
     case UpstreamError::timeout:
       return reply(451, "4.4.2 Error: the upstream did not answer in time, try again later",
                    &command);

@@ -169,14 +169,18 @@ void parse_envelope_command(std::string_view argument, Command* command) {
   // Postfix tolerates spaces after the colon; so do we.
   while (!rest.empty() && rest.front() == ' ')
     rest.remove_prefix(1);
-  if (rest.empty() || rest.front() != '<') {
+  if (rest.empty()) {
     command->error = CommandError::syntax;
+    return;
+  }
+  // An address without its angle brackets is a bad path (RFC 5321 4.1.2), not a bad command.
+  if (rest.front() != '<') {
+    command->error = bad_path;
     return;
   }
   size_t close = closing_bracket(rest);
   if (close == std::string_view::npos) {
-    // Brackets present but unbalanced quoting: a bad path rather than a missing bracket.
-    command->error = rest.find('>') == std::string_view::npos ? CommandError::syntax : bad_path;
+    command->error = bad_path;
     return;
   }
   ParsedPath path =

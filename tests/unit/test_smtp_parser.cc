@@ -496,17 +496,19 @@ BOOST_AUTO_TEST_CASE(envelope_syntax_errors) {
   expect_error("MAIL \r\n", CommandError::syntax);
   expect_error("MAIL TO:<a@b.example>\r\n", CommandError::syntax);
   expect_error("MAIL FROM a@b.example\r\n", CommandError::syntax);
-  expect_error("MAIL FROM:a@b.example\r\n", CommandError::syntax);
-  expect_error("MAIL FROM:<a@b.example\r\n", CommandError::syntax);
   expect_error("MAIL FROM:\r\n", CommandError::syntax);
   expect_error("MAIL  FROM:<a@b.example>\r\n", CommandError::syntax);
   expect_error("MAIL FROM:<a@b.example>SIZE=1\r\n", CommandError::syntax);
   expect_error("RCPT FROM:<a@b.example>\r\n", CommandError::syntax);
-  expect_error("RCPT TO:bob@example.net\r\n", CommandError::syntax);
   expect_error("RCPT\r\n", CommandError::syntax);
 }
 
 BOOST_AUTO_TEST_CASE(bad_paths_get_their_own_errors) {
+  // Missing angle brackets make a bad path (501 5.1.7 / 5.1.3), not a syntax error.
+  expect_error("MAIL FROM:a@b.example\r\n", CommandError::bad_sender_path);
+  expect_error("MAIL FROM:<a@b.example\r\n", CommandError::bad_sender_path);
+  expect_error("RCPT TO:bob@example.net\r\n", CommandError::bad_recipient_path);
+  expect_error("RCPT TO:<bob@example.net\r\n", CommandError::bad_recipient_path);
   expect_error("MAIL FROM:<a@@b.example>\r\n", CommandError::bad_sender_path);
   expect_error("MAIL FROM:<Postmaster>\r\n", CommandError::bad_sender_path);
   expect_error("MAIL FROM:<a b@c.example>\r\n", CommandError::bad_sender_path);
