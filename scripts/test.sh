@@ -41,9 +41,10 @@ setup_and_build() { # setup_and_build DIR [meson options...]
 }
 
 # Prints "suite NAME: P passed, F failed" per suite from DIR/meson-logs/testlog.json, then a
-# last line "P F" with the totals. meson 1.0 writes no "suite" field into testlog.json, so
-# suites come from `meson introspect --tests` when the field is missing. Results other than
-# OK / EXPECTEDFAIL count as failed: SKIP included, as the project allows no skipped tests.
+# last line "P F" with the totals. meson 1.0 writes no "suite" field into testlog.json: the
+# suite is then the prefix of the test's name, or comes from `meson introspect --tests`.
+# Results other than OK / EXPECTEDFAIL count as failed: SKIP too, as the project allows no
+# skipped tests.
 summarize() { # summarize DIR LABEL
   meson introspect --tests "$1" >"$1/meson-logs/tests-introspect.json" 2>/dev/null || true
   python3 - "$1" "$2" <<'PY'
@@ -61,9 +62,14 @@ except (OSError, ValueError):
     pass
 
 def suite_name(record):
-    suites = record.get("suite") or suites_by_test.get(
-        (record["name"], tuple(record.get("command") or ())),
-        suites_by_test.get((record["name"], None), ["unknown"]))
+    suites = record.get("suite")
+    if not suites and " / " in record["name"]:
+        # With more than one suite, meson names a test "portcullis:unit / smtp_path".
+        suites = [record["name"].split(" / ", 1)[0]]
+    if not suites:
+        suites = suites_by_test.get(
+            (record["name"], tuple(record.get("command") or ())),
+            suites_by_test.get((record["name"], None), ["unknown"]))
     # "portcullis:unit" → "unit"
     return ",".join(s.split(":", 1)[-1] for s in suites)
 
