@@ -90,6 +90,7 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
   }
   const bool exact = text.front() == '=';
   const std::string_view body = exact ? text.substr(1) : text;
+  if (body.empty()) return fail("'=' needs a domain after it: =example.org");
   const auto at = body.rfind('@');
   if (at != std::string_view::npos) {
     if (exact) return fail(fmt::format("'{}': '=' applies to domains only", text));

@@ -290,6 +290,7 @@ BOOST_AUTO_TEST_CASE(infers_entry_kinds) {
 
 BOOST_AUTO_TEST_CASE(refuses_bad_entries) {
   BOOST_TEST(entry_error("") == "empty entry");
+  BOOST_TEST(entry_error("=") == "'=' needs a domain after it: =example.org");
   BOOST_TEST(entry_error("b\xc3\xbc"
                          "cher.example")
                  .find("A-label") != std::string::npos);
