@@ -46,6 +46,7 @@ void Acceptor::enable_all() {
 }
 
 void Acceptor::close_all() {
+  closed_ = true;
   listeners_.clear();
 }
 
@@ -92,9 +93,20 @@ void Acceptor::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* address,
   listener_slot->acceptor->on_accept(listener_slot->index, fd, address, length);
 }
 
-void Acceptor::error_cb(evconnlistener*, void*) {
-  // EMFILE and friends: log and keep listening; libevent retries on the next readiness.
-  log_error("accept_failed", {{"error", std::strerror(errno)}});
+void Acceptor::error_cb(evconnlistener* listener, void* slot) {
+  // EMFILE and friends: the pending connection stays in the backlog, so accepting again at once
+  // would spin. Pause this listener for a second.
+  log_error("accept_failed", {{"error", std::strerror(errno)}, {"retry_seconds", "1"}});
+  evconnlistener_disable(listener);
+  auto* acceptor = static_cast<ListenerSlot*>(slot)->acceptor;
+  timeval pause{1, 0};
+  event_base_once(
+      acceptor->base_, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* self) {
+        auto* owner = static_cast<Acceptor*>(self);
+        if (!owner->closed_) owner->enable_all();
+      },
+      acceptor, &pause);
 }
 
 }  // namespace portcullis

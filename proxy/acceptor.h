@@ -44,6 +44,7 @@ class Acceptor {
   ServerContext context_;
   std::vector<Worker*> workers_;
   size_t next_worker_ = 0;
+  bool closed_ = false;
   std::shared_ptr<const Config> listen_config_;  // listeners change only with a restart
   std::vector<ListenerPtr> listeners_;
   std::vector<std::unique_ptr<ListenerSlot>> slots_;
