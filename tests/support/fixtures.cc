@@ -171,7 +171,10 @@ std::string render_portcullis_config(const PortcullisOptions& options, uint16_t 
 
   std::string text = "# written by the integration test harness\n";
   text += render("server", merged("server", server));
-  text += "[[listen]]\naddress = " + toml_string(fmt::format("127.0.0.1:{}", listen_port)) + "\n\n";
+  text += "[[listen]]\naddress = " + toml_string(fmt::format("127.0.0.1:{}", listen_port)) + "\n";
+  for (const auto& [key, value] : options.listen_settings)
+    text += key + " = " + value + "\n";
+  text += "\n";
   for (const auto& address : options.extra_listen) {
     text += "[[listen]]\naddress = " + toml_string(address) + "\n\n";
   }

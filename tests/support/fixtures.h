@@ -85,6 +85,8 @@ struct PortcullisOptions {
   //   [log] main = DIR/portcullis.log, format "json"
   std::map<std::string, std::map<std::string, std::string>> settings;
   std::vector<std::string> extra_listen;  // more [[listen]] addresses
+  // More keys of the first [[listen]] block (mode, tls, proxy_protocol), raw TOML values.
+  std::map<std::string, std::string> listen_settings;
   // Before returning: wait until a session gets a 220 banner (the upstream probe is done).
   // Off for tests that expect the unreachable-upstream banner.
   bool wait_ready = true;
