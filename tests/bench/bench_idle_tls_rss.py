@@ -11,7 +11,9 @@ the proxy must accept that many sessions from 127.0.0.1 and have the descriptors
 [limits] max_sessions_per_ip above --sessions, and `ulimit -n` above it for the proxy too.
 A first round of --warmup sessions is opened and closed before the baseline is read, so that
 one-time costs (per-thread allocator arenas, OpenSSL's first-use tables) do not count per
-session.
+session. Run it against a freshly started process: in a process that already served and
+closed that many TLS sessions, the allocator hands the freed memory out again and the figure
+comes out far lower than the real cost.
 
 Exit status: 0 when every session reached the idle state over TLS (whatever the figure), 1
 otherwise.
