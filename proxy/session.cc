@@ -120,8 +120,15 @@ void Session::start() {
       return finish();
     }
     awaiting_proxy_header_ = true;
+    // A deadline for the whole header, not an idle timeout: trickling bytes do not extend it.
+    proxy_deadline_.reset(evtimer_new(
+        worker_.base(),
+        [](evutil_socket_t, short, void* self) {
+          static_cast<Session*>(self)->on_proxy_header_timeout();
+        },
+        this));
     timeval timeout{static_cast<time_t>(config_->trust.proxy_timeout), 0};
-    bufferevent_set_timeouts(client_.get(), &timeout, &timeout);
+    evtimer_add(proxy_deadline_.get(), &timeout);
     bufferevent_enable(client_.get(), EV_READ);
     return;
   }
@@ -149,6 +156,7 @@ void Session::on_proxy_header_bytes() {
   }
   evbuffer_drain(input, result.consumed);
   awaiting_proxy_header_ = false;
+  proxy_deadline_.reset();
   if (!result.local && result.source && result.destination) {
     const std::string proxy_text = client_text_;
     // The limits count the real client, not the load balancer.
@@ -169,6 +177,15 @@ void Session::on_proxy_header_bytes() {
   }
   begin_smtp();
   process_input();
+}
+
+void Session::on_proxy_header_timeout() {
+  if (!awaiting_proxy_header_ || finished_) return;
+  log_warning("proxy_header_refused",
+              {{"session", std::to_string(id_)}, {"client", client_text_}, {"error", "timeout"}});
+  end_reason_ = EndReason::proxy_header_refused;
+  closing_ = true;
+  finish();
 }
 
 void Session::begin_smtp() {
@@ -278,6 +295,7 @@ void Session::on_starttls(const Command& command) {
 // input
 
 void Session::on_read() {
+  if (awaiting_proxy_header_) return on_proxy_header_bytes();
   process_input();
 }
 
@@ -788,8 +806,14 @@ void Session::finish() {
   finished_ = true;
   closing_ = true;
   log_end();
-  if (client_) bufferevent_disable(client_.get(), EV_READ | EV_WRITE);
+  proxy_deadline_.reset();
   drop_upstream();
+  if (client_) {
+    bufferevent_disable(client_.get(), EV_READ);
+    // Over TLS the last replies may still sit, encrypted, in the socket's own buffer: the
+    // worker keeps the connection until they are written (bounded), then frees it.
+    if (tls_active_ || tls_handshaking_) worker_.linger(std::move(client_));
+  }
   worker_.session_finished(id_);
 }
 
@@ -910,14 +934,7 @@ void Session::event_cb(bufferevent*, short what, void* self) {
     return session->finish();
   }
   if (what & BEV_EVENT_TIMEOUT) {
-    if (session->awaiting_proxy_header_) {
-      log_warning("proxy_header_refused", {{"session", std::to_string(session->id_)},
-                                           {"client", session->client_text_},
-                                           {"error", "timeout"}});
-      session->end_reason_ = EndReason::proxy_header_refused;
-      session->closing_ = true;
-      return session->finish();
-    }
+    if (session->awaiting_proxy_header_) return session->on_proxy_header_timeout();
     if (session->closing_) return session->finish();
     if (what & BEV_EVENT_READING) {
       session->reply(

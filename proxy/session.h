@@ -59,6 +59,7 @@ class Session {
   // connection set-up
   const ListenConfig& listener() const;
   void on_proxy_header_bytes();
+  void on_proxy_header_timeout();
   void begin_smtp();
   void compute_offer();
   bool start_tls();
@@ -117,7 +118,8 @@ class Session {
   std::string client_text_;  // "ip:port" for logs
   size_t listener_index_;
   BufferEventPtr client_;
-  std::shared_ptr<const TlsServerContexts> tls_contexts_;  // kept while the session uses TLS
+  std::shared_ptr<const TlsServerContexts> tls_contexts_;
+  EventPtr proxy_deadline_;  // kept while the session uses TLS
   SmtpParser parser_;
   std::shared_ptr<const UpstreamCapabilities> upstream_offer_;
   ClientOffer offer_;

@@ -141,7 +141,8 @@ TlsServerContexts::LoadResult TlsServerContexts::load(const Config& config,
     std::vector<std::string> sni;
     for (const auto& name : block.sni)
       sni.push_back(lower(name));
-    contexts->blocks_.push_back(Block{block.name, std::move(ctx), std::move(sni)});
+    contexts->blocks_.push_back(Block{block.name, std::move(ctx), std::move(sni), block.ciphers,
+                                      block.ciphersuites, block.groups});
   }
   if (result.errors.empty()) result.contexts = std::move(contexts);
   return result;
@@ -170,7 +171,19 @@ int TlsServerContexts::on_servername(SSL* ssl, int*, void* self) {
   if (!name) return SSL_TLSEXT_ERR_NOACK;
   const Block* block = static_cast<const TlsServerContexts*>(self)->block_for_name(name);
   // No match: the listener's own block answers.
-  if (block && block->ctx.get() != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, block->ctx.get());
+  if (!block || block->ctx.get() == SSL_get_SSL_CTX(ssl)) return SSL_TLSEXT_ERR_OK;
+  SSL_CTX* ctx = block->ctx.get();
+  SSL_set_SSL_CTX(ssl, ctx);
+  // SSL_set_SSL_CTX swaps the certificates only; the block's verify mode, options and cipher
+  // settings follow the name too. (The protocol version is already chosen: min_version is the
+  // listener's block's.)
+  SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+  SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
+  SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+  SSL_set_cipher_list(ssl, block->ciphers.empty() ? "DEFAULT" : block->ciphers.c_str());
+  SSL_set_ciphersuites(
+      ssl, block->ciphersuites.empty() ? TLS_DEFAULT_CIPHERSUITES : block->ciphersuites.c_str());
+  if (!block->groups.empty()) SSL_set1_groups_list(ssl, block->groups.c_str());
   return SSL_TLSEXT_ERR_OK;
 }
 

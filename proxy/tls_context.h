@@ -32,6 +32,9 @@ class TlsServerContexts {
     std::string name;
     SslCtxPtr ctx;
     std::vector<std::string> sni;
+    std::string ciphers;
+    std::string ciphersuites;
+    std::string groups;
   };
 
   static int on_servername(SSL* ssl, int* alert, void* self);

@@ -45,7 +45,10 @@ void UpstreamProbe::on_result(UpstreamResult result) {
   if (result.ok()) {
     UpstreamCapabilities capabilities = connection_->capabilities();
     connection_->quit();
-    if (config.upstream.pass_client == PassClient::xclient && !capabilities.xclient) {
+    // (An upstream reached over STARTTLS may offer XCLIENT only after it: the plaintext probe
+    // cannot tell, so it says nothing then; sessions still report a refusal.)
+    if (config.upstream.pass_client == PassClient::xclient && !capabilities.xclient &&
+        config.upstream.tls == UpstreamTls::none) {
       log_warning("upstream_without_xclient",
                   {{"upstream", where},
                    {"hint",

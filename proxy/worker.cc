@@ -1,5 +1,8 @@
 #include "worker.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
 #include <atomic>
 #include <utility>
 
@@ -23,6 +26,7 @@ Worker::Worker(const ServerContext& context) : context_(context) {
   reap_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_reap>, this));
   stop_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stop>, this));
   drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
+  linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
 }
 
 Worker::~Worker() {
@@ -44,6 +48,7 @@ void Worker::start() {
     // Sessions still open at the deadline are closed with the loop.
     finished_.clear();
     sessions_.clear();
+    lingering_.clear();
   });
 }
 
@@ -95,6 +100,36 @@ void Worker::session_finished(uint64_t session_id) {
   event_active(reap_event_.get(), 0, 0);
 }
 
+void Worker::linger(BufferEventPtr connection) {
+  bufferevent_setcb(connection.get(), nullptr, nullptr, nullptr, nullptr);
+  bufferevent_enable(connection.get(), EV_WRITE);
+  lingering_.push_back({std::move(connection),
+                        std::chrono::steady_clock::now() + std::chrono::seconds(linger_seconds)});
+  if (!evtimer_pending(linger_timer_.get(), nullptr)) {
+    timeval tick{0, 20 * 1000};
+    evtimer_add(linger_timer_.get(), &tick);
+  }
+}
+
+void Worker::on_linger_tick() {
+  const auto now = std::chrono::steady_clock::now();
+  auto written = [](bufferevent* bev) {
+    for (; bev; bev = bufferevent_get_underlying(bev)) {
+      if (evbuffer_get_length(bufferevent_get_output(bev)) > 0) return false;
+    }
+    return true;
+  };
+  std::erase_if(lingering_, [&](const Lingering& entry) {
+    return now >= entry.deadline || written(entry.connection.get());
+  });
+  if (!lingering_.empty()) {
+    timeval tick{0, 20 * 1000};
+    evtimer_add(linger_timer_.get(), &tick);
+  } else if (stopping_) {
+    check_drained();
+  }
+}
+
 void Worker::on_reap() {
   finished_.clear();
   if (stopping_) check_drained();
@@ -125,7 +160,9 @@ void Worker::on_stop_deadline() {
 }
 
 void Worker::check_drained() {
-  if (sessions_.empty() && finished_.empty()) event_base_loopbreak(base_.get());
+  if (sessions_.empty() && finished_.empty() && lingering_.empty()) {
+    event_base_loopbreak(base_.get());
+  }
 }
 
 }  // namespace portcullis

@@ -3,6 +3,7 @@
 #include <event2/event.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,10 @@ class Worker {
   // The session is destroyed once the current callback has returned.
   void session_finished(uint64_t session_id);
   size_t session_count() const { return sessions_.size(); }
+  // Keeps a closed session's connection until its output (and, under TLS, the socket's own
+  // output) is written, at most `linger_seconds`, then frees it.
+  void linger(BufferEventPtr connection);
+  static constexpr unsigned linger_seconds = 10;
 
  private:
   void on_inbox();
@@ -56,6 +61,7 @@ class Worker {
   void on_stop();
   void on_stop_deadline();
   void check_drained();
+  void on_linger_tick();
 
   ServerContext context_;
   EventBasePtr base_;
@@ -73,6 +79,13 @@ class Worker {
 
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> finished_;
+
+  struct Lingering {
+    BufferEventPtr connection;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Lingering> lingering_;
+  EventPtr linger_timer_;
 };
 
 }  // namespace portcullis
