@@ -32,36 +32,6 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-const char* verb_name(Verb verb) {
-  switch (verb) {
-    case Verb::helo:
-      return "helo";
-    case Verb::ehlo:
-      return "ehlo";
-    case Verb::mail:
-      return "mail";
-    case Verb::rcpt:
-      return "rcpt";
-    case Verb::data:
-      return "data";
-    case Verb::rset:
-      return "rset";
-    case Verb::noop:
-      return "noop";
-    case Verb::quit:
-      return "quit";
-    case Verb::vrfy:
-      return "vrfy";
-    case Verb::help:
-      return "help";
-    case Verb::starttls:
-      return "starttls";
-    case Verb::unknown:
-      return "unknown";
-  }
-  return "unknown";
-}
-
 // Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
 std::string queue_id_from(const SmtpReply& reply) {
   static const std::regex queued(R"((?:queued as|id=)\s*([A-Za-z0-9._-]{1,64}))",
@@ -887,7 +857,7 @@ void Session::log_end() {
     total += slot[1];
     std::string value =
         slot[0] == slot[1] ? std::to_string(slot[1]) : fmt::format("{}/{}", slot[0], slot[1]);
-    fields.push_back({verb_name(static_cast<Verb>(i)), std::move(value)});
+    fields.push_back({to_string(static_cast<Verb>(i)), std::move(value)});
   }
   fields.push_back({"commands", accepted == total ? std::to_string(total)
                                                   : fmt::format("{}/{}", accepted, total)});

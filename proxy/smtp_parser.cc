@@ -473,4 +473,34 @@ SmtpParser::Step SmtpParser::feed_data(std::string_view input, std::string* cont
   return Step{size, Event::need_more};
 }
 
+const char* to_string(Verb verb) {
+  switch (verb) {
+    case Verb::helo:
+      return "helo";
+    case Verb::ehlo:
+      return "ehlo";
+    case Verb::mail:
+      return "mail";
+    case Verb::rcpt:
+      return "rcpt";
+    case Verb::data:
+      return "data";
+    case Verb::rset:
+      return "rset";
+    case Verb::noop:
+      return "noop";
+    case Verb::quit:
+      return "quit";
+    case Verb::vrfy:
+      return "vrfy";
+    case Verb::help:
+      return "help";
+    case Verb::starttls:
+      return "starttls";
+    case Verb::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
 }  // namespace portcullis

@@ -140,6 +140,9 @@ class SmtpParser {
   uint64_t header_bytes_ = 0;
 };
 
+// "helo", "mail", … ("unknown" for Verb::unknown): for logs and tests.
+const char* to_string(Verb verb);
+
 // Parse one complete command line (without its line end). Exposed for tests.
 Command parse_command_line(std::string_view line);
 

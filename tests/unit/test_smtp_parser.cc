@@ -79,36 +79,6 @@ std::string escape(std::string_view bytes) {
   return out;
 }
 
-const char* verb_name(Verb verb) {
-  switch (verb) {
-    case Verb::helo:
-      return "helo";
-    case Verb::ehlo:
-      return "ehlo";
-    case Verb::mail:
-      return "mail";
-    case Verb::rcpt:
-      return "rcpt";
-    case Verb::data:
-      return "data";
-    case Verb::rset:
-      return "rset";
-    case Verb::noop:
-      return "noop";
-    case Verb::quit:
-      return "quit";
-    case Verb::vrfy:
-      return "vrfy";
-    case Verb::help:
-      return "help";
-    case Verb::starttls:
-      return "starttls";
-    case Verb::unknown:
-      return "unknown";
-  }
-  return "?";
-}
-
 const char* error_name(CommandError error) {
   switch (error) {
     case CommandError::none:
@@ -142,7 +112,7 @@ const char* error_name(CommandError error) {
 // Boost.Test prints enum values in failure messages through these.
 namespace portcullis {
 std::ostream& operator<<(std::ostream& out, Verb verb) {
-  return out << verb_name(verb);
+  return out << portcullis::to_string(verb);
 }
 std::ostream& operator<<(std::ostream& out, CommandError error) {
   return out << error_name(error);
@@ -164,10 +134,10 @@ namespace {
 
 std::string describe(const Command& command) {
   std::ostringstream out;
-  out << "command verb=" << verb_name(command.verb) << " error=" << error_name(command.error)
-      << " line=[" << escape(command.line) << "] argument=[" << escape(command.argument)
-      << "] path=[" << escape(command.path) << "] params_text=[" << escape(command.params_text)
-      << "] params=";
+  out << "command verb=" << portcullis::to_string(command.verb)
+      << " error=" << error_name(command.error) << " line=[" << escape(command.line)
+      << "] argument=[" << escape(command.argument) << "] path=[" << escape(command.path)
+      << "] params_text=[" << escape(command.params_text) << "] params=";
   for (const auto& param : command.params) {
     out << "{" << escape(param.keyword) << (param.has_value ? "=" : "") << escape(param.value)
         << "}";
