@@ -88,4 +88,13 @@ std::string build_proxy_v2_header(const NetAddress& source, const NetAddress& de
   return header;
 }
 
+std::string build_proxy_v2_local_header() {
+  std::string header(reinterpret_cast<const char*>(signature), sizeof signature);
+  header.push_back(static_cast<char>(0x20));  // version 2, command LOCAL
+  header.push_back(static_cast<char>(0x00));  // UNSPEC
+  header.push_back(static_cast<char>(0x00));  // no address block
+  header.push_back(static_cast<char>(0x00));
+  return header;
+}
+
 }  // namespace portcullis

@@ -11,4 +11,8 @@ namespace portcullis {
 // as IPv6 with IPv4-mapped addresses.
 std::string build_proxy_v2_header(const NetAddress& source, const NetAddress& destination);
 
+// A PROXY protocol v2 LOCAL header: a connection the proxy makes for itself (the start-up
+// probe, a health check); the receiver keeps the real endpoints.
+std::string build_proxy_v2_local_header();
+
 }  // namespace portcullis

@@ -80,8 +80,10 @@ void UpstreamConnection::try_next_address() {
 void UpstreamConnection::on_connected() {
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
-  if (greeting_.pass_client == PassClient::proxy_v2) {
-    std::string header = build_proxy_v2_header(greeting_.client_address, greeting_.local_address);
+  if (greeting_.pass_client == PassClient::proxy_v2 || greeting_.proxy_v2_local) {
+    std::string header = greeting_.proxy_v2_local ? build_proxy_v2_local_header()
+                                                  : build_proxy_v2_header(greeting_.client_address,
+                                                                          greeting_.local_address);
     bufferevent_write(bev_.get(), header.data(), header.size());
   }
   stage_ = GreetStage::banner;

@@ -46,12 +46,13 @@ struct UpstreamResult {
 // How to greet the upstream.
 struct UpstreamGreeting {
   PassClient pass_client = PassClient::none;
-  std::string our_hostname;   // EHLO name before XCLIENT
-  std::string client_helo;    // HELO/EHLO name the upstream finally sees
-  bool client_esmtp = true;   // the client said EHLO (else the upstream gets HELO too)
-  ClientIdentity identity;    // XCLIENT attributes
-  NetAddress client_address;  // PROXY v2 source
-  NetAddress local_address;   // PROXY v2 destination
+  bool proxy_v2_local = false;  // send a PROXY v2 LOCAL header (connections for ourselves)
+  std::string our_hostname;     // EHLO name before XCLIENT
+  std::string client_helo;      // HELO/EHLO name the upstream finally sees
+  bool client_esmtp = true;     // the client said EHLO (else the upstream gets HELO too)
+  ClientIdentity identity;      // XCLIENT attributes
+  NetAddress client_address;    // PROXY v2 source
+  NetAddress local_address;     // PROXY v2 destination
   UpstreamTls tls = UpstreamTls::none;
   std::shared_ptr<const UpstreamTlsContext> tls_context;  // set unless tls is none
   std::string verify_name;  // checked against the certificate when tls is required

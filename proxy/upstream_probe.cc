@@ -33,6 +33,9 @@ void UpstreamProbe::run() {
                                                      config.upstream.reply_timeout);
   UpstreamGreeting greeting;
   greeting.pass_client = PassClient::none;  // the probe speaks for Portcullis itself
+  // An upstream that expects PROXY v2 expects it on every connection: LOCAL says "the proxy
+  // itself" (Postfix's smtpd_upstream_proxy_protocol = haproxy accepts it).
+  greeting.proxy_v2_local = config.upstream.pass_client == PassClient::proxy_v2;
   greeting.our_hostname = config.server.hostname;
   greeting.client_helo = config.server.hostname;
   connection_->open(std::move(greeting),

@@ -331,3 +331,10 @@ BOOST_AUTO_TEST_CASE(proxy_v2_unknown_family_is_unspec) {
       build_proxy_v2_header(NetAddress{}, *NetAddress::parse_host_port("192.0.2.1:25"));
   BOOST_TEST(header == v2_signature + bytes({0x21, 0x00, 0x00, 0x00}));
 }
+
+BOOST_AUTO_TEST_CASE(proxy_v2_local_header_bytes) {
+  // Signature, version 2 + LOCAL (0x20), UNSPEC (0x00), length 0: written out by hand.
+  const std::string expected("\x0D\x0A\x0D\x0A\x00\x0D\x0A\x51\x55\x49\x54\x0A\x20\x00\x00\x00",
+                             16);
+  BOOST_TEST(portcullis::build_proxy_v2_local_header() == expected);
+}
