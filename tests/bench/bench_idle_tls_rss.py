@@ -20,31 +20,16 @@ otherwise.
 """
 
 import argparse
-import resource
 import selectors
 import socket
 import ssl
 import sys
 import time
 
+from bench_idle_rss import raise_fd_limit, vm_rss_kib  # the same /proc and rlimit helpers
+
 REPLY_LIMIT = 8192  # bytes read per reply before giving up on finding its end
 EHLO = b"EHLO bench.example.test\r\n"
-
-
-def vm_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def raise_fd_limit(needed):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        sys.exit(f"need {needed} open files, the hard limit is {hard}: raise it (ulimit -Hn)")
-    if soft == resource.RLIM_INFINITY or soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def final_reply(data):
