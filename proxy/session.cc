@@ -210,6 +210,7 @@ bool Session::start_tls() {
   }
   bufferevent_openssl_set_allow_dirty_shutdown(wrapped, 1);
   client_.reset(wrapped);
+  timeouts_set_ = false;  // a new bufferevent, without the old one's timeouts
   bufferevent_setcb(wrapped, &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
   bufferevent_setwatermark(wrapped, EV_READ, 0, kInputHighWater);
   tls_handshaking_ = true;
@@ -307,18 +308,23 @@ void Session::process_input() {
   if (!closing_) update_reading();
 }
 
+// Reading stays enabled while a command waits for the upstream (what the client pipelines is
+// bounded by the input high-water mark), so there is no epoll_ctl per command; timeouts are
+// set only when the state changes between commands and DATA.
 void Session::update_reading() {
-  if (!client_ || closing_) return;
-  if (busy_) {
-    bufferevent_disable(client_.get(), EV_READ);
-    return;
+  if (!client_ || closing_ || busy_ || client_eof_) return;
+  const bool data = parser_.in_data();
+  if (!timeouts_set_ || timeouts_for_data_ != data) {
+    const TimeoutsConfig& timeouts = config_->timeouts;
+    timeval read_timeout{static_cast<time_t>(data ? timeouts.data_block : timeouts.command), 0};
+    timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
+    bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
+    timeouts_set_ = true;
+    timeouts_for_data_ = data;
   }
-  const TimeoutsConfig& timeouts = config_->timeouts;
-  timeval read_timeout{
-      static_cast<time_t>(parser_.in_data() ? timeouts.data_block : timeouts.command), 0};
-  timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
-  bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
-  bufferevent_enable(client_.get(), EV_READ);
+  if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
+    bufferevent_enable(client_.get(), EV_READ);
+  }
 }
 
 void Session::resume() {
@@ -326,6 +332,8 @@ void Session::resume() {
   if (closing_ || finished_) return;
   if (shutting_down_ && !in_transaction_) return shut_down();
   process_input();
+  // The client closed while a command was in flight: its last commands are answered first.
+  if (client_eof_ && !busy_ && !closing_ && !finished_) finish();
 }
 
 void Session::shut_down() {
@@ -906,6 +914,10 @@ void Session::event_cb(bufferevent*, short what, void* self) {
   if (what & BEV_EVENT_TIMEOUT) {
     if (session->awaiting_proxy_header_) return session->on_proxy_header_timeout();
     if (session->closing_) return session->finish();
+    if ((what & BEV_EVENT_READING) && session->busy_) {
+      bufferevent_enable(session->client_.get(), EV_READ);
+      return;
+    }
     if (what & BEV_EVENT_READING) {
       session->reply(
           421, fmt::format("4.4.2 {} Error: timeout exceeded", session->config_->server.hostname));
@@ -916,6 +928,11 @@ void Session::event_cb(bufferevent*, short what, void* self) {
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
     if (!session->closing_) session->end_reason_ = EndReason::client_closed;
+    if ((what & BEV_EVENT_EOF) && session->busy_ && !session->closing_) {
+      // A half-close: the upstream's answer to what was sent still goes out (resume()).
+      session->client_eof_ = true;
+      return;
+    }
     session->finish();
   }
 }

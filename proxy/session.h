@@ -136,6 +136,9 @@ class Session {
   bool closing_ = false;
   bool finished_ = false;
   bool shutting_down_ = false;
+  bool client_eof_ = false;  // the client half-closed while a command was in flight
+  bool timeouts_set_ = false;
+  bool timeouts_for_data_ = false;
   EndReason end_reason_ = EndReason::client_closed;
   unsigned errors_ = 0;
 
