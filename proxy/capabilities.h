@@ -20,7 +20,7 @@ struct UpstreamCapabilities {
   bool starttls = false;
   bool chunking = false;
   bool enhancedstatuscodes = false;
-  std::optional<uint64_t> size;        // SIZE n; nullopt when absent; 0 means "no limit"
+  std::optional<uint64_t> size;  // SIZE n; nullopt when absent; 0 means "no limit"
   bool xclient = false;
   std::set<std::string> xclient_attrs;  // upper-case attribute names after XCLIENT
   std::vector<std::string> keywords;    // every line after the first, as sent

@@ -21,7 +21,7 @@ struct NetAddress {
   static std::optional<NetAddress> parse_ip(std::string_view text, uint16_t port = 0);
 
   bool is_ipv6() const { return storage.ss_family == AF_INET6; }
-  std::string ip() const;         // "192.0.2.1", "2001:db8::1" (IPv4-mapped IPv6 → IPv4 text)
+  std::string ip() const;  // "192.0.2.1", "2001:db8::1" (IPv4-mapped IPv6 → IPv4 text)
   uint16_t port() const;
   std::string host_port() const;  // "192.0.2.1:25", "[2001:db8::1]:25"
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }

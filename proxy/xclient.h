@@ -10,14 +10,14 @@ namespace portcullis {
 
 // What Portcullis knows of the real client, for XCLIENT (Postfix XCLIENT_README).
 struct ClientIdentity {
-  std::string addr;          // "192.0.2.5" or "2001:db8::1" (sent as "IPV6:2001:db8::1")
+  std::string addr;  // "192.0.2.5" or "2001:db8::1" (sent as "IPV6:2001:db8::1")
   bool addr_is_ipv6 = false;
   uint16_t port = 0;
   std::string name = "[UNAVAILABLE]";          // verified name, or [UNAVAILABLE]/[TEMPUNAVAIL]
   std::string reverse_name = "[UNAVAILABLE]";  // PTR name, or [UNAVAILABLE]/[TEMPUNAVAIL]
-  std::string helo;          // empty: not sent
-  std::string proto;         // "SMTP" or "ESMTP"; empty: not sent
-  std::string dest_addr;     // the address the client connected to
+  std::string helo;                            // empty: not sent
+  std::string proto;                           // "SMTP" or "ESMTP"; empty: not sent
+  std::string dest_addr;                       // the address the client connected to
   bool dest_is_ipv6 = false;
   uint16_t dest_port = 0;
 };
