@@ -7,11 +7,11 @@
 #include <openssl/err.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <ctime>
 #include <functional>
-#include <regex>
 #include <utility>
 
 #include "log_sink.h"
@@ -33,12 +33,32 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
+// Case-insensitive position of `needle` in `text`, or npos.
+size_t ifind(std::string_view text, std::string_view needle) {
+  for (size_t at = 0; at + needle.size() <= text.size(); ++at) {
+    if (iequals(text.substr(at, needle.size()), needle)) return at;
+  }
+  return std::string_view::npos;
+}
+
+// The id after "queued as" or "id=" (up to 64 of [A-Za-z0-9._-]); a plain scan, since it runs
+// for every delivered message.
 std::string queue_id_from(const SmtpReply& reply) {
-  static const std::regex queued(R"((?:queued as|id=)\s*([A-Za-z0-9._-]{1,64}))",
-                                 std::regex::icase);
-  for (const auto& line : reply.lines) {
-    std::smatch match;
-    if (std::regex_search(line, match, queued)) return match[1].str();
+  auto id_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  };
+  for (const std::string& line : reply.lines) {
+    for (std::string_view marker : {std::string_view("queued as"), std::string_view("id=")}) {
+      size_t at = ifind(line, marker);
+      if (at == std::string_view::npos) continue;
+      at += marker.size();
+      while (at < line.size() && std::isspace(static_cast<unsigned char>(line[at])))
+        ++at;
+      size_t end = at;
+      while (end < line.size() && end - at < 64 && id_char(line[end]))
+        ++end;
+      if (end > at) return line.substr(at, end - at);
+    }
   }
   return {};
 }

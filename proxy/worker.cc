@@ -42,9 +42,7 @@ void Worker::start() {
         base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));
     timeval hour{3600, 0};
     event_add(keepalive.get(), &hour);
-    keepalive_ = keepalive.get();
     event_base_dispatch(base_.get());
-    keepalive_ = nullptr;
     // Sessions still open at the deadline are closed with the loop.
     finished_.clear();
     sessions_.clear();

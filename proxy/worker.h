@@ -70,7 +70,6 @@ class Worker {
   EventPtr stop_event_;
   EventPtr drain_deadline_;
   std::thread thread_;
-  event* keepalive_ = nullptr;
 
   std::mutex inbox_mutex_;
   std::vector<AcceptedConnection> inbox_;
