@@ -1,1 +1,1 @@
-// placeholder
+// Written by its helper; see registry.h.

@@ -1,0 +1,40 @@
+// The filter registry: maps a filter's name to the phases it hooks, the facts it records (and
+// the phase they become known), and a factory builder that validates its [filter.NAME] block.
+// The config loader builds the chain from it; the policy loader type-checks rules against the
+// catalog it produces.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fact_catalog.h"
+#include "filter.h"
+#include "filter_settings.h"
+#include "session_phase.h"
+
+namespace portcullis {
+
+struct FilterDefinition {
+  std::string name;
+  std::vector<Phase> hooks;     // phases at which on_phase() is called
+  std::vector<FactSpec> facts;  // every fact the filter may record (runner drops any other)
+  // Validates the block (errors appended, nullptr returned on any error) and builds the factory.
+  std::function<std::shared_ptr<const FilterFactory>(const SettingTable& settings,
+                                                     std::vector<SettingError>& errors)>
+      build;
+};
+
+// The built-in filters that exist, by name; nullptr for an unknown name.
+const FilterDefinition* find_filter_definition(std::string_view name);
+// Every built-in filter, in DESIGN's chain order.
+const std::vector<const FilterDefinition*>& filter_definitions();
+
+// The catalog for a chain: core facts, the facts of every known filter (those in `chain`
+// enabled), so a rule reading the fact of a filter missing from the chain is a clear error.
+FactCatalog fact_catalog_for_chain(const std::vector<std::string>& chain,
+                                   const std::vector<RateLimitFacts>& rate_limits = {});
+
+}  // namespace portcullis

@@ -1,0 +1,105 @@
+// FilterRunner: runs a session's filter chain phase by phase (DESIGN §4).
+//
+// Owns, per filter: the deadline (`timeout`), the failure mode (`tempfail`: the phase reports
+// the filter as failed, the policy answers 451 4.3.0; `continue`: logged and counted, its facts
+// stay absent — never a silent pass), and the counters. Hooks run in chain order; a parked hook
+// (stop_iteration) holds the chain until its Completion arrives through deliver(), its deadline
+// passes, or the runner is destroyed (the client left: cancel). Results for calls that are not
+// pending (late, second, unknown) are dropped and counted. Exceptions from a hook are caught
+// and treated as a failure.
+//
+// Single-threaded: every method runs on the session's loop thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "event_handles.h"
+#include "facts.h"
+#include "filter.h"
+#include "session_phase.h"
+
+struct event_base;
+
+namespace portcullis {
+
+enum class FailureMode { tempfail, continue_session };  // "tempfail" | "continue"
+
+// One entry of [filters] chain, as loaded from the config.
+struct FilterInstance {
+  std::string name;
+  std::chrono::milliseconds timeout{20000};
+  FailureMode failure_mode = FailureMode::tempfail;
+  std::vector<Phase> hooks;
+  std::vector<std::string> facts;  // names the filter may record
+  std::shared_ptr<const FilterFactory> factory;
+};
+
+// The result kinds counted in portcullis_filter_results_total{filter,result}.
+//   ok        the hook finished (at once or parked) without error
+//   error     the filter reported an error
+//   exception the hook threw
+//   timeout   no result before the deadline
+//   late      a result after the deadline or cancel (dropped)
+//   duplicate a second result for the same call (dropped)
+//   cancelled the session ended while the call was parked
+//   gone      a result for a session that no longer exists (counted by the dispatcher)
+
+// Where the runner reports what happened; the proxy's implementation feeds the metrics and the
+// main log; tests record.
+class FilterObserver {
+ public:
+  virtual ~FilterObserver() = default;
+  virtual void filter_result(const std::string& filter, std::string_view result,
+                             std::chrono::nanoseconds duration) = 0;
+  // A failure (error, exception, timeout) or a dropped fact, for the main log.
+  virtual void filter_problem(std::uint64_t session_id, const std::string& filter, Phase phase,
+                              std::string_view what, const std::string& detail) = 0;
+};
+
+struct PhaseOutcome {
+  Phase phase = Phase::connect;
+  // Filters that failed at this phase with failure_mode = "tempfail" (PolicySession::evaluate's
+  // `failed_filters`).
+  std::vector<std::string> failed_filters;
+  // Filters that failed with failure_mode = "continue" (logged; their facts are absent).
+  std::vector<std::string> skipped_filters;
+};
+
+class FilterRunner {
+ public:
+  // `chain` and `observer` must outlive the runner; `target` routes Completions back here by
+  // (session_id, call id) — see Worker / explain.
+  FilterRunner(event_base* base, std::uint64_t session_id, const std::vector<FilterInstance>& chain,
+               std::weak_ptr<CompletionTarget> target, FilterServices& services,
+               FilterObserver& observer);
+  ~FilterRunner();  // cancels a parked call (counted as cancelled)
+  FilterRunner(const FilterRunner&) = delete;
+  FilterRunner& operator=(const FilterRunner&) = delete;
+
+  // Runs the hooks of `phase`. Facts recorded by the filters are merged into `facts` as each
+  // call completes. `done` is called exactly once, possibly before run() returns. `view` and
+  // `facts` must stay valid until then. Facts in `overrides` (explain's --evidence) are kept:
+  // a filter whose every fact is overridden is not called.
+  void run(Phase phase, const SessionView& view, Facts& facts,
+           std::function<void(PhaseOutcome)> done, const Facts* overrides = nullptr);
+
+  // A parked call's result (from the CompletionTarget).
+  void deliver(std::uint64_t call_id, FilterResult result);
+
+  // The session ended: on_session_end for every filter (after cancelling a parked call).
+  void session_end(const SessionView& view);
+
+  bool running() const;
+  bool empty() const;  // no filters in the chain
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace portcullis
