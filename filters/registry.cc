@@ -1,1 +1,67 @@
-// Written by its helper; see registry.h.
+// The built-in filters' definitions. Each definition states its hooks and facts here, by hand,
+// rather than copying them from the fact catalog: a unit test compares the two, so a fact whose
+// type or phase drifts in one place is caught.
+#include "registry.h"
+
+#include <algorithm>
+
+#include "helo/helo_filter.h"
+#include "pregreet/pregreet_filter.h"
+
+namespace portcullis {
+
+namespace {
+
+std::vector<FilterDefinition> make_definitions() {
+  std::vector<FilterDefinition> definitions;
+  definitions.push_back(FilterDefinition{
+      "pregreet",
+      {Phase::connect, Phase::helo},
+      {FactSpec{"pregreet", FactType::boolean, Phase::helo, Phase::data, "pregreet",
+                "client spoke before the banner"}},
+      build_pregreet_filter,
+  });
+  definitions.push_back(FilterDefinition{
+      "helo",
+      {Phase::helo},
+      {FactSpec{"helo.check", FactType::string, Phase::helo, Phase::data, "helo",
+                "'ok', 'syntax', 'bare_ip', 'ip_mismatch' or 'ours'"}},
+      build_helo_filter,
+  });
+  return definitions;
+}
+
+const std::vector<FilterDefinition>& all_definitions() {
+  static const std::vector<FilterDefinition> definitions = make_definitions();
+  return definitions;
+}
+
+}  // namespace
+
+const FilterDefinition* find_filter_definition(std::string_view name) {
+  const auto& definitions = all_definitions();
+  auto it =
+      std::find_if(definitions.begin(), definitions.end(),
+                   [&](const FilterDefinition& definition) { return definition.name == name; });
+  return it == definitions.end() ? nullptr : &*it;
+}
+
+const std::vector<const FilterDefinition*>& filter_definitions() {
+  static const std::vector<const FilterDefinition*> pointers = [] {
+    std::vector<const FilterDefinition*> in_order;
+    for (const auto& definition : all_definitions())
+      in_order.push_back(&definition);
+    return in_order;
+  }();
+  return pointers;
+}
+
+FactCatalog fact_catalog_for_chain(const std::vector<std::string>& chain,
+                                   const std::vector<RateLimitFacts>& rate_limits) {
+  // builtin_fact_catalog already holds DESIGN's whole table (also the facts of filters not
+  // implemented yet), so a rule reading spf without spf in the chain is a clear error rather
+  // than an unknown fact.
+  return builtin_fact_catalog(chain, rate_limits);
+}
+
+}  // namespace portcullis

@@ -1,0 +1,47 @@
+// The pregreet filter (DESIGN §2, §4; postscreen's pregreet test): at connect it may send a
+// "220-" teaser line and hold the banner for `wait_ms`, so that bots that talk before the
+// greeting show themselves; at helo it records the fact `pregreet` (bool) from what the core
+// saw (SessionView::client_spoke_before_banner). The core watches the socket and sends the real
+// "220 hostname ESMTP Portcullis" line after the connect phase, which completes the teaser into
+// a valid multi-line greeting.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "filter.h"
+#include "filter_settings.h"
+
+namespace portcullis {
+
+struct PregreetSettings {
+  std::chrono::milliseconds wait{6000};  // wait_ms, 0..60000; 0: no wait
+  bool teaser = true;                    // teaser
+};
+
+// Reads a [filter.pregreet] block; unknown keys and bad values are appended to `errors`.
+PregreetSettings read_pregreet_settings(const SettingTable& table,
+                                        std::vector<SettingError>& errors);
+
+// The factory for a valid block; nullptr (with `errors` appended) for an invalid one.
+std::shared_ptr<const FilterFactory> build_pregreet_filter(const SettingTable& table,
+                                                           std::vector<SettingError>& errors);
+
+// One session's pregreet state: the pending wait, if any.
+class PregreetFilter : public SessionFilter {
+ public:
+  explicit PregreetFilter(PregreetSettings settings) : settings_(settings) {}
+
+  HookStatus on_phase(HookContext& context) override;
+  void cancel() override { wait_timer_.reset(); }
+
+ private:
+  HookStatus on_connect(HookContext& context);
+  HookStatus on_helo(HookContext& context);
+
+  PregreetSettings settings_;
+  std::unique_ptr<TimerHandle> wait_timer_;
+};
+
+}  // namespace portcullis
