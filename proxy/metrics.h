@@ -41,7 +41,8 @@ class Gauge {
   std::atomic<std::int64_t> value_{0};
 };
 
-// Fixed buckets in seconds (upper bounds, +Inf implied).
+// Fixed buckets in seconds (upper bounds, inclusive as Prometheus's `le`; +Inf implied).
+// A negative duration counts as zero.
 class Histogram {
  public:
   static constexpr std::array<double, 12> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -64,7 +65,9 @@ class Family {
   Family(std::string name, std::string help, std::vector<std::string> label_names)
       : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {}
 
-  // `values` in the order of the label names. The reference stays valid for the process.
+  // `values` in the order of the label names. The reference stays valid as long as the family.
+  // Throws std::invalid_argument when the number of values differs from the number of names (a
+  // programming error at the call site, caught by its tests).
   Child& with(const std::vector<std::string>& values);
 
   const std::string& name() const { return name_; }
@@ -82,6 +85,10 @@ class Family {
 };
 
 struct Metrics {
+  Metrics() = default;
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
   // DESIGN §6 core names (fixed).
   Counter sessions_total;
   Gauge sessions_active;
@@ -116,11 +123,19 @@ struct Metrics {
   Gauge upstream_up;  // 1 when the last upstream probe succeeded
   Gauge config_last_reload_success_timestamp_seconds;
 
-  // The whole exposition, "# HELP"/"# TYPE" lines included; ends with a newline.
+  // The whole exposition, "# HELP"/"# TYPE" lines included; ends with a newline. Every metric
+  // above in declaration order, then portcullis_build_info{version} (always 1). Depends only on
+  // this object, so a local instance renders deterministically.
   std::string render() const;
 };
 
 // The process-wide instance.
 Metrics& metrics();
+
+// Prometheus's standard process metrics, read from /proc and getrlimit at call time:
+// process_start_time_seconds, process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds. A value that cannot be read
+// is left out. The metrics listener appends this to Metrics::render().
+std::string render_process_metrics();
 
 }  // namespace portcullis
