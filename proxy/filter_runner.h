@@ -70,6 +70,13 @@ struct PhaseOutcome {
   std::vector<std::string> skipped_filters;
 };
 
+// A one-shot evtimer on `base` for FilterServices implementations: `callback` runs once after
+// `delay`, unless the handle is destroyed first. The callback may destroy the handle (the
+// function is moved out before it runs). An exception from the callback is caught (it must not
+// cross libevent) and written to stderr. nullptr when libevent cannot allocate the timer.
+std::unique_ptr<TimerHandle> start_loop_timer(event_base* base, std::chrono::milliseconds delay,
+                                              std::function<void()> callback);
+
 class FilterRunner {
  public:
   // `chain` and `observer` must outlive the runner; `target` routes Completions back here by
