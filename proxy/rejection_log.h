@@ -9,7 +9,8 @@
 // different workers never interleave. SIGUSR1 → reopen() (log rotation).
 // SECURITY: every string can come from a peer (HELO, addresses, upstream replies): the JSON
 // writer escapes control characters, quotes and backslashes, and bytes that are not valid UTF-8
-// become \u00XX, so one record is always exactly one line of valid JSON.
+// become \u00XX, so one record is always exactly one line of valid JSON. Evidence values are
+// checked to be single-line JSON; one that is not is written as a JSON string instead.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,26 +47,42 @@ struct RejectionRecord {
   std::string failed_filter;  // "" → omitted
 };
 
-// A JSON string literal (with quotes) for arbitrary bytes: see SECURITY above.
+// A JSON string literal (with quotes) for arbitrary bytes: see SECURITY above. Escapes used:
+// \" and \\ for quote and backslash; \n \r \t; \u00XX (upper-case hex) for the other C0
+// controls, DEL and the C1 controls (U+0080-U+009F); \u00XX of the byte for every byte that
+// does not start a well-formed UTF-8 sequence.
 std::string json_string(std::string_view bytes);
 
 // One record as a JSON object, no newline.
 std::string format_rejection(const RejectionRecord& record);
 
 class RejectionLog {
+  // Only open() constructs (make_unique needs a public constructor; the tag keeps it private).
+  struct OpenTag {
+    explicit OpenTag() = default;
+  };
+
  public:
   // Opens (creates 0640) `path` for appending; nullptr and *error on failure.
   static std::unique_ptr<RejectionLog> open(const std::string& path, std::string* error);
-  ~RejectionLog();
+  RejectionLog(OpenTag, std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~RejectionLog();  // closes the file
+  RejectionLog(const RejectionLog&) = delete;
+  RejectionLog& operator=(const RejectionLog&) = delete;
 
+  // One line with one write(2) under the mutex (EINTR and short writes retried). A failed
+  // write is reported on the main log (once until a write succeeds again) and the record lost.
   void write(const RejectionRecord& record);
+  // SIGUSR1 (log rotation, not from a signal handler: it takes the mutex): opens the path
+  // again and swaps the new file in; every line goes wholly to the old or the new file. On
+  // failure the old file stays in use and *error says why.
   bool reopen(std::string* error);
   const std::string& path() const { return path_; }
 
  private:
-  explicit RejectionLog(std::string path) : path_(std::move(path)) {}
   std::string path_;
-  int fd_ = -1;
+  int fd_ = -1;  // owned: closed by reopen() (the old one) and the destructor
+  bool write_failing_ = false;
   std::mutex mutex_;
 };
 
