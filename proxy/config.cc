@@ -14,11 +14,13 @@
 #include <sstream>
 #include <thread>
 #include <toml.hpp>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "net_prefix.h"
+#include "registry.h"
 
 namespace portcullis {
 namespace {
@@ -39,6 +41,7 @@ class Context {
   void file_error(std::string key, std::string text) {
     errors_.push_back(ConfigMessage{file_, 0, 0, std::move(key), std::move(text)});
   }
+  void add(ConfigMessage message) { errors_.push_back(std::move(message)); }
 
   // Where each listener's address was written, to report duplicates at the second one.
   struct ListenerAddress {
@@ -47,6 +50,13 @@ class Context {
     const toml::value* value;
   };
   std::vector<ListenerAddress> listener_addresses;
+
+  // [filters] chain and [policy] files as written, resolved once every section is read.
+  const toml::value* filters_chain = nullptr;
+  const toml::value* filter_blocks = nullptr;
+  const toml::value* policy_files = nullptr;
+
+  const std::string& file() const { return file_; }
 
   bool has_errors() const { return !errors_.empty(); }
   std::vector<ConfigMessage> take_errors() { return sorted(std::move(errors_)); }
@@ -60,11 +70,13 @@ class Context {
   }
 
   // In file order; messages about the file as a whole (line 0) come last.
-  static std::vector<ConfigMessage> sorted(std::vector<ConfigMessage> messages) {
+  // Messages about other files (policy files) come after, in the order they were found.
+  std::vector<ConfigMessage> sorted(std::vector<ConfigMessage> messages) const {
     std::stable_sort(messages.begin(), messages.end(),
-                     [](const ConfigMessage& a, const ConfigMessage& b) {
-                       const auto order = [](const ConfigMessage& m) {
-                         return std::pair(m.line == 0 ? INT_MAX : m.line, m.column);
+                     [this](const ConfigMessage& a, const ConfigMessage& b) {
+                       const auto order = [this](const ConfigMessage& m) {
+                         if (m.file != file_) return std::tuple(1, 0, 0);
+                         return std::tuple(0, m.line == 0 ? INT_MAX : m.line, m.column);
                        };
                        return order(a) < order(b);
                      });
@@ -498,6 +510,28 @@ Schema<LogConfig> log_schema() {
       string_field("main", &LogConfig::main, check_log_target),
       enum_field<LogConfig, LogFormat>("format", &LogConfig::format,
                                        {{"text", LogFormat::text}, {"json", LogFormat::json}}),
+      string_field("rejections", &LogConfig::rejections, check_absolute_path),
+      bool_field("all_transactions", &LogConfig::all_transactions),
+  };
+}
+
+Schema<PolicyConfig> policy_schema() {
+  return {
+      {"files",
+       [](const toml::value& value, PolicyConfig&, Context& context, const std::string& key) {
+         if (string_list(value, context, key, false)) context.policy_files = &value;
+       }},
+      bool_field("delay_reject", &PolicyConfig::delay_reject),
+  };
+}
+
+Schema<MetricsConfig> metrics_schema() {
+  return {
+      {"address",
+       [](const toml::value& value, MetricsConfig& metrics, Context& context,
+          const std::string& key) {
+         if (auto address = parse_address(value, context, key)) metrics.address = *address;
+       }},
   };
 }
 
@@ -560,6 +594,28 @@ Section array_section(std::string_view name, std::vector<Element> Config::*membe
           }};
 }
 
+// [filters]: only `chain`, checked against the registry once the [filter.NAME] blocks are read.
+Section filters_section() {
+  return {"filters", [](const toml::value& value, Config&, Context& context) {
+            if (!expect_type(value, toml::value_t::table, context, "filters")) return;
+            for (const auto& [key, item] : value.as_table()) {
+              if (key != "chain") {
+                context.error(item, "filters." + key, "unknown key (expected chain)");
+                continue;
+              }
+              if (string_list(item, context, "filters.chain", false)) context.filters_chain = &item;
+            }
+          }};
+}
+
+Section filter_blocks_section() {
+  return {"filter", [](const toml::value& value, Config&, Context& context) {
+            if (expect_type(value, toml::value_t::table, context, "filter")) {
+              context.filter_blocks = &value;
+            }
+          }};
+}
+
 // [tls.NAME] blocks: a table of tables, each read with tls_schema().
 Section tls_section() {
   return {"tls", [](const toml::value& value, Config& config, Context& context) {
@@ -596,6 +652,10 @@ const std::vector<Section>& sections() {
       table_section("log", &Config::log, log_schema()),
       tls_section(),
       table_section("trust", &Config::trust, trust_schema()),
+      filters_section(),
+      filter_blocks_section(),
+      table_section("policy", &Config::policy, policy_schema()),
+      table_section("metrics", &Config::metrics, metrics_schema()),
   };
   return all;
 }
@@ -652,6 +712,215 @@ void check_listener_tls(const toml::value& root, const Config& config, Context& 
                       "closed");
     }
   }
+}
+
+// A [filter.NAME] value as the registry sees it: TOML-free, with positions.
+std::optional<SettingValue> setting_value(const toml::value& value, Context& context,
+                                          const std::string& key) {
+  SettingValue out;
+  const toml::source_location location = value.location();
+  out.line = static_cast<unsigned>(location.line());
+  out.column = static_cast<unsigned>(location.column());
+  switch (value.type()) {
+    case toml::value_t::boolean:
+      out.value = value.as_boolean();
+      return out;
+    case toml::value_t::integer:
+      out.value = static_cast<std::int64_t>(value.as_integer());
+      return out;
+    case toml::value_t::string:
+      out.value = value.as_string().str;
+      return out;
+    case toml::value_t::array: {
+      SettingArray items;
+      const auto& array = value.as_array();
+      for (size_t i = 0; i < array.size(); ++i) {
+        auto item = setting_value(array[i], context, fmt::format("{}[{}]", key, i));
+        if (!item) return std::nullopt;
+        items.push_back(std::move(*item));
+      }
+      out.value = std::move(items);
+      return out;
+    }
+    case toml::value_t::table: {
+      SettingTable table;
+      for (const auto& [name, item] : value.as_table()) {
+        auto converted = setting_value(item, context, key + "." + name);
+        if (!converted) return std::nullopt;
+        table.emplace_back(name, std::move(*converted));
+      }
+      std::sort(table.begin(), table.end(), [](const auto& a, const auto& b) {
+        return std::pair(a.second.line, a.second.column) <
+               std::pair(b.second.line, b.second.column);
+      });
+      out.value = std::move(table);
+      return out;
+    }
+    default:
+      context.error(value, key,
+                    fmt::format("expected a boolean, an integer, a string, an array or a table, "
+                                "got {}",
+                                type_phrase(value.type())));
+      return std::nullopt;
+  }
+}
+
+// Builds one filter from its [filter.NAME] block (or defaults when there is none).
+std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
+                                           const toml::value* block, Context& context) {
+  const std::string prefix = "filter." + definition.name;
+  FilterInstance instance;
+  instance.name = definition.name;
+  instance.hooks = definition.hooks;
+  for (const auto& fact : definition.facts)
+    instance.facts.push_back(fact.name);
+  SettingTable settings;
+  bool ok = true;
+  if (block) {
+    for (const auto& [key, value] : block->as_table()) {
+      const std::string dotted = prefix + "." + key;
+      if (key == "timeout") {
+        if (!expect_type(value, toml::value_t::integer, context, dotted)) {
+          ok = false;
+        } else if (value.as_integer() < 1 || value.as_integer() > 3600) {
+          context.error(value, dotted,
+                        fmt::format("must be between 1 and 3600, got {}", value.as_integer()));
+          ok = false;
+        } else {
+          instance.timeout = std::chrono::seconds(value.as_integer());
+        }
+      } else if (key == "failure_mode") {
+        const bool is_string = expect_type(value, toml::value_t::string, context, dotted);
+        const std::string text = is_string ? value.as_string().str : "";
+        if (text == "tempfail") {
+          instance.failure_mode = FailureMode::tempfail;
+        } else if (text == "continue") {
+          instance.failure_mode = FailureMode::continue_session;
+        } else {
+          if (is_string) {
+            context.error(
+                value, dotted,
+                fmt::format("must be one of tempfail, continue, got {}", quote_value(text)));
+          }
+          ok = false;
+        }
+      } else if (auto converted = setting_value(value, context, dotted)) {
+        settings.emplace_back(key, std::move(*converted));
+      } else {
+        ok = false;
+      }
+    }
+  }
+  std::vector<SettingError> errors;
+  std::shared_ptr<const FilterFactory> factory;
+  try {
+    factory = definition.build(settings, errors);
+  } catch (const std::exception& error) {
+    errors.push_back({"", error.what()});
+  }
+  const toml::source_location block_location =
+      block ? block->location() : toml::source_location(nullptr);
+  for (const auto& error : errors) {
+    const bool positioned = error.line > 0;
+    context.add(ConfigMessage{
+        context.file(),
+        positioned ? static_cast<int>(error.line) : static_cast<int>(block_location.line()),
+        positioned ? static_cast<int>(error.column) : static_cast<int>(block_location.column()),
+        error.key.empty() ? prefix : prefix + "." + error.key, error.message});
+  }
+  if (!ok || !errors.empty() || !factory) {
+    if (errors.empty() && ok) {
+      context.file_error(prefix, "the filter could not be built from its settings");
+    }
+    return std::nullopt;
+  }
+  instance.factory = std::move(factory);
+  return instance;
+}
+
+std::string known_filter_names() {
+  std::string names;
+  for (const FilterDefinition* definition : filter_definitions()) {
+    if (!names.empty()) names += ", ";
+    names += definition->name;
+  }
+  return names;
+}
+
+void build_filters(Config& config, Context& context) {
+  std::vector<std::string> chain;
+  if (context.filters_chain) {
+    const auto& items = context.filters_chain->as_array();
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string& name = items[i].as_string().str;
+      const std::string key = fmt::format("filters.chain[{}]", i);
+      if (!find_filter_definition(name)) {
+        context.error(items[i], key,
+                      fmt::format("unknown filter {} (built-in filters: {})", quote_value(name),
+                                  known_filter_names()));
+      } else if (std::find(chain.begin(), chain.end(), name) != chain.end()) {
+        context.error(items[i], key, fmt::format("filter {} is listed twice", quote_value(name)));
+      } else {
+        chain.push_back(name);
+      }
+    }
+  }
+  const toml::value::table_type* blocks =
+      context.filter_blocks ? &context.filter_blocks->as_table() : nullptr;
+  if (blocks) {
+    for (const auto& [name, block] : *blocks) {
+      const std::string key = "filter." + name;
+      const FilterDefinition* definition = find_filter_definition(name);
+      if (!definition) {
+        context.error(block, key,
+                      fmt::format("unknown filter {} (built-in filters: {})", quote_value(name),
+                                  known_filter_names()));
+        continue;
+      }
+      if (!expect_type(block, toml::value_t::table, context, key)) continue;
+      if (std::find(chain.begin(), chain.end(), name) == chain.end()) {
+        // Validated all the same, so that enabling it later does not reveal old mistakes.
+        build_filter(*definition, &block, context);
+        context.warning(block, key,
+                        "this filter is not in [filters] chain: its settings are not used");
+      }
+    }
+  }
+  for (const auto& name : chain) {
+    const toml::value* block = nullptr;
+    if (blocks) {
+      auto found = blocks->find(name);
+      if (found != blocks->end() && found->second.is_table()) block = &found->second;
+    }
+    if (auto instance = build_filter(*find_filter_definition(name), block, context)) {
+      config.filters.chain.push_back(std::move(*instance));
+    }
+  }
+}
+
+// Policy files are compiled against the chain's catalog (a rule reading the fact of a filter
+// that is not in the chain is an error). Relative paths are taken from the config's directory.
+void load_policies(Config& config, Context& context) {
+  std::vector<std::string> files;
+  if (context.policy_files) {
+    std::string directory;
+    if (const size_t slash = context.file().rfind('/'); slash != std::string::npos) {
+      directory = context.file().substr(0, slash + 1);
+    }
+    for (const auto& item : context.policy_files->as_array()) {
+      const std::string& path = item.as_string().str;
+      files.push_back(!path.empty() && path.front() != '/' ? directory + path : path);
+    }
+  }
+  config.policy.files = files;
+  config.filters.catalog =
+      std::make_shared<const FactCatalog>(fact_catalog_for_chain(config.filters.names()));
+  policy::LoadResult loaded = policy::load_policy(files, *config.filters.catalog);
+  for (const auto& error : loaded.errors) {
+    context.add(ConfigMessage{error.file, static_cast<int>(error.line),
+                              static_cast<int>(error.column), "", error.message});
+  }
+  config.policy.policy = std::move(loaded.policy);
 }
 
 void resolve_defaults(Config& config, Context& context) {
@@ -728,6 +997,9 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
   check_required_sections(root, config, context);
   check_duplicate_listeners(context);
   check_listener_tls(root, config, context);
+  const bool section_errors = context.has_errors();
+  build_filters(config, context);
+  if (!section_errors && !context.has_errors()) load_policies(config, context);
   if (!context.has_errors()) resolve_defaults(config, context);
 
   result.errors = context.take_errors();

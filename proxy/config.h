@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "filter_runner.h"
 #include "net_address.h"
+#include "policy.h"
 #include "smtp_parser.h"
 
 namespace portcullis {
@@ -84,6 +86,33 @@ struct TimeoutsConfig {
 struct LogConfig {
   std::string main = "stderr";  // stderr | syslog | PATH
   LogFormat format = LogFormat::text;
+  std::string rejections;  // "" = no rejection log
+  bool all_transactions = false;
+};
+
+// [filters] and the [filter.NAME] blocks of the filters in the chain, validated and built.
+struct FiltersConfig {
+  std::vector<FilterInstance> chain;  // in [filters] chain order; empty = no filters
+  // Core facts and the facts of every known filter (those in the chain enabled).
+  std::shared_ptr<const FactCatalog> catalog;
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& filter : chain)
+      out.push_back(filter.name);
+    return out;
+  }
+};
+
+// [policy]: the files, compiled against the chain's fact catalog when the config is loaded, so
+// a reload swaps configuration and policy together.
+struct PolicyConfig {
+  std::vector<std::string> files;  // as resolved (relative paths: from the config's directory)
+  bool delay_reject = true;
+  std::shared_ptr<const policy::Policy> policy;  // never null after load (maybe no rules)
+};
+
+struct MetricsConfig {
+  std::optional<NetAddress> address;  // absent = no metrics listener
 };
 
 struct Config {
@@ -96,6 +125,9 @@ struct Config {
   LogConfig log;
   std::vector<TlsBlockConfig> tls;  // [tls.NAME] blocks, in file order
   TrustConfig trust;
+  FiltersConfig filters;
+  PolicyConfig policy;
+  MetricsConfig metrics;
 
   const TlsBlockConfig* tls_block(const std::string& name) const {
     for (const auto& block : tls) {

@@ -3,8 +3,10 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,6 +19,8 @@ using portcullis::BareLfMode;
 using portcullis::Config;
 using portcullis::ConfigMessage;
 using portcullis::ConfigResult;
+using portcullis::FailureMode;
+using portcullis::FilterInstance;
 using portcullis::ListenMode;
 using portcullis::load_config;
 using portcullis::load_config_text;
@@ -493,8 +497,7 @@ BOOST_AUTO_TEST_CASE(wrong_types_name_both_types) {
 }
 
 BOOST_AUTO_TEST_CASE(sections_not_built_yet_are_unknown) {
-  for (const std::string section :
-       {"dns", "filters", "filter.pregreet", "store", "store.redis", "policy", "metrics"}) {
+  for (const std::string section : {"dns", "store", "store.redis"}) {
     BOOST_TEST_CONTEXT(section) {
       const auto errors = errors_of("[" + section + "]\nx = 1\n");
       BOOST_REQUIRE(errors.size() == 1u);
@@ -502,16 +505,177 @@ BOOST_AUTO_TEST_CASE(sections_not_built_yet_are_unknown) {
       BOOST_TEST(errors[0] == "t.toml:1:1: " + top + ": unknown key");
     }
   }
-  BOOST_TEST(errors_of("[log]\nrejections = \"/var/log/r.jsonl\"\nall_transactions = true\n") ==
-                 (std::vector<std::string>{"t.toml:2:14: log.rejections: unknown key",
-                                           "t.toml:3:20: log.all_transactions: unknown key"}),
-             boost::test_tools::per_element());
-  BOOST_TEST(errors_of("[[filter.dnsbl.list]]\nzone = \"x\"\n") ==
-                 std::vector<std::string>{"t.toml:1:1: filter: unknown key"},
-             boost::test_tools::per_element());
   BOOST_TEST(errors_of("top_level = 1\n") ==
                  std::vector<std::string>{"t.toml:1:13: top_level: unknown key"},
              boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(log_rejections_and_all_transactions) {
+  const Config config =
+      loads("[log]\nrejections = \"/var/log/r.jsonl\"\nall_transactions = true\n");
+  BOOST_TEST(config.log.rejections == "/var/log/r.jsonl");
+  BOOST_TEST(config.log.all_transactions);
+  BOOST_TEST(loads("").log.rejections.empty());
+  BOOST_TEST(!loads("").log.all_transactions);
+  BOOST_TEST(errors_of("[log]\nrejections = \"r.jsonl\"\n") ==
+                 std::vector<std::string>{"t.toml:2:14: log.rejections: must be an absolute "
+                                          "path, got \"r.jsonl\""},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(metrics_address) {
+  BOOST_TEST(!loads("").metrics.address.has_value());
+  const Config config = loads("[metrics]\naddress = \"127.0.0.1:9325\"\n");
+  BOOST_TEST_REQUIRE(config.metrics.address.has_value());
+  BOOST_TEST(config.metrics.address->host_port() == "127.0.0.1:9325");
+  BOOST_TEST(errors_of("[metrics]\naddress = \"localhost\"\nport = 1\n") ==
+                 (std::vector<std::string>{
+                     "t.toml:2:11: metrics.address: expected a numeric \"IP:PORT\" or "
+                     "\"[IPv6]:PORT\", got \"localhost\"",
+                     "t.toml:3:8: metrics.port: unknown key"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(no_filters_section_means_no_filters) {
+  const Config config = loads("");
+  BOOST_TEST(config.filters.chain.empty());
+  BOOST_TEST_REQUIRE(config.policy.policy != nullptr);
+  BOOST_TEST(config.policy.policy->rules().empty());
+  BOOST_TEST(config.policy.delay_reject);
+  BOOST_TEST_REQUIRE(config.filters.catalog != nullptr);
+  BOOST_TEST(!config.filters.catalog->filter_enabled("pregreet"));
+}
+
+BOOST_AUTO_TEST_CASE(filter_chain_is_built_in_order_with_its_settings) {
+  const Config config = loads(R"([filters]
+chain = ["pregreet", "helo"]
+[filter.pregreet]
+wait_ms = 250
+teaser = false
+timeout = 7
+failure_mode = "continue"
+)");
+  BOOST_TEST_REQUIRE(config.filters.chain.size() == 2u);
+  const FilterInstance& pregreet = config.filters.chain[0];
+  BOOST_TEST(pregreet.name == "pregreet");
+  BOOST_TEST(pregreet.timeout.count() == 7000);
+  BOOST_TEST((pregreet.failure_mode == FailureMode::continue_session));
+  BOOST_TEST(pregreet.factory != nullptr);
+  BOOST_TEST((pregreet.facts == std::vector<std::string>{"pregreet"}));
+  const FilterInstance& helo = config.filters.chain[1];
+  BOOST_TEST(helo.name == "helo");
+  BOOST_TEST(helo.timeout.count() == 20000);  // the default
+  BOOST_TEST((helo.failure_mode == FailureMode::tempfail));
+  BOOST_TEST(config.filters.catalog->filter_enabled("helo"));
+  BOOST_TEST(!config.filters.catalog->filter_enabled("spf"));
+}
+
+BOOST_AUTO_TEST_CASE(filter_chain_errors) {
+  BOOST_TEST(errors_of("[filters]\nchain = [\"pregreet\", \"nope\"]\n") ==
+                 std::vector<std::string>{"t.toml:2:22: filters.chain[1]: unknown filter \"nope\" "
+                                          "(built-in filters: pregreet, helo)"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[filters]\nchain = [\"helo\", \"helo\"]\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:18: filters.chain[1]: filter \"helo\" is listed twice"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[filters]\nlist = []\n") ==
+                 std::vector<std::string>{"t.toml:2:8: filters.list: unknown key (expected chain)"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[filters]\nchain = \"helo\"\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:9: filters.chain: expected an array of strings, got a string"},
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(filter_blocks_are_validated_at_load) {
+  const auto errors = errors_of(R"([filters]
+chain = ["pregreet"]
+[filter.pregreet]
+wait_ms = 70000
+teaser = "yes"
+timeout = 0
+failure_mode = "ignore"
+foo = 1
+)");
+  BOOST_TEST_REQUIRE(errors.size() == 5u);
+  BOOST_TEST(
+      errors[0] ==
+      "t.toml:4:11: filter.pregreet.wait_ms: expected an integer from 0 to 60000, got 70000");
+  BOOST_TEST(errors[1] == "t.toml:5:10: filter.pregreet.teaser: expected a bool, got a string");
+  BOOST_TEST(errors[2] ==
+             "t.toml:6:11: filter.pregreet.timeout: must be between 1 and 3600, got 0");
+  BOOST_TEST(errors[3] ==
+             "t.toml:7:16: filter.pregreet.failure_mode: must be one of tempfail, "
+             "continue, got \"ignore\"");
+  BOOST_TEST(errors[4].rfind("t.toml:8:7: filter.pregreet.foo: unknown key", 0) == 0, errors[4]);
+
+  const auto unknown = errors_of("[filter.nope]\nx = 1\n");
+  BOOST_TEST_REQUIRE(unknown.size() == 1u);
+  BOOST_TEST(unknown[0].find("filter.nope: unknown filter \"nope\" (built-in filters: pregreet, "
+                             "helo)") != std::string::npos,
+             unknown[0]);
+
+  // A block for a filter that is not in the chain: validated, then a warning.
+  const ConfigResult result =
+      load_config_text("[filter.pregreet]\nwait_ms = 100\n" + required, "t.toml");
+  BOOST_TEST(result.errors.empty());
+  BOOST_TEST_REQUIRE(result.warnings.size() == 1u);
+  BOOST_TEST(result.warnings[0].to_string().find(
+                 "filter.pregreet: this filter is not in [filters] chain") != std::string::npos,
+             result.warnings[0].to_string());
+  BOOST_TEST(errors_of("[filter.pregreet]\nwait_ms = -1\n").size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(policy_files_are_compiled_with_the_chain) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("portcullis-config-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string good = (dir / "good.toml").string();
+  const std::string spf = (dir / "spf.toml").string();
+  {
+    std::ofstream(good) << "[[rule]]\nname = \"pregreeters\"\nwhen = \"pregreet\"\n"
+                           "then = \"reject\"\n";
+    std::ofstream(spf) << "[[rule]]\nname = \"spf fail\"\nwhen = \"spf == 'fail'\"\n"
+                          "then = \"reject\"\n";
+  }
+  const Config config = loads(fmt::format(
+      "[filters]\nchain = [\"pregreet\"]\n[policy]\nfiles = [\"{}\"]\ndelay_reject = false\n",
+      good));
+  BOOST_TEST_REQUIRE(config.policy.policy != nullptr);
+  BOOST_TEST(config.policy.policy->rules().size() == 1u);
+  BOOST_TEST(config.policy.policy->rules()[0].name == "pregreeters");
+  BOOST_TEST(!config.policy.delay_reject);
+  BOOST_TEST((config.policy.files == std::vector<std::string>{good}));
+
+  // The same rule without the filter in the chain: an error in the policy file's own place.
+  const auto missing_filter = errors_of(fmt::format("[policy]\nfiles = [\"{}\"]\n", good));
+  BOOST_TEST_REQUIRE(missing_filter.size() == 1u);
+  BOOST_TEST(missing_filter[0].rfind(good + ":3:", 0) == 0, missing_filter[0]);
+  BOOST_TEST(missing_filter[0].find("pregreet") != std::string::npos, missing_filter[0]);
+  BOOST_TEST(missing_filter[0].find("[filters] chain") != std::string::npos, missing_filter[0]);
+
+  const auto spf_errors =
+      errors_of(fmt::format("[filters]\nchain = [\"helo\"]\n[policy]\nfiles = [\"{}\"]\n", spf));
+  BOOST_TEST_REQUIRE(spf_errors.size() == 1u);
+  BOOST_TEST(spf_errors[0].rfind(spf + ":3:", 0) == 0, spf_errors[0]);
+
+  // Relative paths are read from the config file's directory.
+  {
+    std::ofstream(dir / "portcullis.toml")
+        << "[filters]\nchain = [\"pregreet\"]\n[policy]\nfiles = [\"good.toml\"]\n"
+        << required;
+  }
+  const ConfigResult relative = load_config((dir / "portcullis.toml").string());
+  BOOST_TEST(relative.errors.empty(),
+             (relative.errors.empty() ? "" : relative.errors[0].to_string()));
+  BOOST_TEST_REQUIRE(relative.config.has_value());
+  BOOST_TEST((relative.config->policy.files == std::vector<std::string>{good}));
+
+  const auto absent = errors_of("[policy]\nfiles = [\"/nonexistent/p.toml\"]\n");
+  BOOST_TEST_REQUIRE(absent.size() == 1u);
+  BOOST_TEST(absent[0].rfind("/nonexistent/p.toml", 0) == 0, absent[0]);
+  std::filesystem::remove_all(dir);
 }
 
 BOOST_AUTO_TEST_CASE(string_values_are_checked) {
