@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -104,34 +105,78 @@ void MessageStore::rewind() {
   read_offset_ = 0;
 }
 
-bool MessageStore::read(std::string* chunk, size_t max_bytes) {
-  chunk->clear();
-  if (read_offset_ >= size_ || max_bytes == 0) return false;
-  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(max_bytes, size_ - read_offset_));
+bool MessageStore::read_at(uint64_t offset, size_t length, std::string* bytes) {
+  bytes->clear();
+  if (offset >= size_) return true;
+  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(length, size_ - offset));
   if (!spilled()) {
-    chunk->assign(memory_, static_cast<size_t>(read_offset_), wanted);
-    read_offset_ += wanted;
+    bytes->assign(memory_, static_cast<size_t>(offset), wanted);
     return true;
   }
-  chunk->resize(wanted);
+  bytes->resize(wanted);
   size_t filled = 0;
   while (filled < wanted) {
-    const ssize_t got = ::pread(fd_, chunk->data() + filled, wanted - filled,
-                                static_cast<off_t>(read_offset_ + filled));
+    const ssize_t got =
+        ::pread(fd_, bytes->data() + filled, wanted - filled, static_cast<off_t>(offset + filled));
     if (got < 0) {
       if (errno == EINTR) continue;
       error_ = "cannot read spill file: " + std::string(std::strerror(errno));
-      chunk->clear();
+      bytes->clear();
       return false;
     }
     if (got == 0) {
       error_ = "spill file is shorter than the message";
-      chunk->clear();
+      bytes->clear();
       return false;
     }
     filled += static_cast<size_t>(got);
   }
-  read_offset_ += wanted;
+  return true;
+}
+
+bool MessageStore::read(std::string* chunk, size_t max_bytes) {
+  chunk->clear();
+  if (read_offset_ >= size_ || max_bytes == 0) return false;
+  if (!read_at(read_offset_, max_bytes, chunk)) return false;
+  read_offset_ += chunk->size();
+  return true;
+}
+
+void MessageStore::seek(uint64_t offset) {
+  read_offset_ = std::min(offset, size_);
+}
+
+bool MessageStore::read_header_section(size_t max_bytes, std::string* header) {
+  header->clear();
+  std::string bytes;
+  const size_t look = max_bytes > SIZE_MAX - 2 ? SIZE_MAX : max_bytes + 2;
+  if (!read_at(0, look, &bytes)) return false;
+
+  // Lines end in LF (CRLF in a stored message); the first empty line ends the header.
+  size_t line_start = 0;
+  size_t last_field_start = 0;  // start of the last line seen that does not begin with WSP
+  while (line_start < bytes.size()) {
+    const size_t lf = bytes.find('\n', line_start);
+    const size_t next = lf == std::string::npos ? bytes.size() : lf + 1;
+    const std::string_view line(bytes.data() + line_start, next - line_start);
+    if (line == "\r\n" || line == "\n") {
+      if (line_start <= max_bytes) {
+        header->assign(bytes, 0, line_start);
+        return true;
+      }
+      break;
+    }
+    if (line_start <= max_bytes && bytes[line_start] != ' ' && bytes[line_start] != '\t') {
+      last_field_start = line_start;
+    }
+    line_start = next;
+  }
+  if (bytes.size() == size_ && size_ <= max_bytes) {
+    *header = std::move(bytes);  // the whole message is header
+    return true;
+  }
+  // Cut: the last field may go on past what was read, so only the fields before it count.
+  header->assign(bytes, 0, last_field_start);
   return true;
 }
 

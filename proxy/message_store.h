@@ -26,12 +26,25 @@ class MessageStore {
   // Sequential reading from the start; returns false at the end or on error.
   void rewind();
   bool read(std::string* chunk, size_t max_bytes);
+  // Moves the sequential read position to `offset` (at most size()), e.g. past bytes that are
+  // not to be sent.
+  void seek(uint64_t offset);
+
+  // The header section: the bytes before the empty line that ends the header (a message with
+  // no empty line is all header), for find_own_authentication_results. Reads at most
+  // max_bytes + 2 bytes (enough to see the empty line after a header of max_bytes) and does
+  // not move the sequential read position. When the header is longer than max_bytes, only the
+  // whole fields that fit are returned (the next field's start was seen), never part of one.
+  // False on a read error (error() says why).
+  bool read_header_section(size_t max_bytes, std::string* header);
 
   // Forget the message (closes the file).
   void clear();
 
  private:
   bool spill();
+  // Up to `length` bytes from `offset` (fewer at the end), without moving read_offset_.
+  bool read_at(uint64_t offset, size_t length, std::string* bytes);
 
   size_t spill_threshold_;
   std::string spill_dir_;

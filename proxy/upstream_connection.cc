@@ -4,6 +4,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "log_sink.h"
@@ -15,6 +16,31 @@ namespace {
 constexpr size_t kMessageChunk = 64 * 1024;
 constexpr size_t kOutputHighWater = 256 * 1024;
 constexpr size_t kOutputLowWater = 64 * 1024;
+
+// Sorted, merged ranges clipped to the message, without empty ones: the pump then only has
+// to look at the next range.
+std::vector<ByteRange> normalised_skips(std::vector<ByteRange> skip, uint64_t message_size) {
+  std::vector<ByteRange> clipped;
+  for (const ByteRange& range : skip) {
+    if (range.offset >= message_size || range.length == 0) continue;
+    const uint64_t end =
+        range.length > message_size - range.offset ? message_size : range.offset + range.length;
+    clipped.push_back(ByteRange{range.offset, end - range.offset});
+  }
+  std::sort(clipped.begin(), clipped.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.offset < b.offset; });
+  std::vector<ByteRange> merged;
+  for (const ByteRange& range : clipped) {
+    if (!merged.empty() && range.offset <= merged.back().offset + merged.back().length) {
+      const uint64_t end =
+          std::max(merged.back().offset + merged.back().length, range.offset + range.length);
+      merged.back().length = end - merged.back().offset;
+    } else {
+      merged.push_back(range);
+    }
+  }
+  return merged;
+}
 }  // namespace
 
 const char* to_string(UpstreamError error) {
@@ -246,12 +272,18 @@ void UpstreamConnection::command(const std::string& line, Callback done) {
 }
 
 void UpstreamConnection::send_message(MessageStore* message, std::string prefix, Callback done) {
+  send_message(message, std::move(prefix), {}, std::move(done));
+}
+
+void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
+                                      std::vector<ByteRange> skip, Callback done) {
   if (failed_ || !bev_) {
     done(UpstreamResult{UpstreamError::closed, {}, "upstream connection is gone"});
     return;
   }
   message_ = message;
   message_prefix_ = std::move(prefix);
+  message_skip_ = normalised_skips(std::move(skip), message->size());
   send_line("DATA");
   expect_reply([this, done = std::move(done)](UpstreamResult result) mutable {
     if (!result.ok() || result.reply.code != 354) {
@@ -260,6 +292,8 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
     }
     stuffer_ = DotStuffer();
     message_->rewind();
+    message_position_ = 0;
+    next_skip_ = 0;
     streaming_ = true;
     pending_ = std::move(done);  // the final reply completes it
     stuffed_.clear();
@@ -273,7 +307,20 @@ void UpstreamConnection::pump_message() {
   evbuffer* output = bufferevent_get_output(bev_.get());
   while (streaming_ && evbuffer_get_length(output) < kOutputHighWater) {
     stuffed_.clear();
-    if (message_->read(&chunk_, kMessageChunk)) {
+    // Jump over the skipped range we have reached, and never read into the next one.
+    while (next_skip_ < message_skip_.size() &&
+           message_skip_[next_skip_].offset <= message_position_) {
+      const ByteRange& range = message_skip_[next_skip_++];
+      message_position_ = std::max(message_position_, range.offset + range.length);
+      message_->seek(message_position_);
+    }
+    size_t limit = kMessageChunk;
+    if (next_skip_ < message_skip_.size()) {
+      limit = static_cast<size_t>(
+          std::min<uint64_t>(limit, message_skip_[next_skip_].offset - message_position_));
+    }
+    if (message_->read(&chunk_, limit)) {
+      message_position_ += chunk_.size();
       stuffer_.feed(chunk_, &stuffed_);
     } else {
       if (!message_->error().empty()) {

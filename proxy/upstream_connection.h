@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "authentication_results.h"
 #include "capabilities.h"
 #include "config.h"
 #include "dot_stuffer.h"
@@ -76,6 +77,12 @@ class UpstreamConnection {
   // DATA; on 354 the message (prefix first, dot-stuffed, one terminator); reports the final
   // reply, or the reply to DATA when it was not 354.
   void send_message(MessageStore* message, std::string prefix, Callback done);
+  // The same, leaving out the message bytes in `skip` (message offsets, in any order; overlaps
+  // and bytes past the end are fine), e.g. forged Authentication-Results fields. Dot-stuffing
+  // applies to the bytes actually sent, so a line that starts after a skipped whole line is
+  // still stuffed as a line start.
+  void send_message(MessageStore* message, std::string prefix, std::vector<ByteRange> skip,
+                    Callback done);
   // Sends QUIT without waiting and closes once it is written.
   void quit();
 
@@ -137,6 +144,9 @@ class UpstreamConnection {
   // message streaming
   MessageStore* message_ = nullptr;
   std::string message_prefix_;
+  std::vector<ByteRange> message_skip_;  // sorted, disjoint, within the message
+  size_t next_skip_ = 0;                 // the first range not yet passed
+  uint64_t message_position_ = 0;        // next message offset to read
   bool streaming_ = false;
   std::string chunk_;
   std::string stuffed_;
