@@ -37,7 +37,9 @@ struct RejectionRecord {
   std::string phase;                  // connect | helo | mail | rcpt | data
   std::string rule;                   // "" → null (upstream, filter failure, delivered)
   std::string mode = "enforce";       // enforce | observe
-  std::string action;                 // reject | tempfail | disconnect | tag | accept | delivered
+  // reject | tempfail | disconnect | tag | accept; accept with source "upstream" and a
+  // queue_id is a delivered message ([log] all_transactions)
+  std::string action;
   std::string reply;  // the reply as sent, "550 5.7.1 text" (multi-line: joined by "\n")
   std::string source = "policy";  // policy | upstream
   std::string queue_id;           // "" → null

@@ -206,8 +206,11 @@ void tally(const JsonValue& record, const std::string& ts, Summary* summary) {
   const bool observe = field_or(record, "mode", "") == "observe";
   if (observe) ++summary->observe_only;
   if (is_refusing_action(action) && !observe) ++summary->refusals;
-  if (action == "delivered") ++summary->delivered;
-  ++summary->by_source[field_or(record, "source", "(none)")];
+  const std::string source = field_or(record, "source", "(none)");
+  // A delivered message is the upstream's acceptance ([log] all_transactions); "delivered"
+  // is read as well so logs are counted alike whichever of the two names wrote them.
+  if (source == "upstream" && (action == "accept" || action == "delivered")) ++summary->delivered;
+  ++summary->by_source[source];
   const std::string rule = field_or(record, "rule", "");
   if (!rule.empty()) ++summary->by_rule[rule];
   ++summary->by_action[action];

@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(delivered_record_with_null_sender_and_queue_id) {
   record.sender = "";  // the null sender <> is "", not null
   record.rcpts = {"a@example.org"};
   record.phase = "data";
-  record.action = "delivered";
+  record.action = "accept";
   record.reply = "250 2.0.0 Ok: queued as 9479CA7449F";
   record.source = "upstream";
   record.queue_id = "9479CA7449F";
@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(delivered_record_with_null_sender_and_queue_id) {
       R"({"ts":"2026-11-30T03:50:28.123Z","session":9,"client_ip":"203.0.113.5",)"
       R"("client_port":40000,"client_name":null,"helo":"bounce.example","tls":false,)"
       R"("sender":"","rcpts":["a@example.org"],"phase":"data","rule":null,"mode":"enforce",)"
-      R"("action":"delivered","reply":"250 2.0.0 Ok: queued as 9479CA7449F",)"
+      R"("action":"accept","reply":"250 2.0.0 Ok: queued as 9479CA7449F",)"
       R"("source":"upstream","queue_id":"9479CA7449F","evidence":{}})";
   BOOST_TEST(format_rejection(record) == expected);
 }

@@ -274,3 +274,30 @@ BOOST_AUTO_TEST_CASE(hostile_names_are_escaped_in_text) {
              "evil\x1b[2j\xC2\x9B"
              "31m\\.example");
 }
+
+BOOST_AUTO_TEST_CASE(delivered_means_accepted_by_the_upstream) {
+  TempDir dir;
+  const fs::path path = dir.path() / "delivered.jsonl";
+  const std::string head = R"({"ts":"2026-11-30T03:00:00.000Z","client_ip":"192.0.2.1",)";
+  write_file(
+      path,
+      head + R"("action":"accept","source":"upstream","queue_id":"ABC"})" + "\n" + head +
+          R"("action":"delivered","source":"upstream"})" + "\n" +
+          // An observed policy accept is not a delivery, nor a refusal.
+          head + R"("action":"accept","mode":"observe","source":"policy","rule":"x"})" + "\n" +
+          // An observed reject is not a refusal; an enforced upstream 421 is.
+          head + R"("action":"reject","mode":"observe","source":"policy","rule":"y"})" + "\n" +
+          head + R"("action":"disconnect","mode":"enforce","source":"upstream"})" + "\n");
+  const auto result = run({{path.string()}, true, 10});
+  BOOST_TEST(result.exit_code == 0);
+  BOOST_TEST(result.err.empty(), result.err);
+  const auto value = parse_json(result.out);
+  BOOST_REQUIRE(value.has_value());
+  BOOST_TEST(*value->find("records")->as_integer() == 5);
+  BOOST_TEST(*value->find("delivered")->as_integer() == 2);
+  BOOST_TEST(*value->find("observe_only")->as_integer() == 2);
+  BOOST_TEST(*value->find("refusals")->as_integer() == 1);
+  BOOST_TEST(*value->find("by_source")->find("upstream")->as_integer() == 3);
+  BOOST_TEST(*value->find("by_source")->find("policy")->as_integer() == 2);
+  BOOST_TEST(*value->find("by_rule")->find("distinct")->as_integer() == 2);
+}
