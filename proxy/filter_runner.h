@@ -89,16 +89,27 @@ class FilterRunner {
   FilterRunner& operator=(const FilterRunner&) = delete;
 
   // Runs the hooks of `phase`. Facts recorded by the filters are merged into `facts` as each
-  // call completes. `done` is called exactly once, possibly before run() returns. `view` and
-  // `facts` must stay valid until then. Facts in `overrides` (explain's --evidence) are kept:
-  // a filter whose every fact is overridden is not called.
+  // call completes. `done` is called exactly once (never if session_end() or the destructor
+  // comes first), possibly before run() returns, and as the runner's last action (it may run
+  // the next phase or destroy the runner). `view` and `facts` must stay valid until then. Facts in
+  // `overrides` (explain's --evidence) are written into `facts` first and never overwritten; a
+  // filter whose every declared fact is overridden is not called (a filter that declares no facts
+  // always is).
+  //
+  // run() while a phase is running, or after session_end(), is a programming error: it is
+  // reported through observer.filter_problem (filter "", what "programming error"), the phase
+  // in progress is left alone, and the new `done` is called at once with every filter that
+  // hooks `phase` in failed_filters, whatever its failure_mode (fail closed).
   void run(Phase phase, const SessionView& view, Facts& facts,
            std::function<void(PhaseOutcome)> done, const Facts* overrides = nullptr);
 
-  // A parked call's result (from the CompletionTarget).
+  // A parked call's result (from the CompletionTarget). A result for a call that is not
+  // pending is counted (late, duplicate) and dropped; the runner remembers its last 64 calls
+  // for that, an older or unknown call id is reported as a problem ("unknown call").
   void deliver(std::uint64_t call_id, FilterResult result);
 
-  // The session ended: on_session_end for every filter (after cancelling a parked call).
+  // The session ended: cancels a parked call (counted "cancelled"), then on_session_end for
+  // every filter, once. A phase still running never calls its `done`.
   void session_end(const SessionView& view);
 
   bool running() const;
