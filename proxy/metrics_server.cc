@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
 
 #include "metrics.h"
@@ -32,9 +33,12 @@ void reply(evhttp_request* request, int code, const char* reason, const char* co
   evkeyvalq* headers = evhttp_request_get_output_headers(request);
   evhttp_add_header(headers, "Content-Type", content_type);
   evhttp_add_header(headers, "Cache-Control", "no-store");
-  evbuffer* output = evhttp_request_get_output_buffer(request);
-  // For HEAD, evhttp keeps the status and headers and leaves the body out.
-  evbuffer_add(output, body.data(), body.size());
+  if (evhttp_request_get_command(request) == EVHTTP_REQ_HEAD) {
+    // libevent 2.1 would send a body given for HEAD; announce its length only (RFC 9110 9.3.2).
+    evhttp_add_header(headers, "Content-Length", std::to_string(body.size()).c_str());
+  } else {
+    evbuffer_add(evhttp_request_get_output_buffer(request), body.data(), body.size());
+  }
   evhttp_send_reply(request, code, reason, nullptr);
 }
 
