@@ -90,8 +90,9 @@ struct Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   // DESIGN §6 core names (fixed).
-  Counter sessions_total;
-  Gauge sessions_active;
+  // Unlabelled metrics render under the name in their comment.
+  Counter sessions_total;  // portcullis_sessions_total
+  Gauge sessions_active;   // portcullis_sessions_active
   Family<Counter> decisions_total{"portcullis_decisions_total",
                                   "Policy decisions that were not a plain accept, and accepts "
                                   "by rule",
@@ -116,11 +117,12 @@ struct Metrics {
       "portcullis_tls_handshakes_total", "Client TLS handshakes by result", {"result"}};
   Family<Counter> messages_total{
       "portcullis_messages_total", "Messages by outcome (delivered, refused, failed)", {"result"}};
-  Counter message_bytes_total;  // bytes of delivered messages
+  Counter message_bytes_total;  // portcullis_message_bytes_total: bytes of delivered messages
   Family<Counter> session_ends_total{
       "portcullis_session_ends_total", "Sessions by end reason", {"reason"}};
-  Gauge upstream_connections_active;
-  Gauge upstream_up;  // 1 when the last upstream probe succeeded
+  Gauge upstream_connections_active;  // portcullis_upstream_connections_active
+  Gauge upstream_up;  // portcullis_upstream_up: 1 when the last upstream probe succeeded
+  // portcullis_config_last_reload_success_timestamp_seconds (Unix time)
   Gauge config_last_reload_success_timestamp_seconds;
 
   // The whole exposition, "# HELP"/"# TYPE" lines included; ends with a newline. Every metric
