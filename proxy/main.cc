@@ -1,12 +1,15 @@
-// portcullis: command-line entry point (run, check, version).
+// portcullis: command-line entry point (run, check, explain, report, version).
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
+#include <iostream>
 #include <string>
 
 #include "config.h"
+#include "explain_command.h"
+#include "rejection_report.h"
 #include "server.h"
 #include "tls_context.h"
 
@@ -50,7 +53,14 @@ int command_check(const std::string& config_path) {
     fmt::print(stderr, "{}: {} error(s)\n", config_path, errors);
     return 1;
   }
-  fmt::print("{}: ok\n", config_path);
+  const size_t rules = config.policy.policy ? config.policy.policy->rules().size() : 0;
+  std::string chain;
+  for (const auto& filter : config.filters.chain) {
+    if (!chain.empty()) chain += ", ";
+    chain += filter.name;
+  }
+  fmt::print("{}: ok (filters: {}; policy: {} rule(s) from {} file(s))\n", config_path,
+             chain.empty() ? "none" : chain, rules, config.policy.files.size());
   return 0;
 }
 
@@ -73,6 +83,31 @@ int main(int argc, char** argv) {
   run->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
   CLI::App* check = app.add_subcommand("check", "validate the configuration and exit 0 or 1");
   check->add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  portcullis::ExplainOptions explain_options;
+  explain_options.config_path = kDefaultConfig;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "run one transaction through the filters and policy and show every decision");
+  explain->add_option("-c,--config", explain_options.config_path, "configuration file")
+      ->capture_default_str();
+  explain->add_option("--client", explain_options.client, "client address (IP or IP:PORT)")
+      ->required();
+  explain->add_option("--helo", explain_options.helo, "HELO/EHLO argument");
+  explain->add_flag("--tls", explain_options.tls, "as if the client had used STARTTLS");
+  auto* from =
+      explain->add_option("--from", explain_options.from, "sender (<> for the null sender)");
+  explain->add_option("--rcpt", explain_options.rcpts, "recipient (repeat for several)");
+  explain->add_option("--message", explain_options.message_file, "message file for the data phase");
+  explain->add_option("--evidence", explain_options.evidence,
+                      "FACT=VALUE: use this instead of what a filter would find (repeatable)");
+  explain->add_flag("--json", explain_options.json, "JSON output for tools");
+
+  portcullis::ReportOptions report_options;
+  CLI::App* report = app.add_subcommand("report", "summarise rejection logs");
+  report->add_option("files", report_options.files, "rejection log files (- = standard input)")
+      ->required();
+  report->add_flag("--json", report_options.json, "JSON output for tools");
+  report->add_option("--top", report_options.top, "entries per table")->capture_default_str();
+
   app.add_subcommand("version", "print the version");
 
   try {
@@ -83,6 +118,11 @@ int main(int argc, char** argv) {
   try {
     if (*run) return command_run(config_path);
     if (*check) return command_check(config_path);
+    if (*explain) {
+      explain_options.from_given = from->count() > 0;
+      return portcullis::run_explain(explain_options, std::cout, std::cerr);
+    }
+    if (*report) return portcullis::run_report(report_options, std::cout, std::cerr);
     fmt::print("portcullis {}\n", PORTCULLIS_VERSION);
     return 0;
   } catch (const std::exception& e) {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "acceptor.h"
+#include "metrics.h"
 #include "privilege.h"
 #include "upstream_probe.h"
 #include "worker.h"
@@ -57,14 +58,21 @@ int Server::run() {
   }
 
   if (!load_tls(config)) return 1;
+  if (!config.log.rejections.empty()) {
+    rejection_log_ = RejectionLog::open(config.log.rejections, &error);
+    if (!rejection_log_) {
+      log_error("rejection_log", {{"path", config.log.rejections}, {"error", error}});
+      return 1;
+    }
+  }
 
   evthread_use_pthreads();
   std::signal(SIGPIPE, SIG_IGN);
   base_.reset(event_base_new());
   session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
                                                     config.limits.max_sessions_per_ip);
-  ServerContext context{&config_holder_, &tls_holder_, &upstream_tls_holder_, &upstream_status_,
-                        session_limits_.get()};
+  ServerContext context{&config_holder_,   &tls_holder_,          &upstream_tls_holder_,
+                        &upstream_status_, session_limits_.get(), rejection_log_.get()};
 
   std::vector<Worker*> worker_pointers;
   for (unsigned i = 0; i < config.server.workers; ++i) {
@@ -88,8 +96,8 @@ int Server::run() {
   upstream_status_.set_probe_requester([probe = probe_.get()] { probe->request(); });
   for (auto& worker : workers_)
     worker->start();
-  // Accept only once the first probe has said what the upstream offers (or that it is down).
-  probe_->set_on_result([this](bool) { acceptor_->enable_all(); });
+  // Accept only once the first probe has said what the upstream offers (or that it is down):
+  // set_on_result below, before the loop runs.
   probe_->reconfigure(config_);
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
@@ -109,9 +117,29 @@ int Server::run() {
     evsignal_add(ev.get(), nullptr);
     signal_events_.push_back(std::move(ev));
   }
-  log_info("started", {{"version", PORTCULLIS_VERSION},
-                       {"workers", std::to_string(config.server.workers)},
-                       {"hostname", config.server.hostname}});
+  if (config.metrics.address) {
+    metrics_server_ = MetricsServer::start(
+        base_.get(), config.metrics.address->host_port(),
+        [this] { return ready_ && !terminating_ && upstream_status_.capabilities() != nullptr; },
+        &error);
+    if (!metrics_server_) {
+      log_error("metrics_listen_failed",
+                {{"address", config.metrics.address->host_port()}, {"error", error}});
+      return 1;
+    }
+  }
+  probe_->set_on_result([this](bool) {
+    acceptor_->enable_all();
+    ready_ = true;
+  });
+  metrics().config_last_reload_success_timestamp_seconds.set(static_cast<int64_t>(time(nullptr)));
+  log_info("started",
+           {{"version", PORTCULLIS_VERSION},
+            {"workers", std::to_string(config.server.workers)},
+            {"hostname", config.server.hostname},
+            {"filters", std::to_string(config.filters.chain.size())},
+            {"policy_rules",
+             std::to_string(config.policy.policy ? config.policy.policy->rules().size() : 0)}});
   event_base_dispatch(base_.get());
 
   for (auto& worker : workers_)
@@ -138,11 +166,13 @@ void Server::on_reload() {
       log_error("reload_failed", {{"error", message.to_string()}});
     }
     log_error("reload_failed", {{"detail", "keeping the configuration in force"}});
+    metrics().reloads_total.with({"failed"}).increment();
     return;
   }
   auto next = std::make_shared<const Config>(std::move(*loaded.config));
   if (!load_tls(*next)) {
     log_error("reload_failed", {{"detail", "keeping the configuration and certificates in force"}});
+    metrics().reloads_total.with({"failed"}).increment();
     return;
   }
   std::vector<std::string> restart_only;
@@ -159,15 +189,27 @@ void Server::on_reload() {
       next->limits.max_sessions_per_ip != current->limits.max_sessions_per_ip) {
     restart_only.push_back("limits.max_sessions*");
   }
-  if (next->log.main != current->log.main || next->log.format != current->log.format) {
+  if (next->log.main != current->log.main || next->log.format != current->log.format ||
+      next->log.rejections != current->log.rejections) {
     restart_only.push_back("log");
+  }
+  if (next->metrics.address.has_value() != current->metrics.address.has_value() ||
+      (next->metrics.address &&
+       next->metrics.address->host_port() != current->metrics.address->host_port())) {
+    restart_only.push_back("metrics.address");
   }
   for (const auto& setting : restart_only) {
     log_warning("reload_needs_restart", {{"setting", setting}});
   }
   config_holder_.replace(next);
   probe_->reconfigure(next);
-  log_info("reloaded", {{"config", next->path}});
+  metrics().reloads_total.with({"ok"}).increment();
+  metrics().config_last_reload_success_timestamp_seconds.set(static_cast<int64_t>(time(nullptr)));
+  log_info("reloaded",
+           {{"config", next->path},
+            {"filters", std::to_string(next->filters.chain.size())},
+            {"policy_rules",
+             std::to_string(next->policy.policy ? next->policy.policy->rules().size() : 0)}});
 }
 
 bool Server::load_tls(const Config& config) {
@@ -195,6 +237,9 @@ bool Server::load_tls(const Config& config) {
 void Server::on_reopen_logs() {
   std::string error;
   if (!log_->reopen(&error)) log_error("log_reopen_failed", {{"error", error}});
+  if (rejection_log_ && !rejection_log_->reopen(&error)) {
+    log_error("log_reopen_failed", {{"path", rejection_log_->path()}, {"error", error}});
+  }
 }
 
 }  // namespace portcullis

@@ -7,6 +7,8 @@
 #include "config.h"
 #include "event_handles.h"
 #include "log_sink.h"
+#include "metrics_server.h"
+#include "rejection_log.h"
 #include "server_context.h"
 #include "session_limits.h"
 #include "tls_ticket_keys.h"
@@ -49,6 +51,9 @@ class Server {
   std::unique_ptr<Acceptor> acceptor_;
   std::unique_ptr<UpstreamProbe> probe_;
   std::vector<EventPtr> signal_events_;
+  std::unique_ptr<RejectionLog> rejection_log_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  bool ready_ = false;  // the first upstream probe has answered and listeners accept
   bool terminating_ = false;
 };
 

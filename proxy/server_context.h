@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "event_handles.h"
+#include "rejection_log.h"
 #include "session_limits.h"
 #include "tls_context.h"
 #include "upstream_status.h"
@@ -40,6 +41,7 @@ struct ServerContext {
   SnapshotHolder<UpstreamTlsContext>* upstream_tls = nullptr;
   UpstreamStatus* upstream_status = nullptr;
   SessionLimits* session_limits = nullptr;
+  RejectionLog* rejection_log = nullptr;  // null: no [log] rejections
 };
 
 }  // namespace portcullis

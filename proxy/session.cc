@@ -14,7 +14,10 @@
 #include <functional>
 #include <utility>
 
+#include "authentication_results.h"
+#include "filter_observer.h"
 #include "log_sink.h"
+#include "metrics.h"
 #include "net_prefix.h"
 #include "proxy_header.h"
 #include "worker.h"
@@ -63,6 +66,62 @@ std::string queue_id_from(const SmtpReply& reply) {
   return {};
 }
 
+// The counters a session bumps for every command, looked up once per process.
+Counter& command_counter(Verb verb, bool ok) {
+  static const auto table = [] {
+    std::array<std::array<Counter*, 2>, static_cast<size_t>(Verb::unknown) + 1> counters{};
+    for (size_t i = 0; i < counters.size(); ++i) {
+      const std::string verb_name(to_string(static_cast<Verb>(i)));
+      counters[i][0] = &metrics().commands_total.with({verb_name, "refused"});
+      counters[i][1] = &metrics().commands_total.with({verb_name, "accepted"});
+    }
+    return counters;
+  }();
+  return *table[static_cast<size_t>(verb)][ok ? 1 : 0];
+}
+
+Counter& upstream_reply_counter(int code) {
+  static const auto table = [] {
+    std::array<Counter*, 6> counters{};
+    for (int i = 0; i < 6; ++i) {
+      counters[i] = &metrics().upstream_replies_total.with({fmt::format("{}xx", i)});
+    }
+    return counters;
+  }();
+  return *table[std::clamp(code / 100, 0, 5)];
+}
+
+Phase phase_of(Verb verb) {
+  switch (verb) {
+    case Verb::helo:
+    case Verb::ehlo:
+      return Phase::helo;
+    case Verb::mail:
+      return Phase::mail;
+    case Verb::rcpt:
+      return Phase::rcpt;
+    default:
+      return Phase::data;
+  }
+}
+
+std::string domain_of(std::string_view path) {
+  const size_t at = path.rfind('@');
+  return at == std::string_view::npos ? std::string() : std::string(path.substr(at + 1));
+}
+
+// Header values come from policy placeholders, i.e. maybe from the client: a CR or LF would
+// start a header of the client's choosing.
+std::string header_safe(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 && c != '\t') c = ' ';
+    if (byte == 0x7f) c = ' ';
+  }
+  return out;
+}
+
 }  // namespace
 
 Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
@@ -77,9 +136,15 @@ Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
       parser_(ParserLimits{}) {
   client_.reset(bufferevent_socket_new(worker_.base(), connection.fd, BEV_OPT_CLOSE_ON_FREE));
   if (!client_) evutil_closesocket(connection.fd);
+  screening_ = !config_->filters.chain.empty() ||
+               (config_->policy.policy && !config_->policy.policy->rules().empty());
+  metrics().sessions_total.increment();
+  metrics().sessions_active.add(1);
 }
 
 Session::~Session() {
+  metrics().sessions_active.add(-1);
+  filters_.reset();
   drop_upstream();
   if (!client_key_.empty()) worker_.context().session_limits->release(client_key_);
 }
@@ -192,8 +257,48 @@ void Session::begin_smtp() {
     return;
   }
   compute_offer();
-  reply(220, fmt::format("{} ESMTP Portcullis", config.server.hostname));
+  if (!screening_) {
+    send_banner();
+    update_reading();
+    return;
+  }
+  policy_ = std::make_unique<policy::PolicySession>(
+      config.policy.policy, policy::SessionOptions{config.policy.delay_reject});
+  view_.session_id = id_;
+  view_.client_ip = IpAddress::parse(peer_.ip());
+  view_.client_port = peer_.port();
+  view_.local_ip = IpAddress::parse(local_.ip());
+  view_.hostname = config.server.hostname;
+  view_.facts = &facts_;
+  if (view_.client_ip) facts_.set("client.ip", *view_.client_ip);
+  facts_.set("client.port", static_cast<std::int64_t>(peer_.port()));
+  if (!config.filters.chain.empty()) {
+    filters_ = std::make_unique<FilterRunner>(worker_.base(), id_, config.filters.chain,
+                                              worker_.filter_router(), *this,
+                                              MetricsFilterObserver::instance());
+  }
+  // Reading stays on through the connect phase: the pregreet filter's evidence is what the
+  // client sends before the banner.
   update_reading();
+  screen(Phase::connect, [this](const policy::Verdict& verdict) {
+    if (verdict.refused() && verdict.answer == policy::AnswerTime::now) {
+      // RFC 5321 3.1: a 554 greeting; every later command but QUIT gets the refusal again.
+      greeting_refusal_ = smtp_reply_for(*verdict.reply);
+      banner_sent_ = true;
+      return reply(*greeting_refusal_);
+    }
+    if (answer_refusal(verdict, nullptr)) return;
+    send_banner();
+  });
+}
+
+void Session::send_banner() {
+  if (client_) {
+    view_.client_spoke_before_banner =
+        evbuffer_get_length(bufferevent_get_input(client_.get())) > 0;
+  }
+  banner_sent_ = true;
+  reply(220, fmt::format("{} ESMTP Portcullis", config_->server.hostname));
 }
 
 void Session::compute_offer() {
@@ -240,6 +345,7 @@ bool Session::start_tls() {
 void Session::on_tls_established() {
   tls_handshaking_ = false;
   tls_active_ = true;
+  metrics().tls_handshakes_total.with({"ok"}).increment();
   SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
   tls_description_ = ssl ? tls_description(ssl) : std::string("TLS");
   const char* server_name = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
@@ -276,6 +382,10 @@ void Session::on_starttls(const Command& command) {
   drop_upstream();
   helo_.clear();
   esmtp_ = false;
+  if (policy_) {
+    policy_->starttls();
+    clear_phase_facts(Phase::helo);
+  }
   if (!start_tls()) {
     return close_session(EndReason::tls_failed);
   }
@@ -370,6 +480,10 @@ void Session::handle_command(Command command) {
     refuse_command_error(command);
     return;
   }
+  if (greeting_refusal_ && command.verb != Verb::quit) {
+    count(command.verb, false);
+    return reply(*greeting_refusal_, &command);
+  }
   switch (command.verb) {
     case Verb::helo:
       return on_helo(command, false);
@@ -444,13 +558,43 @@ void Session::on_helo(const Command& command, bool extended) {
       // The upstream was greeted with the old name; greet it again at the next transaction.
       drop_upstream();
     }
-    helo_ = command.argument;
-    esmtp_ = extended;
-    if (extended) {
-      reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
-    } else {
-      reply(250, config_->server.hostname, &command);
-    }
+    auto greet = [this, command, extended] {
+      helo_ = command.argument;
+      esmtp_ = extended;
+      if (extended) {
+        reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
+      } else {
+        reply(250, config_->server.hostname, &command);
+      }
+    };
+    if (!policy_) return greet();
+    // A new HELO/EHLO is judged afresh: helo facts and decisions are made again.
+    helo_.clear();
+    policy_->starttls();
+    clear_phase_facts(Phase::helo);
+    set_helo_facts(command.argument);
+    screen(Phase::helo, [this, command, greet](const policy::Verdict& verdict) {
+      if (answer_refusal(verdict, &command)) return;
+      greet();
+    });
+  });
+}
+
+void Session::set_helo_facts(const std::string& helo) {
+  facts_.set("helo", helo);
+  facts_.set("tls", tls_active_);
+  if (tls_active_) {
+    SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
+    if (ssl) facts_.set("tls.version", std::string(SSL_get_version(ssl)));
+  }
+}
+
+// Forgets the facts that become known at `from` or later (a new transaction, a new HELO).
+void Session::clear_phase_facts(Phase from) {
+  const FactCatalog* catalog = config_->filters.catalog.get();
+  facts_.erase_if([&](std::string_view name) {
+    const FactSpec* spec = catalog ? catalog->find(name) : nullptr;
+    return spec && spec->known_from >= from;
   });
 }
 
@@ -484,7 +628,24 @@ void Session::on_mail(const Command& command) {
   }
   std::string line = "MAIL FROM:<" + command.path + ">";
   if (!command.params_text.empty()) line += " " + command.params_text;
-  relay_command(command, std::move(line), &Session::mail_accepted);
+  if (!policy_) return relay_command(command, std::move(line), &Session::mail_accepted);
+  policy_->reset_transaction();
+  clear_phase_facts(Phase::mail);
+  facts_.set("sender", command.path);
+  facts_.set("sender.domain", domain_of(command.path));
+  for (const EsmtpParam& param : command.params) {
+    uint64_t declared = 0;
+    if (iequals(param.keyword, "SIZE") &&
+        std::from_chars(param.value.data(), param.value.data() + param.value.size(), declared).ec ==
+            std::errc()) {
+      facts_.set("size", static_cast<std::int64_t>(declared));
+    }
+  }
+  screen(Phase::mail,
+         [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
+           if (answer_refusal(verdict, &command)) return;
+           relay_command(command, std::move(line), &Session::mail_accepted);
+         });
 }
 
 void Session::mail_accepted(const Command& command) {
@@ -504,7 +665,16 @@ void Session::on_rcpt(const Command& command) {
   }
   std::string line = "RCPT TO:<" + command.path + ">";
   if (!command.params_text.empty()) line += " " + command.params_text;
-  relay_command(command, std::move(line), &Session::rcpt_accepted);
+  if (!policy_) return relay_command(command, std::move(line), &Session::rcpt_accepted);
+  clear_phase_facts(Phase::rcpt);
+  facts_.set("rcpt", command.path);
+  facts_.set("rcpt.domain", domain_of(command.path));
+  facts_.set("rcpt.count", static_cast<std::int64_t>(recipients_.size()));
+  screen(Phase::rcpt,
+         [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
+           if (answer_refusal(verdict, &command)) return;
+           relay_command(command, std::move(line), &Session::rcpt_accepted);
+         });
 }
 
 void Session::rcpt_accepted(const Command& command) {
@@ -545,39 +715,91 @@ void Session::handle_data_end(const DataEnd& end) {
   if (message_store_failed_ || !message_) {
     return refuse(451, "4.3.0 Error: could not store the message, try again later");
   }
+  if (!policy_) return deliver_message(end.size);
+  clear_phase_facts(Phase::data);
+  facts_.erase("rcpt");
+  facts_.erase("rcpt.domain");
+  facts_.set("size", static_cast<std::int64_t>(end.size));
+  facts_.set("rcpt.count", static_cast<std::int64_t>(recipients_.size()));
+  const uint64_t size = end.size;
+  screen(Phase::data, [this, size, data_command](const policy::Verdict& verdict) {
+    if (verdict.refused() && verdict.answer != policy::AnswerTime::at_rcpt) {
+      metrics().messages_total.with({"refused"}).increment();
+      const SmtpReply refusal = smtp_reply_for(*verdict.reply);
+      const bool close = verdict.answer == policy::AnswerTime::now_and_close;
+      return reset_transaction([this, refusal, data_command, close] {
+        count(Verb::data, false);
+        reply(refusal, &data_command);
+        if (close || refusal.code == 421) close_session(EndReason::policy);
+      });
+    }
+    deliver_message(size);
+  });
+}
+
+void Session::deliver_message(uint64_t size) {
+  Command data_command;
+  data_command.verb = Verb::data;
+  data_command.line = "(end of data)";
   if (!upstream_ || !upstream_->idle_and_usable()) {
     UpstreamResult gone{UpstreamError::closed, {}, "upstream connection lost before DATA"};
     return upstream_failed(data_command, gone);
   }
+  // SECURITY: an inbound Authentication-Results claiming our authserv-id is a forgery (RFC
+  // 8601 5): it is not forwarded.
+  std::vector<ByteRange> forged;
+  std::string header_section;
+  if (message_->read_header_section(config_->limits.max_header_size, &header_section)) {
+    forged = find_own_authentication_results(header_section, config_->server.authserv_id);
+    if (!forged.empty()) {
+      log_info("authentication_results_removed", {{"session", std::to_string(id_)},
+                                                  {"client", client_text_},
+                                                  {"fields", std::to_string(forged.size())}});
+    }
+  }
   busy_ = true;
   update_reading();
-  const uint64_t size = end.size;
-  upstream_->send_message(message_.get(), received_header(), [this, size](UpstreamResult result) {
-    Command final_command;
-    final_command.verb = Verb::data;
-    final_command.line = "(end of data)";
-    if (!result.ok()) {
-      upstream_failed(final_command, result);
-      return resume();
-    }
-    if (result.reply.positive()) {
-      ++messages_delivered_;
-      log_info("delivered",
-               {{"session", std::to_string(id_)},
-                {"client", client_text_},
-                {"helo", helo_, true},
-                {"sender", sender_, true},
-                {"rcpts", std::to_string(recipients_.size())},
-                {"size", std::to_string(size)},
-                {"queue_id", queue_id_from(result.reply), true},
-                {"reply", result.reply.lines.empty() ? std::string() : result.reply.lines.front(),
-                 true}});
-    }
-    reply(result.reply, &final_command, true);
-    end_transaction();
-    if (result.reply.code == 421) close_session(EndReason::upstream_closed_session);
-    resume();
-  });
+  upstream_->send_message(
+      message_.get(), message_headers(), std::move(forged), [this, size](UpstreamResult result) {
+        Command final_command;
+        final_command.verb = Verb::data;
+        final_command.line = "(end of data)";
+        if (!result.ok()) {
+          metrics().messages_total.with({"failed"}).increment();
+          upstream_failed(final_command, result);
+          return resume();
+        }
+        upstream_reply_counter(result.reply.code).increment();
+        if (!result.reply.positive()) {
+          metrics().messages_total.with({"refused"}).increment();
+          record_upstream_refusal(Phase::data, result.reply, scene(),
+                                  worker_.context().rejection_log);
+        }
+        if (result.reply.positive()) {
+          ++messages_delivered_;
+          metrics().messages_total.with({"delivered"}).increment();
+          metrics().message_bytes_total.increment(size);
+          if (config_->log.all_transactions) {
+            record_delivery(result.reply, queue_id_from(result.reply), scene(),
+                            worker_.context().rejection_log);
+          }
+          log_info(
+              "delivered",
+              {{"session", std::to_string(id_)},
+               {"client", client_text_},
+               {"helo", helo_, true},
+               {"sender", sender_, true},
+               {"rcpts", std::to_string(recipients_.size())},
+               {"size", std::to_string(size)},
+               {"queue_id", queue_id_from(result.reply), true},
+               {"reply", result.reply.lines.empty() ? std::string() : result.reply.lines.front(),
+                true}});
+        }
+        reply(result.reply, &final_command, true);
+        end_transaction();
+        if (result.reply.code == 421) close_session(EndReason::upstream_closed_session);
+        resume();
+      });
 }
 
 void Session::on_rset(const Command& command) {
@@ -594,6 +816,7 @@ void Session::reset_transaction(std::function<void()> then) {
   busy_ = true;
   update_reading();
   upstream_->command("RSET", [this, then = std::move(then)](UpstreamResult result) {
+    busy_ = false;
     if (result.ok() && result.reply.code == 421) {
       then();
       reply(result.reply, nullptr, true);
@@ -602,7 +825,8 @@ void Session::reset_transaction(std::function<void()> then) {
     }
     if (!result.ok() || !result.reply.positive()) drop_upstream();
     then();
-    resume();
+    // `then` may have started more asynchronous work (the helo phase's filters).
+    if (!busy_) resume();
   });
 }
 
@@ -631,6 +855,7 @@ void Session::with_upstream(const Command& command, Then then) {
     return reply(451, "4.3.2 Too many connections to the upstream, try again later", &command);
   }
   holds_upstream_slot_ = true;
+  metrics().upstream_connections_active.add(1);
   upstream_ = std::make_unique<UpstreamConnection>(worker_.base(), config.upstream.addresses,
                                                    config.upstream.reply_timeout);
   UpstreamGreeting greeting;
@@ -675,6 +900,16 @@ void Session::relay_command(const Command& command, std::string line,
         return resume();
       }
       count(command.verb, result.reply.positive());
+      upstream_reply_counter(result.reply.code).increment();
+      if (!result.reply.positive()) {
+        DecisionScene refused_scene = scene();
+        if (command.verb == Verb::mail) refused_scene.sender = command.path;
+        if (command.verb == Verb::rcpt) {
+          if (!policy_) refused_scene.rcpts.push_back(command.path);
+        }
+        record_upstream_refusal(phase_of(command.verb), result.reply, refused_scene,
+                                worker_.context().rejection_log);
+      }
       if (result.reply.positive()) (this->*on_positive)(command);
       reply(result.reply, &command, true);
       if (result.reply.code == 421) {
@@ -688,6 +923,7 @@ void Session::relay_command(const Command& command, std::string line,
 
 void Session::upstream_failed(const Command& command, const UpstreamResult& result) {
   count(command.verb, false);
+  metrics().upstream_errors_total.with({std::string(to_string(result.error))}).increment();
   const bool transaction_was_open = in_transaction_;
   end_transaction();
   drop_upstream();
@@ -741,6 +977,7 @@ void Session::drop_upstream() {
     upstream_.reset();
   }
   if (holds_upstream_slot_) {
+    metrics().upstream_connections_active.add(-1);
     worker_.context().upstream_status->release_connection();
     holds_upstream_slot_ = false;
   }
@@ -803,6 +1040,10 @@ void Session::finish() {
   if (finished_) return;
   finished_ = true;
   closing_ = true;
+  if (filters_) {
+    filters_->session_end(view_);
+    filters_.reset();
+  }
   log_end();
   proxy_deadline_.reset();
   drop_upstream();
@@ -843,6 +1084,8 @@ const char* Session::end_reason_name(EndReason reason) {
       return "write_failed";
     case EndReason::shutdown:
       return "shutdown";
+    case EndReason::policy:
+      return "policy";
   }
   return "unknown";
 }
@@ -866,6 +1109,7 @@ std::string Session::received_header() const {
 }
 
 void Session::count(Verb verb, bool ok) {
+  command_counter(verb, ok).increment();
   auto& slot = counts_[static_cast<size_t>(verb)];
   ++slot[1];
   if (ok) ++slot[0];
@@ -891,6 +1135,129 @@ void Session::log_end() {
                                                   : fmt::format("{}/{}", accepted, total)});
   fields.push_back({"delivered", std::to_string(messages_delivered_)});
   log_info("disconnect", fields);
+  metrics().session_ends_total.with({end_reason_name(end_reason_)}).increment();
+}
+
+// ---------------------------------------------------------------------------------------------
+// screening
+
+// Runs the filters of `phase`, then the policy, and hands the verdict to `then` (maybe at once).
+// While filters are parked the session is busy: pipelined input waits in the buffer.
+void Session::screen(Phase phase, VerdictThen then) {
+  auto decide = [this, phase, then = std::move(then)](const PhaseOutcome& outcome) {
+    policy::Verdict verdict = policy_->evaluate(phase, facts_, outcome.failed_filters);
+    record_verdict(verdict, scene(), worker_.context().rejection_log);
+    then(verdict);
+  };
+  if (!filters_) {
+    PhaseOutcome nothing;
+    nothing.phase = phase;
+    return decide(nothing);
+  }
+  view_.facts = &facts_;
+  busy_ = true;
+  in_filter_run_ = true;
+  filters_->run(phase, view_, facts_, [this, decide = std::move(decide)](PhaseOutcome outcome) {
+    busy_ = false;
+    if (finished_) return;
+    const bool parked = !in_filter_run_;
+    if (!closing_) decide(outcome);
+    if (parked && !busy_) resume();
+  });
+  in_filter_run_ = false;
+}
+
+bool Session::answer_refusal(const policy::Verdict& verdict, const Command* command) {
+  if (!verdict.refused() || !verdict.reply) return false;
+  if (verdict.answer != policy::AnswerTime::now &&
+      verdict.answer != policy::AnswerTime::now_and_close) {
+    return false;
+  }
+  if (command) count(command->verb, false);
+  const SmtpReply refusal = smtp_reply_for(*verdict.reply);
+  reply(refusal, command);
+  if (verdict.answer == policy::AnswerTime::now_and_close || refusal.code == 421) {
+    close_session(EndReason::policy);
+  }
+  return true;
+}
+
+void Session::deliver_filter_result(uint64_t call_id, FilterResult result) {
+  if (filters_ && !finished_) filters_->deliver(call_id, std::move(result));
+}
+
+DecisionScene Session::scene() const {
+  DecisionScene scene;
+  scene.session = id_;
+  scene.client_ip = peer_.ip();
+  scene.client_port = peer_.port();
+  if (const std::string* name = facts_.string("client.name")) scene.client_name = *name;
+  const std::string* helo = facts_.string("helo");
+  scene.helo = helo ? *helo : helo_;
+  scene.tls = tls_active_;
+  const std::string* sender = facts_.string("sender");
+  if (in_transaction_) {
+    scene.sender = sender_;
+  } else if (sender) {
+    scene.sender = *sender;
+  }
+  scene.rcpts = recipients_;
+  if (const std::string* rcpt = facts_.string("rcpt")) scene.rcpts.push_back(*rcpt);
+  return scene;
+}
+
+// The methods whose evidence exists (RFC 8601); none → "; none".
+std::vector<AuthenticationMethodResult> Session::authentication_results() const {
+  std::vector<AuthenticationMethodResult> results;
+  if (const std::string* name = facts_.string("client.name")) {
+    results.push_back({"iprev", "pass", {{"policy.iprev", peer_.ip()}}, *name});
+  }
+  if (const std::string* spf = facts_.string("spf")) {
+    AuthenticationMethodResult spf_result{"spf", *spf, {}, {}};
+    if (const std::string* domain = facts_.string("spf.domain")) {
+      spf_result.properties.push_back({"smtp.mailfrom", *domain});
+    }
+    results.push_back(std::move(spf_result));
+  }
+  if (const std::string* dkim = facts_.string("dkim")) {
+    AuthenticationMethodResult dkim_result{"dkim", *dkim, {}, {}};
+    const FactList* domains = facts_.list("dkim.domains");
+    if (domains && !domains->empty())
+      dkim_result.properties.push_back({"header.d", domains->front()});
+    results.push_back(std::move(dkim_result));
+  }
+  if (const std::string* dmarc = facts_.string("dmarc")) {
+    AuthenticationMethodResult dmarc_result{"dmarc", *dmarc, {}, {}};
+    if (const std::string* domain = facts_.string("dmarc.domain")) {
+      dmarc_result.properties.push_back({"header.from", *domain});
+    }
+    results.push_back(std::move(dmarc_result));
+  }
+  return results;
+}
+
+// What goes in front of the message: our Authentication-Results (RFC 8601 5: at the top), our
+// Received header, then the policy's tags.
+std::string Session::message_headers() const {
+  std::string headers =
+      authentication_results_header(config_->server.authserv_id, authentication_results());
+  headers += received_header();
+  if (policy_) {
+    for (const policy::Tag& tag : policy_->message_tags()) {
+      headers += header_safe(tag.header) + ": " + header_safe(tag.value) + "\r\n";
+    }
+  }
+  return headers;
+}
+
+std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds delay,
+                                                  std::function<void()> callback) {
+  return start_loop_timer(worker_.base(), delay, std::move(callback));
+}
+
+void Session::send_to_client(std::string_view bytes) {
+  if (banner_sent_ || !client_ || closing_) return;
+  bufferevent_write(client_.get(), bytes.data(), bytes.size());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -927,6 +1294,7 @@ void Session::event_cb(bufferevent*, short what, void* self) {
                 {{"session", std::to_string(session->id_)},
                  {"client", session->client_text_},
                  {"reason", reason.empty() ? "connection closed during the handshake" : reason}});
+    metrics().tls_handshakes_total.with({"failed"}).increment();
     session->end_reason_ = EndReason::tls_failed;
     session->closing_ = true;
     return session->finish();

@@ -9,13 +9,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "authentication_results.h"
 #include "capabilities.h"
+#include "decision_log.h"
 #include "event_handles.h"
+#include "facts.h"
+#include "filter.h"
+#include "filter_runner.h"
 #include "message_store.h"
 #include "net_address.h"
+#include "policy_session.h"
 #include "server_context.h"
 #include "smtp_parser.h"
 #include "smtp_reply.h"
@@ -27,7 +34,8 @@ namespace portcullis {
 class Worker;
 struct AcceptedConnection;
 
-class Session {
+// Filters see the session through FilterServices (pregreet's teaser and timers).
+class Session final : public FilterServices {
  public:
   Session(Worker& worker, uint64_t id, AcceptedConnection connection);
   ~Session();
@@ -38,6 +46,8 @@ class Session {
   uint64_t id() const { return id_; }
   // SIGTERM: an idle session is closed with 421 at once, one in a transaction once it ends.
   void shut_down();
+  // A parked filter's result, routed here by the worker.
+  void deliver_filter_result(uint64_t call_id, FilterResult result);
 
  private:
   enum class EndReason {
@@ -54,6 +64,7 @@ class Session {
     xclient_refused,
     write_failed,
     shutdown,
+    policy,  // a policy refusal that ends the session (disconnect, 421)
   };
 
   // connection set-up
@@ -71,6 +82,7 @@ class Session {
   void process_input();
   void handle_command(Command command);
   void handle_data_end(const DataEnd& end);
+  void deliver_message(uint64_t size);
   void update_reading();
 
   // commands
@@ -94,6 +106,21 @@ class Session {
   void end_transaction();
   void reset_transaction(std::function<void()> then);
   void resume();
+
+  // screening: filters then policy, per phase
+  using VerdictThen = std::function<void(const policy::Verdict&)>;
+  void screen(Phase phase, VerdictThen then);
+  // Answers a refusal that is due now; false when the verdict lets the command through.
+  bool answer_refusal(const policy::Verdict& verdict, const Command* command);
+  void send_banner();
+  void set_helo_facts(const std::string& helo);
+  void clear_phase_facts(Phase from);
+  DecisionScene scene() const;
+  std::string message_headers() const;
+  std::vector<AuthenticationMethodResult> authentication_results() const;
+  std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
+                                           std::function<void()> callback) override;
+  void send_to_client(std::string_view bytes) override;
 
   // output
   void reply(const SmtpReply& reply, const Command* command = nullptr, bool from_upstream = false);
@@ -149,6 +176,16 @@ class Session {
   std::unique_ptr<MessageStore> message_;
   std::string content_scratch_;
   bool message_store_failed_ = false;
+
+  // screening
+  bool screening_ = false;  // filters or policy rules configured
+  Facts facts_;
+  std::unique_ptr<policy::PolicySession> policy_;
+  std::unique_ptr<FilterRunner> filters_;
+  SessionView view_;
+  bool in_filter_run_ = false;
+  bool banner_sent_ = false;
+  std::optional<SmtpReply> greeting_refusal_;  // a 554 greeting: every command gets it
 
   // upstream
   std::unique_ptr<UpstreamConnection> upstream_;

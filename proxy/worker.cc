@@ -6,6 +6,7 @@
 #include <atomic>
 #include <utility>
 
+#include "filter_observer.h"
 #include "log_sink.h"
 #include "session.h"
 
@@ -20,7 +21,24 @@ void call(evutil_socket_t, short, void* self) {
 }
 }  // namespace
 
-Worker::Worker(const ServerContext& context) : context_(context) {
+class Worker::FilterRouter final : public CompletionTarget {
+ public:
+  explicit FilterRouter(Worker& worker) : worker_(worker) {}
+  void deliver(uint64_t session_id, uint64_t call_id, FilterResult result) override {
+    auto it = worker_.sessions_.find(session_id);
+    if (it == worker_.sessions_.end()) {
+      MetricsFilterObserver::instance().filter_result("(session gone)", "gone", {});
+      return;
+    }
+    it->second->deliver_filter_result(call_id, std::move(result));
+  }
+
+ private:
+  Worker& worker_;
+};
+
+Worker::Worker(const ServerContext& context)
+    : context_(context), filter_router_(std::make_shared<FilterRouter>(*this)) {
   base_.reset(event_base_new());
   inbox_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_inbox>, this));
   reap_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_reap>, this));
@@ -29,8 +47,13 @@ Worker::Worker(const ServerContext& context) : context_(context) {
   linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
 }
 
+std::weak_ptr<CompletionTarget> Worker::filter_router() const {
+  return std::static_pointer_cast<CompletionTarget>(filter_router_);
+}
+
 Worker::~Worker() {
   join();
+  filter_router_.reset();
   finished_.clear();
   sessions_.clear();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "event_handles.h"
+#include "filter.h"
 #include "net_address.h"
 #include "server_context.h"
 
@@ -54,6 +55,9 @@ class Worker {
   // output) is written, at most `linger_seconds`, then frees it.
   void linger(BufferEventPtr connection);
   static constexpr unsigned linger_seconds = 10;
+  // Where this worker's filter completions go: found by session id, so a result for a session
+  // that has ended is dropped (counted as "gone"), never applied.
+  std::weak_ptr<CompletionTarget> filter_router() const;
 
  private:
   void on_inbox();
@@ -76,6 +80,8 @@ class Worker {
   unsigned drain_seconds_ = 0;
   bool stopping_ = false;
 
+  class FilterRouter;
+  std::shared_ptr<FilterRouter> filter_router_;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> finished_;
 

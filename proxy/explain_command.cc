@@ -1,0 +1,301 @@
+#include "explain_command.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <sstream>
+
+#include "config.h"
+#include "event_handles.h"
+#include "filter_observer.h"
+#include "filter_runner.h"
+#include "net_address.h"
+#include "policy_session.h"
+#include "rejection_log.h"
+
+namespace portcullis {
+
+namespace {
+
+// Routes completions to the one runner of the explained session.
+class ExplainRouter final : public CompletionTarget {
+ public:
+  void deliver(std::uint64_t session_id, std::uint64_t call_id, FilterResult result) override {
+    if (runner && session_id == kSessionId) runner->deliver(call_id, std::move(result));
+  }
+  static constexpr std::uint64_t kSessionId = 1;
+  FilterRunner* runner = nullptr;
+};
+
+class ExplainServices final : public FilterServices {
+ public:
+  explicit ExplainServices(event_base* base) : base_(base) {}
+  std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
+                                           std::function<void()> callback) override {
+    return start_loop_timer(base_, delay, std::move(callback));
+  }
+  void send_to_client(std::string_view) override {}  // there is no client
+
+ private:
+  event_base* base_;
+};
+
+// Filter problems go into the trace instead of a log.
+class ExplainObserver final : public FilterObserver {
+ public:
+  void filter_result(const std::string& filter, std::string_view result,
+                     std::chrono::nanoseconds duration) override {
+    if (result != "ok") {
+      notes.push_back(
+          fmt::format("filter {}: {} after {} ms", filter, result,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(duration).count()));
+    }
+  }
+  void filter_problem(std::uint64_t, const std::string& filter, Phase, std::string_view what,
+                      const std::string& detail) override {
+    notes.push_back(fmt::format("filter {}: {}: {}", filter, what, detail));
+  }
+  std::vector<std::string> notes;
+};
+
+std::optional<FactValue> parse_evidence_value(const FactSpec& spec, const std::string& text,
+                                              std::string* error) {
+  switch (spec.type) {
+    case FactType::boolean:
+      if (text == "true") return FactValue(true);
+      if (text == "false") return FactValue(false);
+      *error = "expected true or false";
+      return std::nullopt;
+    case FactType::integer: {
+      try {
+        size_t used = 0;
+        const long long number = std::stoll(text, &used);
+        if (used == text.size()) return FactValue(static_cast<std::int64_t>(number));
+      } catch (const std::exception&) {
+      }
+      *error = "expected an integer";
+      return std::nullopt;
+    }
+    case FactType::string:
+      return FactValue(text);
+    case FactType::ip:
+      if (auto address = IpAddress::parse(text)) return FactValue(*address);
+      *error = "expected an IP address";
+      return std::nullopt;
+    case FactType::list: {
+      FactList items;
+      std::stringstream stream(text);
+      std::string item;
+      while (std::getline(stream, item, ',')) {
+        if (!item.empty()) items.push_back(item);
+      }
+      return FactValue(std::move(items));
+    }
+  }
+  return std::nullopt;
+}
+
+std::string domain_of(const std::string& path) {
+  const size_t at = path.rfind('@');
+  return at == std::string::npos ? std::string() : path.substr(at + 1);
+}
+
+struct ExplainSession {
+  event_base* base;
+  FilterRunner* runner;
+  policy::PolicySession* policy;
+  const FactCatalog* catalog;
+  Facts* facts;
+  const Facts* overrides;
+  SessionView* view;
+  ExplainObserver* observer;
+  std::vector<policy::Verdict> verdicts;
+
+  // The same order as a live session: filters of the phase, then the policy.
+  const policy::Verdict& screen(Phase phase) {
+    PhaseOutcome outcome;
+    outcome.phase = phase;
+    bool done = false;
+    observer->notes.clear();
+    if (runner) {
+      runner->run(
+          phase, *view, *facts,
+          [&](PhaseOutcome result) {
+            outcome = std::move(result);
+            done = true;
+          },
+          overrides);
+      while (!done) {
+        if (event_base_loop(base, EVLOOP_ONCE) != 0) break;
+      }
+    }
+    // Evidence given on the command line wins over what the core knows too.
+    if (overrides) {
+      for (const auto& [name, value] : *overrides) {
+        if (catalog->find(name) && catalog->find(name)->known_from <= phase) {
+          facts->set(name, value);
+        }
+      }
+    }
+    policy::Verdict verdict = policy->evaluate(phase, *facts, outcome.failed_filters);
+    for (const auto& filter : outcome.skipped_filters) {
+      verdict.trace.notes.push_back(fmt::format(
+          "filter {} failed with failure_mode = continue: its facts are absent", filter));
+    }
+    for (auto& note : observer->notes)
+      verdict.trace.notes.push_back(std::move(note));
+    verdicts.push_back(std::move(verdict));
+    return verdicts.back();
+  }
+
+  void clear_from(Phase from) {
+    facts->erase_if([&](std::string_view name) {
+      const FactSpec* spec = catalog->find(name);
+      return spec && spec->known_from >= from;
+    });
+  }
+};
+
+bool refused_now(const policy::Verdict& verdict) {
+  return verdict.refused() && (verdict.answer == policy::AnswerTime::now ||
+                               verdict.answer == policy::AnswerTime::now_and_close);
+}
+
+std::string outcome_line(const std::vector<policy::Verdict>& verdicts, bool delivered) {
+  for (const auto& verdict : verdicts) {
+    if (refused_now(verdict) && verdict.phase != Phase::rcpt) {
+      return fmt::format("refused at {}: {}", phase_name(verdict.phase),
+                         verdict.reply ? verdict.reply->to_string() : "");
+    }
+  }
+  return delivered ? "the message would be relayed to the upstream" : "nothing refused by policy";
+}
+
+}  // namespace
+
+int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& err) {
+  ConfigResult loaded = load_config(options.config_path);
+  for (const auto& message : loaded.errors)
+    err << "error: " << message.to_string() << "\n";
+  if (!loaded.config) return 1;
+  const Config& config = *loaded.config;
+
+  std::optional<NetAddress> client = NetAddress::parse_host_port(options.client);
+  if (!client) {
+    // A bare address: port 0.
+    std::string text = options.client;
+    if (text.find(':') != std::string::npos && text.front() != '[') text = "[" + text + "]";
+    client = NetAddress::parse_host_port(text + ":0");
+  }
+  std::optional<IpAddress> client_ip = client ? IpAddress::parse(client->ip()) : std::nullopt;
+  if (!client_ip) {
+    err << "explain: --client: expected an IP address (optionally with a port), got \""
+        << options.client << "\"\n";
+    return 2;
+  }
+
+  const FactCatalog& catalog = *config.filters.catalog;
+  Facts overrides;
+  for (const auto& item : options.evidence) {
+    const size_t equals = item.find('=');
+    const std::string name = item.substr(0, equals);
+    const FactSpec* spec = catalog.find(name);
+    if (equals == std::string::npos || !spec) {
+      err << "explain: --evidence " << item << ": expected FACT=VALUE with a known fact\n";
+      return 2;
+    }
+    std::string problem;
+    auto value = parse_evidence_value(*spec, item.substr(equals + 1), &problem);
+    if (!value) {
+      err << "explain: --evidence " << item << ": " << problem << "\n";
+      return 2;
+    }
+    overrides.set(name, std::move(*value));
+  }
+
+  std::string message;
+  if (!options.message_file.empty()) {
+    std::ifstream file(options.message_file, std::ios::binary);
+    if (!file) {
+      err << "explain: cannot read " << options.message_file << "\n";
+      return 2;
+    }
+    std::ostringstream content;
+    content << file.rdbuf();
+    message = content.str();
+  }
+
+  EventBasePtr base(event_base_new());
+  auto router = std::make_shared<ExplainRouter>();
+  ExplainServices services(base.get());
+  ExplainObserver observer;
+  std::unique_ptr<FilterRunner> runner;
+  if (!config.filters.chain.empty()) {
+    runner = std::make_unique<FilterRunner>(base.get(), ExplainRouter::kSessionId,
+                                            config.filters.chain, router, services, observer);
+    router->runner = runner.get();
+  }
+  policy::PolicySession policy(config.policy.policy,
+                               policy::SessionOptions{config.policy.delay_reject});
+  Facts facts;
+  SessionView view;
+  view.session_id = ExplainRouter::kSessionId;
+  view.client_ip = *client_ip;
+  view.client_port = client->port();
+  view.hostname = config.server.hostname;
+  if (!config.listeners.empty()) view.local_ip = IpAddress::parse(config.listeners[0].address.ip());
+  view.facts = &facts;
+  facts.set("client.ip", *client_ip);
+  facts.set("client.port", static_cast<std::int64_t>(client->port()));
+
+  ExplainSession session{base.get(), runner.get(), &policy,
+                         &catalog,   &facts,       overrides.empty() ? nullptr : &overrides,
+                         &view,      &observer,    {}};
+  bool delivered = false;
+  [&] {
+    if (refused_now(session.screen(Phase::connect))) return;
+    if (options.helo.empty()) return;
+    facts.set("helo", options.helo);
+    facts.set("tls", options.tls);
+    if (options.tls) facts.set("tls.version", std::string("TLSv1.3"));
+    if (refused_now(session.screen(Phase::helo))) return;
+    if (!options.from_given) return;
+    const std::string sender = options.from == "<>" ? std::string() : options.from;
+    facts.set("sender", sender);
+    facts.set("sender.domain", domain_of(sender));
+    if (!message.empty()) facts.set("size", static_cast<std::int64_t>(message.size()));
+    if (refused_now(session.screen(Phase::mail))) return;
+    std::int64_t accepted = 0;
+    for (const auto& rcpt : options.rcpts) {
+      session.clear_from(Phase::rcpt);
+      facts.set("rcpt", rcpt);
+      facts.set("rcpt.domain", domain_of(rcpt));
+      facts.set("rcpt.count", accepted);
+      if (!refused_now(session.screen(Phase::rcpt))) ++accepted;
+    }
+    if (accepted == 0 || options.message_file.empty()) return;
+    session.clear_from(Phase::data);
+    facts.erase("rcpt");
+    facts.erase("rcpt.domain");
+    facts.set("size", static_cast<std::int64_t>(message.size()));
+    facts.set("rcpt.count", accepted);
+    delivered = !refused_now(session.screen(Phase::data));
+  }();
+  if (runner) runner->session_end(view);
+
+  if (options.json) {
+    out << fmt::format("{{\"client\":{},\"verdicts\":{},\"outcome\":{}}}\n",
+                       json_string(client_ip->to_string()), policy::render_json(session.verdicts),
+                       json_string(outcome_line(session.verdicts, delivered)));
+  } else {
+    out << policy::render_text(session.verdicts);
+    out << "\noutcome: " << outcome_line(session.verdicts, delivered) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace portcullis
