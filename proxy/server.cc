@@ -84,6 +84,18 @@ int Server::run() {
     log_error("listen_failed", {{"error", error}});
     return 1;
   }
+  // Bound like the SMTP listeners, before privileges are dropped (a port below 1024 works).
+  if (config.metrics.address) {
+    metrics_server_ = MetricsServer::start(
+        base_.get(), config.metrics.address->host_port(),
+        [this] { return ready_ && !terminating_ && upstream_status_.capabilities() != nullptr; },
+        &error);
+    if (!metrics_server_) {
+      log_error("metrics_listen_failed",
+                {{"address", config.metrics.address->host_port()}, {"error", error}});
+      return 1;
+    }
+  }
   if (as_root) {
     if (!drop_privileges(config.server.user, &error)) {
       log_error("privilege_drop_failed", {{"error", error}});
@@ -116,17 +128,6 @@ int Server::run() {
     EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
     evsignal_add(ev.get(), nullptr);
     signal_events_.push_back(std::move(ev));
-  }
-  if (config.metrics.address) {
-    metrics_server_ = MetricsServer::start(
-        base_.get(), config.metrics.address->host_port(),
-        [this] { return ready_ && !terminating_ && upstream_status_.capabilities() != nullptr; },
-        &error);
-    if (!metrics_server_) {
-      log_error("metrics_listen_failed",
-                {{"address", config.metrics.address->host_port()}, {"error", error}});
-      return 1;
-    }
   }
   probe_->set_on_result([this](bool) {
     acceptor_->enable_all();

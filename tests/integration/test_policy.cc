@@ -31,7 +31,7 @@ std::string source_root() {
   return root;
 }
 
-std::string read_file(const fs::path& path) {
+std::string file_text(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
@@ -54,6 +54,8 @@ struct PolicyProxyOptions {
   std::string policy_text;  // "" = policies/default.toml itself
   bool delay_reject = true;
   int pregreet_wait_ms = 300;
+  uint16_t upstream_port = 0;  // 0 = our own smtp-sink (no XCLIENT)
+  bool all_transactions = false;
 };
 
 // smtp-sink, a policy file and the proxy, with a rejection log and a metrics listener.
@@ -70,8 +72,10 @@ class PolicyProxy {
     metrics_port_ = free_loopback_port();
 
     PortcullisOptions options;
-    options.upstream_port = sink_.port();
-    options.pass_client = "none";
+    options.upstream_port =
+        policy_options.upstream_port ? policy_options.upstream_port : sink_.port();
+    options.pass_client = policy_options.upstream_port ? "xclient" : "none";
+    if (policy_options.all_transactions) options.settings["log"]["all_transactions"] = "true";
     options.listen_settings = {{"proxy_protocol", "true"}};
     options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
     options.settings["filters"] = {{"chain", "[\"pregreet\", \"helo\"]"}};
@@ -85,7 +89,7 @@ class PolicyProxy {
     options.wait_ready = false;
     proxy_ = std::make_unique<PortcullisFixture>(options);
     if (!proxy_->wait_for_event("upstream_reachable", 20s)) {
-      throw std::runtime_error("portcullis never reached smtp-sink\n" + proxy_->diagnostics());
+      throw std::runtime_error("portcullis never reached its upstream\n" + proxy_->diagnostics());
     }
     config_path_ = dir_ / "portcullis.toml";
     write_file(config_path_, proxy_->config_text());
@@ -111,7 +115,7 @@ class PolicyProxy {
   std::vector<JsonValue> records() const {
     std::vector<JsonValue> out;
     if (!fs::exists(rejections_path_)) return out;
-    for (const auto& line : split_lines(read_file(rejections_path_))) {
+    for (const auto& line : split_lines(file_text(rejections_path_))) {
       if (line.empty()) continue;
       std::string error;
       auto value = parse_json(line, &error);
@@ -525,4 +529,60 @@ BOOST_AUTO_TEST_CASE(metrics_report_and_explain_agree_with_the_live_sessions) {
                return field(r, "rule") == "pregreeting client" &&
                       field(r, "reply") == "554 5.5.1 Protocol error: you spoke before my greeting";
              }) == 2);
+}
+
+BOOST_AUTO_TEST_CASE(postfix_refusals_are_logged_and_sigusr1_reopens_the_log) {
+  BOOST_TEST_REQUIRE(running_as_root(), "a private Postfix needs root");
+  PostfixFixture postfix;
+  PolicyProxyOptions options;
+  options.upstream_port = postfix.port();
+  options.all_transactions = true;
+  PolicyProxy env(options);
+
+  // Postfix sees 192.0.2.80 (XCLIENT), not in its mynetworks: relaying elsewhere is refused by
+  // Postfix itself; example.test is its relay domain.
+  auto client = env.connect_as("192.0.2.80");
+  BOOST_TEST(client.read_reply().code == 220);
+  BOOST_TEST(client.command("EHLO mail.example.org").code == 250);
+  BOOST_TEST(client.command("MAIL FROM:<a@sender.example>").code == 250);
+  const SmtpReply denied = client.command("RCPT TO:<x@elsewhere.example>");
+  BOOST_TEST(denied.code == 554, printable(denied.raw));
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  BOOST_TEST(client.command("DATA").code == 354);
+  client.send(dot_stuff(make_message(300, "postfix", "VIAPOSTFIX")) + ".\r\n");
+  const SmtpReply queued = client.read_reply();
+  BOOST_TEST(queued.code == 250);
+  BOOST_TEST_REQUIRE(env.wait_for_records(2));
+  const auto records = env.records();
+  BOOST_TEST_REQUIRE(records.size() == 2u);
+  check_record_shape(records[0]);
+  BOOST_TEST(field(records[0], "source") == "upstream");
+  BOOST_TEST(field(records[0], "phase") == "rcpt");
+  BOOST_TEST(field(records[0], "action") == "reject");
+  BOOST_TEST(records[0].find("rule")->is_null());
+  BOOST_TEST(field(records[0], "rcpts") == "[\"x@elsewhere.example\"]");
+  BOOST_TEST(contains(field(records[0], "reply"), "Relay access denied"),
+             field(records[0], "reply"));
+  // all_transactions: the delivered message, with Postfix's queue id.
+  check_record_shape(records[1]);
+  BOOST_TEST(field(records[1], "action") == "accept");
+  BOOST_TEST(field(records[1], "source") == "upstream");
+  BOOST_TEST(field(records[1], "phase") == "data");
+  BOOST_TEST(!field(records[1], "queue_id").empty());
+  BOOST_TEST(contains(queued.raw, field(records[1], "queue_id")), printable(queued.raw));
+  BOOST_TEST(client.command("QUIT").code == 221);
+
+  // Rotation: the old file is moved away, SIGUSR1, the next record goes to a new file.
+  const fs::path rotated = env.rejections_path().string() + ".1";
+  fs::rename(env.rejections_path(), rotated);
+  kill(env.proxy().pid(), SIGUSR1);
+  BOOST_TEST_REQUIRE(wait_until([&] { return fs::exists(env.rejections_path()); }, 5s));
+  auto second = env.connect_as("192.0.2.81");
+  BOOST_TEST(second.read_reply().code == 220);
+  BOOST_TEST(second.command("EHLO mail.example.org").code == 250);
+  BOOST_TEST(second.command("MAIL FROM:<a@sender.example>").code == 250);
+  BOOST_TEST(second.command("RCPT TO:<y@elsewhere.example>").code == 554);
+  BOOST_TEST_REQUIRE(env.wait_for_records(1));
+  BOOST_TEST(field(env.records()[0], "rcpts") == "[\"y@elsewhere.example\"]");
+  BOOST_TEST(split_lines(file_text(rotated)).size() >= 2u);
 }
