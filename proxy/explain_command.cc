@@ -165,14 +165,30 @@ bool refused_now(const policy::Verdict& verdict) {
                                verdict.answer == policy::AnswerTime::now_and_close);
 }
 
-std::string outcome_line(const std::vector<policy::Verdict>& verdicts, bool delivered) {
+// One line: what the client would have seen in the end.
+std::string outcome_line(const std::vector<policy::Verdict>& verdicts, std::size_t rcpts,
+                         bool data_phase, bool delivered) {
+  std::size_t refused_rcpts = 0;
+  std::string rcpt_reply;
   for (const auto& verdict : verdicts) {
-    if (refused_now(verdict) && verdict.phase != Phase::rcpt) {
-      return fmt::format("refused at {}: {}", phase_name(verdict.phase),
-                         verdict.reply ? verdict.reply->to_string() : "");
+    if (!refused_now(verdict)) continue;
+    const std::string reply = verdict.reply ? verdict.reply->to_string() : "";
+    if (verdict.phase != Phase::rcpt) {
+      return fmt::format("refused at {}: {}", phase_name(verdict.phase), reply);
     }
+    ++refused_rcpts;
+    rcpt_reply = reply;
   }
-  return delivered ? "the message would be relayed to the upstream" : "nothing refused by policy";
+  if (rcpts > 0 && refused_rcpts == rcpts) {
+    return fmt::format("every recipient refused: {}", rcpt_reply);
+  }
+  std::string out;
+  if (refused_rcpts > 0) {
+    out = fmt::format("{} of {} recipients refused ({}); ", refused_rcpts, rcpts, rcpt_reply);
+  }
+  if (delivered) return out + "the message would be relayed to the upstream";
+  if (rcpts > 0 && !data_phase) return out + "the transaction would go on to DATA (no --message)";
+  return out + "nothing refused by policy";
 }
 
 }  // namespace
@@ -256,6 +272,7 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
                          &catalog,   &facts,       overrides.empty() ? nullptr : &overrides,
                          &view,      &observer,    {}};
   bool delivered = false;
+  bool data_phase = false;
   [&] {
     if (refused_now(session.screen(Phase::connect))) return;
     if (options.helo.empty()) return;
@@ -278,6 +295,7 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
       if (!refused_now(session.screen(Phase::rcpt))) ++accepted;
     }
     if (accepted == 0 || options.message_file.empty()) return;
+    data_phase = true;
     session.clear_from(Phase::data);
     facts.erase("rcpt");
     facts.erase("rcpt.domain");
@@ -288,12 +306,14 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   if (runner) runner->session_end(view);
 
   if (options.json) {
-    out << fmt::format("{{\"client\":{},\"verdicts\":{},\"outcome\":{}}}\n",
-                       json_string(client_ip->to_string()), policy::render_json(session.verdicts),
-                       json_string(outcome_line(session.verdicts, delivered)));
+    out << fmt::format(
+        "{{\"client\":{},\"verdicts\":{},\"outcome\":{}}}\n", json_string(client_ip->to_string()),
+        policy::render_json(session.verdicts),
+        json_string(outcome_line(session.verdicts, options.rcpts.size(), data_phase, delivered)));
   } else {
     out << policy::render_text(session.verdicts);
-    out << "\noutcome: " << outcome_line(session.verdicts, delivered) << "\n";
+    out << "\noutcome: "
+        << outcome_line(session.verdicts, options.rcpts.size(), data_phase, delivered) << "\n";
   }
   return 0;
 }

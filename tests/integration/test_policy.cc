@@ -511,6 +511,7 @@ BOOST_AUTO_TEST_CASE(metrics_report_and_explain_agree_with_the_live_sessions) {
                                  : fmt::format("{} {}", bare_refusal.code, bare_refusal.lines[0]);
   BOOST_TEST(contains(explain.out, live_reply), explain.out << "\nlive: " << live_reply);
   BOOST_TEST(contains(explain.out, "pregreet = false"), explain.out);
+  BOOST_TEST(contains(explain.out, "outcome: every recipient refused: " + live_reply), explain.out);
 
   // A pregreeting client, told as evidence, gets the live refusal too.
   CommandResult explain_pregreet = run_command(
