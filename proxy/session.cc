@@ -1236,12 +1236,12 @@ std::vector<AuthenticationMethodResult> Session::authentication_results() const 
   return results;
 }
 
-// What goes in front of the message: our Authentication-Results (RFC 8601 5: at the top), our
-// Received header, then the policy's tags.
+// What goes in front of the message: our Received header (RFC 5321 4.4: the top), our
+// Authentication-Results right below it (as an MTA with a milter writes them, RFC 8601 5), then
+// the policy's tags.
 std::string Session::message_headers() const {
-  std::string headers =
-      authentication_results_header(config_->server.authserv_id, authentication_results());
-  headers += received_header();
+  std::string headers = received_header();
+  headers += authentication_results_header(config_->server.authserv_id, authentication_results());
   if (policy_) {
     for (const policy::Tag& tag : policy_->message_tags()) {
       headers += header_safe(tag.header) + ": " + header_safe(tag.value) + "\r\n";
