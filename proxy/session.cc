@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "authentication_results.h"
+#include "direct_write.h"
 #include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
@@ -1000,7 +1001,7 @@ void Session::reply(int code, std::string_view text, const Command* command) {
 
 void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool from_upstream) {
   if (!client_ || finished_) return;
-  bufferevent_write(client_.get(), smtp_reply.wire.data(), smtp_reply.wire.size());
+  write_to_client(smtp_reply.wire);
   const int code = smtp_reply.code;
   if (code < 400 || code == 421 || closing_) return;
   if (command) {
@@ -1018,7 +1019,7 @@ void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool fr
   if (++errors_ >= config_->limits.max_errors) {
     std::string text = fmt::format("4.7.0 {} Error: too many errors", config_->server.hostname);
     SmtpReply too_many = SmtpReply::make(421, text);
-    bufferevent_write(client_.get(), too_many.wire.data(), too_many.wire.size());
+    write_to_client(too_many.wire);
     close_session(EndReason::too_many_errors);
   }
 }
@@ -1257,7 +1258,15 @@ std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds dela
 
 void Session::send_to_client(std::string_view bytes) {
   if (banner_sent_ || !client_ || closing_) return;
-  bufferevent_write(client_.get(), bytes.data(), bytes.size());
+  write_to_client(bytes);
+}
+
+void Session::write_to_client(std::string_view bytes) {
+  if (tls_active_ || tls_handshaking_) {
+    bufferevent_write(client_.get(), bytes.data(), bytes.size());
+  } else {
+    write_now_or_queue(client_.get(), bytes);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

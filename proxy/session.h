@@ -125,6 +125,7 @@ class Session final : public FilterServices {
   // output
   void reply(const SmtpReply& reply, const Command* command = nullptr, bool from_upstream = false);
   void reply(int code, std::string_view text, const Command* command = nullptr);
+  void write_to_client(std::string_view bytes);
   void close_session(EndReason reason);
   void finish();
   void log_end();

@@ -1,5 +1,7 @@
 #include "upstream_connection.h"
 
+#include "direct_write.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -344,6 +346,12 @@ void UpstreamConnection::quit() {
     return;
   }
   send_line("QUIT");
+  if (evbuffer_get_length(bufferevent_get_output(bev_.get())) == 0) {
+    close_connection();  // the QUIT is already in the socket
+    ready_ = false;
+    failed_ = true;
+    return;
+  }
   // The QUIT is flushed by a bufferevent that frees itself, so this object can go at once.
   bufferevent* lingering = bev_.release();
   bufferevent_setcb(lingering, nullptr, &UpstreamConnection::linger_write_cb,
@@ -365,7 +373,11 @@ void UpstreamConnection::linger_event_cb(bufferevent* bev, short, void*) {
 
 void UpstreamConnection::send_line(const std::string& line) {
   std::string wire = line + "\r\n";
-  bufferevent_write(bev_.get(), wire.data(), wire.size());
+  if (bufferevent_openssl_get_ssl(bev_.get()) != nullptr) {
+    bufferevent_write(bev_.get(), wire.data(), wire.size());
+  } else {
+    write_now_or_queue(bev_.get(), wire);
+  }
 }
 
 void UpstreamConnection::expect_reply(Callback handler) {
