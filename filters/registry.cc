@@ -20,6 +20,10 @@ std::vector<FilterDefinition> make_definitions() {
       {FactSpec{"pregreet", FactType::boolean, Phase::helo, Phase::data, "pregreet",
                 "client spoke before the banner"}},
       build_pregreet_filter,
+      [](const SettingTable& settings) {
+        std::vector<SettingError> ignored;  // build() reports them
+        return read_pregreet_settings(settings, ignored).wait + std::chrono::seconds(1);
+      },
   });
   definitions.push_back(FilterDefinition{
       "helo",
@@ -27,6 +31,7 @@ std::vector<FilterDefinition> make_definitions() {
       {FactSpec{"helo.check", FactType::string, Phase::helo, Phase::data, "helo",
                 "'ok', 'syntax', 'bare_ip', 'ip_mismatch' or 'ours'"}},
       build_helo_filter,
+      nullptr,
   });
   return definitions;
 }

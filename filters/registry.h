@@ -4,6 +4,7 @@
 // catalog it produces.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,9 @@ struct FilterDefinition {
   std::function<std::shared_ptr<const FilterFactory>(const SettingTable& settings,
                                                      std::vector<SettingError>& errors)>
       build;
+  // The shortest `timeout` these settings can work with (e.g. pregreet's wait); a shorter one is
+  // a config error, since every call would time out. Null: no lower bound.
+  std::function<std::chrono::milliseconds(const SettingTable& settings)> minimum_timeout;
 };
 
 // The built-in filters that exist, by name; nullptr for an unknown name.

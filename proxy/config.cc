@@ -834,6 +834,21 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
     }
     return std::nullopt;
   }
+  if (definition.minimum_timeout) {
+    const auto least = definition.minimum_timeout(settings);
+    if (instance.timeout < least) {
+      const toml::source_location at =
+          block ? block->location() : toml::source_location(nullptr);
+      context.add(ConfigMessage{
+          context.file(), block ? static_cast<int>(at.line()) : 0,
+          block ? static_cast<int>(at.column()) : 0, prefix + ".timeout",
+          fmt::format("must be at least {} s with these settings (every call would time out), "
+                      "got {} s",
+                      std::chrono::ceil<std::chrono::seconds>(least).count(),
+                      std::chrono::duration_cast<std::chrono::seconds>(instance.timeout).count())});
+      return std::nullopt;
+    }
+  }
   instance.factory = std::move(factory);
   return instance;
 }

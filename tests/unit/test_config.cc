@@ -716,3 +716,14 @@ BOOST_AUTO_TEST_CASE(message_text_forms) {
   message.key.clear();
   BOOST_TEST(message.to_string() == "f.toml: must be between 1 and 1000, got 0");
 }
+
+BOOST_AUTO_TEST_CASE(pregreet_wait_must_fit_in_its_timeout) {
+  BOOST_TEST(errors_of("[filters]\nchain = [\"pregreet\"]\n[filter.pregreet]\nwait_ms = 30000\n") ==
+                 std::vector<std::string>{"t.toml:3:1: filter.pregreet.timeout: must be at least "
+                                          "31 s with these settings (every call would time out), "
+                                          "got 20 s"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[filters]\nchain = [\"pregreet\"]\n[filter.pregreet]\nwait_ms = 30000\n"
+                       "timeout = 31\n")
+                 .empty());
+}
