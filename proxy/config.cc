@@ -837,8 +837,7 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
   if (definition.minimum_timeout) {
     const auto least = definition.minimum_timeout(settings);
     if (instance.timeout < least) {
-      const toml::source_location at =
-          block ? block->location() : toml::source_location(nullptr);
+      const toml::source_location at = block ? block->location() : toml::source_location(nullptr);
       context.add(ConfigMessage{
           context.file(), block ? static_cast<int>(at.line()) : 0,
           block ? static_cast<int>(at.column()) : 0, prefix + ".timeout",
