@@ -261,8 +261,9 @@ std::string LogSink::format_message(LogLevel level, std::string_view event,
 std::string LogSink::format_line(LogLevel level, std::string_view event,
                                  const std::vector<LogField>& fields) const {
   if (format_ == LogFormat::json) return format_message(level, event, fields);
-  return timestamp_now() + " portcullis[" + std::to_string(::getpid()) +
-         "]: " + format_message(level, event, fields);
+  // The process id is read once (a system call per line otherwise); Portcullis never forks.
+  static const std::string tag = " portcullis[" + std::to_string(::getpid()) + "]: ";
+  return timestamp_now() + tag + format_message(level, event, fields);
 }
 
 void LogSink::write(LogLevel level, std::string_view event, const std::vector<LogField>& fields) {

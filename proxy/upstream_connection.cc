@@ -300,7 +300,7 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
     pending_ = std::move(done);  // the final reply completes it
     stuffed_.clear();
     stuffer_.feed(message_prefix_, &stuffed_);
-    bufferevent_write(bev_.get(), stuffed_.data(), stuffed_.size());
+    send_bytes(stuffed_);
     pump_message();
   });
 }
@@ -332,7 +332,7 @@ void UpstreamConnection::pump_message() {
       stuffer_.finish(&stuffed_);
       streaming_ = false;
     }
-    bufferevent_write(bev_.get(), stuffed_.data(), stuffed_.size());
+    send_bytes(stuffed_);
   }
   arm_timer();  // the write side must make progress within reply_timeout, then the final reply
 }
@@ -372,11 +372,16 @@ void UpstreamConnection::linger_event_cb(bufferevent* bev, short, void*) {
 }
 
 void UpstreamConnection::send_line(const std::string& line) {
-  std::string wire = line + "\r\n";
+  send_bytes(line + "\r\n");
+}
+
+// Straight to a plain socket when nothing is queued (see direct_write.h); through the TLS filter
+// otherwise. What is queued drains through write_cb, which keeps a message streaming.
+void UpstreamConnection::send_bytes(std::string_view bytes) {
   if (bufferevent_openssl_get_ssl(bev_.get()) != nullptr) {
-    bufferevent_write(bev_.get(), wire.data(), wire.size());
+    bufferevent_write(bev_.get(), bytes.data(), bytes.size());
   } else {
-    write_now_or_queue(bev_.get(), wire);
+    write_now_or_queue(bev_.get(), bytes);
   }
 }
 

@@ -102,6 +102,7 @@ class UpstreamConnection {
   void on_tls_connected();
   void expect_reply(Callback handler);
   void send_line(const std::string& line);
+  void send_bytes(std::string_view bytes);
   void on_read();
   void on_event(short what);
   void on_write();
