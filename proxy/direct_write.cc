@@ -1,6 +1,8 @@
 #include "direct_write.h"
 
 #include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -21,6 +23,12 @@ void write_now_or_queue(bufferevent* bev, std::string_view bytes) {
     }
   }
   if (!bytes.empty()) bufferevent_write(bev, bytes.data(), bytes.size());
+}
+
+void set_no_delay(evutil_socket_t fd) {
+  if (fd < 0) return;
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // best effort: only latency
 }
 
 }  // namespace portcullis

@@ -13,4 +13,8 @@ namespace portcullis {
 
 void write_now_or_queue(bufferevent* bev, std::string_view bytes);
 
+// TCP_NODELAY: every write here is a complete reply, command or message chunk, so holding it
+// back for coalescing (Nagle) only adds a delayed-ACK wait.
+void set_no_delay(evutil_socket_t fd);
+
 }  // namespace portcullis

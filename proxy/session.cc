@@ -135,6 +135,7 @@ Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
       client_text_(connection.peer.host_port()),
       listener_index_(connection.listener_index),
       parser_(ParserLimits{}) {
+  set_no_delay(connection.fd);
   client_.reset(bufferevent_socket_new(worker_.base(), connection.fd, BEV_OPT_CLOSE_ON_FREE));
   if (!client_) evutil_closesocket(connection.fd);
   screening_ = !config_->filters.chain.empty() ||

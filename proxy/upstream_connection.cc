@@ -106,6 +106,7 @@ void UpstreamConnection::try_next_address() {
 }
 
 void UpstreamConnection::on_connected() {
+  set_no_delay(bufferevent_getfd(bev_.get()));
   bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
   if (greeting_.pass_client == PassClient::proxy_v2 || greeting_.proxy_v2_local) {
@@ -299,8 +300,9 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
     streaming_ = true;
     pending_ = std::move(done);  // the final reply completes it
     stuffed_.clear();
+    // The prefix goes out with the first chunk: two small writes in a row would wait for the
+    // upstream's delayed ACK (Nagle).
     stuffer_.feed(message_prefix_, &stuffed_);
-    send_bytes(stuffed_);
     pump_message();
   });
 }
@@ -308,7 +310,6 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
 void UpstreamConnection::pump_message() {
   evbuffer* output = bufferevent_get_output(bev_.get());
   while (streaming_ && evbuffer_get_length(output) < kOutputHighWater) {
-    stuffed_.clear();
     // Jump over the skipped range we have reached, and never read into the next one.
     while (next_skip_ < message_skip_.size() &&
            message_skip_[next_skip_].offset <= message_position_) {
@@ -332,7 +333,12 @@ void UpstreamConnection::pump_message() {
       stuffer_.finish(&stuffed_);
       streaming_ = false;
     }
-    send_bytes(stuffed_);
+    // Bytes are sent in chunks of at least kMessageChunk (or the whole rest), so no small write
+    // follows another.
+    if (stuffed_.size() >= kMessageChunk || !streaming_) {
+      send_bytes(stuffed_);
+      stuffed_.clear();
+    }
   }
   arm_timer();  // the write side must make progress within reply_timeout, then the final reply
 }
