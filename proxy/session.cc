@@ -5,9 +5,11 @@
 #include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -28,6 +30,7 @@ namespace portcullis {
 namespace {
 
 constexpr size_t kInputHighWater = 256 * 1024;
+constexpr size_t kReadChunk = 16 * 1024;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -160,6 +163,12 @@ void Session::start() {
   }
   bufferevent_setcb(client_.get(), &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
   bufferevent_setwatermark(client_.get(), EV_READ, 0, kInputHighWater);
+  if (listener().mode != ListenMode::smtps) {
+    // Until TLS starts, the session reads the socket itself: one recv per event, where the
+    // bufferevent would add an ioctl(FIONREAD) to every read.
+    plain_read_event_.reset(event_new(worker_.base(), bufferevent_getfd(client_.get()),
+                                      EV_READ | EV_PERSIST, &Session::plain_read_cb, this));
+  }
   log_info("connect", {{"session", std::to_string(id_)}, {"client", client_text_}});
 
   if (listener().proxy_protocol) {
@@ -186,7 +195,7 @@ void Session::start() {
         this));
     timeval timeout{static_cast<time_t>(config_->trust.proxy_timeout), 0};
     evtimer_add(proxy_deadline_.get(), &timeout);
-    bufferevent_enable(client_.get(), EV_READ);
+    start_reading(nullptr);
     return;
   }
   begin_smtp();
@@ -327,6 +336,9 @@ bool Session::start_tls() {
     log_error("tls_unavailable", {{"session", std::to_string(id_)}, {"tls", listener().tls}});
     return false;
   }
+  // From here on the TLS filter reads the socket (through the plain bufferevent).
+  stop_reading();
+  plain_read_event_.reset();
   bufferevent* plain = client_.release();
   bufferevent* wrapped = bufferevent_openssl_filter_new(
       worker_.base(), plain, ssl.release(), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -450,13 +462,73 @@ void Session::update_reading() {
     const TimeoutsConfig& timeouts = config_->timeouts;
     timeval read_timeout{static_cast<time_t>(data ? timeouts.data_block : timeouts.command), 0};
     timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
-    bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
     timeouts_set_ = true;
     timeouts_for_data_ = data;
+    if (plain_read_event_) {
+      bufferevent_set_timeouts(client_.get(), nullptr, &write_timeout);
+      read_timeout_ = read_timeout;
+      reading_ = false;  // re-added below with the new timeout
+    } else {
+      bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
+    }
   }
-  if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
-    bufferevent_enable(client_.get(), EV_READ);
+  start_reading(&read_timeout_);
+}
+
+void Session::start_reading(const timeval* timeout) {
+  if (!plain_read_event_) {
+    if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
+      bufferevent_enable(client_.get(), EV_READ);
+    }
+    return;
   }
+  if (reading_) return;
+  // A persistent event's timeout restarts after each read: an idle timeout, like the
+  // bufferevent's.
+  event_add(plain_read_event_.get(), timeout && timeout->tv_sec > 0 ? timeout : nullptr);
+  reading_ = true;
+}
+
+void Session::stop_reading() {
+  if (plain_read_event_ && reading_) event_del(plain_read_event_.get());
+  reading_ = false;
+  if (client_) bufferevent_disable(client_.get(), EV_READ);
+}
+
+// SECURITY: bounded like the bufferevent it replaces: at most kReadChunk per event, and no
+// reading past kInputHighWater until the parser has consumed input.
+void Session::on_plain_readable(short what) {
+  if (finished_ || !client_) return;
+  if (what & EV_TIMEOUT)
+    return event_cb(client_.get(), BEV_EVENT_TIMEOUT | BEV_EVENT_READING, this);
+  evbuffer* input = bufferevent_get_input(client_.get());
+  // A socket bufferevent keeps its input's end frozen; its own read callback unfreezes it
+  // around each read in the same way.
+  evbuffer_unfreeze(input, 0);
+  evbuffer_iovec space;
+  ssize_t got = -1;
+  int read_errno = ENOMEM;
+  if (evbuffer_reserve_space(input, kReadChunk, &space, 1) >= 1) {
+    do {
+      got = ::recv(bufferevent_getfd(client_.get()), space.iov_base, space.iov_len, 0);
+    } while (got < 0 && errno == EINTR);
+    read_errno = errno;
+    space.iov_len = got > 0 ? static_cast<size_t>(got) : 0;
+    evbuffer_commit_space(input, &space, got > 0 ? 1 : 0);
+  }
+  evbuffer_freeze(input, 0);
+  if (got > 0) {
+    if (evbuffer_get_length(input) >= kInputHighWater) stop_reading();
+    return on_read();
+  }
+  errno = read_errno;
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  stop_reading();
+  event_cb(client_.get(), (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR) | BEV_EVENT_READING, this);
+}
+
+void Session::plain_read_cb(evutil_socket_t, short what, void* self) {
+  static_cast<Session*>(self)->on_plain_readable(what);
 }
 
 void Session::resume() {
@@ -1031,7 +1103,7 @@ void Session::close_session(EndReason reason) {
   end_reason_ = reason;
   drop_upstream();
   if (!client_) return finish();
-  bufferevent_disable(client_.get(), EV_READ);
+  stop_reading();
   if (evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) return finish();
   // write_cb finishes once the last reply is written; the write timeout bounds the wait.
   bufferevent_setwatermark(client_.get(), EV_WRITE, 0, 0);
@@ -1049,8 +1121,9 @@ void Session::finish() {
   log_end();
   proxy_deadline_.reset();
   drop_upstream();
+  stop_reading();
+  plain_read_event_.reset();
   if (client_) {
-    bufferevent_disable(client_.get(), EV_READ);
     // Over TLS the last replies may still sit, encrypted, in the socket's own buffer: the
     // worker keeps the connection until they are written (bounded), then frees it.
     if (tls_active_ || tls_handshaking_) worker_.linger(std::move(client_));
@@ -1313,7 +1386,8 @@ void Session::event_cb(bufferevent*, short what, void* self) {
     if (session->awaiting_proxy_header_) return session->on_proxy_header_timeout();
     if (session->closing_) return session->finish();
     if ((what & BEV_EVENT_READING) && session->busy_) {
-      bufferevent_enable(session->client_.get(), EV_READ);
+      // A timeout disables the bufferevent's reading (the session's own read event stays).
+      if (!session->plain_read_event_) bufferevent_enable(session->client_.get(), EV_READ);
       return;
     }
     if (what & BEV_EVENT_READING) {

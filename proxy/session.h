@@ -84,6 +84,10 @@ class Session final : public FilterServices {
   void handle_data_end(const DataEnd& end);
   void deliver_message(uint64_t size);
   void update_reading();
+  void start_reading(const timeval* timeout);
+  void stop_reading();
+  void on_plain_readable(short what);
+  static void plain_read_cb(evutil_socket_t fd, short what, void* self);
 
   // commands
   void on_helo(const Command& command, bool extended);
@@ -147,7 +151,10 @@ class Session final : public FilterServices {
   size_t listener_index_;
   BufferEventPtr client_;
   std::shared_ptr<const TlsServerContexts> tls_contexts_;
-  EventPtr proxy_deadline_;  // kept while the session uses TLS
+  EventPtr proxy_deadline_;
+  EventPtr plain_read_event_;  // reads of a plain connection (TLS: the bufferevent reads)
+  bool reading_ = false;
+  timeval read_timeout_{};  // kept while the session uses TLS
   SmtpParser parser_;
   std::shared_ptr<const UpstreamCapabilities> upstream_offer_;
   ClientOffer offer_;
