@@ -22,6 +22,7 @@
 #include "log_sink.h"
 #include "metrics.h"
 #include "net_prefix.h"
+#include "plain_socket_reader.h"
 #include "proxy_header.h"
 #include "worker.h"
 
@@ -30,7 +31,6 @@ namespace portcullis {
 namespace {
 
 constexpr size_t kInputHighWater = 256 * 1024;
-constexpr size_t kReadChunk = 16 * 1024;
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -166,8 +166,9 @@ void Session::start() {
   if (listener().mode != ListenMode::smtps) {
     // Until TLS starts, the session reads the socket itself: one recv per event, where the
     // bufferevent would add an ioctl(FIONREAD) to every read.
-    plain_read_event_.reset(event_new(worker_.base(), bufferevent_getfd(client_.get()),
-                                      EV_READ | EV_PERSIST, &Session::plain_read_cb, this));
+    plain_reader_ = std::make_unique<PlainSocketReader>(
+        worker_.base(), client_.get(), kInputHighWater, [this] { on_read(); },
+        [this](short what) { event_cb(client_.get(), what, this); });
   }
   log_info("connect", {{"session", std::to_string(id_)}, {"client", client_text_}});
 
@@ -338,7 +339,7 @@ bool Session::start_tls() {
   }
   // From here on the TLS filter reads the socket (through the plain bufferevent).
   stop_reading();
-  plain_read_event_.reset();
+  plain_reader_.reset();
   bufferevent* plain = client_.release();
   bufferevent* wrapped = bufferevent_openssl_filter_new(
       worker_.base(), plain, ssl.release(), BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
@@ -464,10 +465,10 @@ void Session::update_reading() {
     timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
     timeouts_set_ = true;
     timeouts_for_data_ = data;
-    if (plain_read_event_) {
+    if (plain_reader_) {
       bufferevent_set_timeouts(client_.get(), nullptr, &write_timeout);
       read_timeout_ = read_timeout;
-      reading_ = false;  // re-added below with the new timeout
+      plain_reader_->stop();  // started again below with the new timeout
     } else {
       bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
     }
@@ -476,59 +477,15 @@ void Session::update_reading() {
 }
 
 void Session::start_reading(const timeval* timeout) {
-  if (!plain_read_event_) {
-    if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
-      bufferevent_enable(client_.get(), EV_READ);
-    }
-    return;
+  if (plain_reader_) return plain_reader_->start(timeout);
+  if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
+    bufferevent_enable(client_.get(), EV_READ);
   }
-  if (reading_) return;
-  // A persistent event's timeout restarts after each read: an idle timeout, like the
-  // bufferevent's.
-  event_add(plain_read_event_.get(), timeout && timeout->tv_sec > 0 ? timeout : nullptr);
-  reading_ = true;
 }
 
 void Session::stop_reading() {
-  if (plain_read_event_ && reading_) event_del(plain_read_event_.get());
-  reading_ = false;
+  if (plain_reader_) plain_reader_->stop();
   if (client_) bufferevent_disable(client_.get(), EV_READ);
-}
-
-// SECURITY: bounded like the bufferevent it replaces: at most kReadChunk per event, and no
-// reading past kInputHighWater until the parser has consumed input.
-void Session::on_plain_readable(short what) {
-  if (finished_ || !client_) return;
-  if (what & EV_TIMEOUT)
-    return event_cb(client_.get(), BEV_EVENT_TIMEOUT | BEV_EVENT_READING, this);
-  evbuffer* input = bufferevent_get_input(client_.get());
-  // A socket bufferevent keeps its input's end frozen; its own read callback unfreezes it
-  // around each read in the same way.
-  evbuffer_unfreeze(input, 0);
-  evbuffer_iovec space;
-  ssize_t got = -1;
-  int read_errno = ENOMEM;
-  if (evbuffer_reserve_space(input, kReadChunk, &space, 1) >= 1) {
-    do {
-      got = ::recv(bufferevent_getfd(client_.get()), space.iov_base, space.iov_len, 0);
-    } while (got < 0 && errno == EINTR);
-    read_errno = errno;
-    space.iov_len = got > 0 ? static_cast<size_t>(got) : 0;
-    evbuffer_commit_space(input, &space, got > 0 ? 1 : 0);
-  }
-  evbuffer_freeze(input, 0);
-  if (got > 0) {
-    if (evbuffer_get_length(input) >= kInputHighWater) stop_reading();
-    return on_read();
-  }
-  errno = read_errno;
-  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-  stop_reading();
-  event_cb(client_.get(), (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR) | BEV_EVENT_READING, this);
-}
-
-void Session::plain_read_cb(evutil_socket_t, short what, void* self) {
-  static_cast<Session*>(self)->on_plain_readable(what);
 }
 
 void Session::resume() {
@@ -1122,7 +1079,7 @@ void Session::finish() {
   proxy_deadline_.reset();
   drop_upstream();
   stop_reading();
-  plain_read_event_.reset();
+  plain_reader_.reset();
   if (client_) {
     // Over TLS the last replies may still sit, encrypted, in the socket's own buffer: the
     // worker keeps the connection until they are written (bounded), then frees it.
@@ -1387,7 +1344,7 @@ void Session::event_cb(bufferevent*, short what, void* self) {
     if (session->closing_) return session->finish();
     if ((what & BEV_EVENT_READING) && session->busy_) {
       // A timeout disables the bufferevent's reading (the session's own read event stays).
-      if (!session->plain_read_event_) bufferevent_enable(session->client_.get(), EV_READ);
+      if (!session->plain_reader_) bufferevent_enable(session->client_.get(), EV_READ);
       return;
     }
     if (what & BEV_EVENT_READING) {

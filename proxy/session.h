@@ -31,6 +31,7 @@
 
 namespace portcullis {
 
+class PlainSocketReader;
 class Worker;
 struct AcceptedConnection;
 
@@ -86,8 +87,6 @@ class Session final : public FilterServices {
   void update_reading();
   void start_reading(const timeval* timeout);
   void stop_reading();
-  void on_plain_readable(short what);
-  static void plain_read_cb(evutil_socket_t fd, short what, void* self);
 
   // commands
   void on_helo(const Command& command, bool extended);
@@ -152,8 +151,8 @@ class Session final : public FilterServices {
   BufferEventPtr client_;
   std::shared_ptr<const TlsServerContexts> tls_contexts_;
   EventPtr proxy_deadline_;
-  EventPtr plain_read_event_;  // reads of a plain connection (TLS: the bufferevent reads)
-  bool reading_ = false;
+  // Reads a plain connection until TLS starts (then the bufferevent reads).
+  std::unique_ptr<PlainSocketReader> plain_reader_;
   timeval read_timeout_{};  // kept while the session uses TLS
   SmtpParser parser_;
   std::shared_ptr<const UpstreamCapabilities> upstream_offer_;

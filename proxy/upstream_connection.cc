@@ -1,6 +1,7 @@
 #include "upstream_connection.h"
 
 #include "direct_write.h"
+#include "plain_socket_reader.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -18,6 +19,8 @@ namespace {
 constexpr size_t kMessageChunk = 64 * 1024;
 constexpr size_t kOutputHighWater = 256 * 1024;
 constexpr size_t kOutputLowWater = 64 * 1024;
+// SECURITY: what the upstream may send ahead of what we consume.
+constexpr size_t kInputHighWater = 256 * 1024;
 
 // Sorted, merged ranges clipped to the message, without empty ones: the pump then only has
 // to look at the next range.
@@ -85,6 +88,7 @@ void UpstreamConnection::open(UpstreamGreeting greeting, Callback done) {
 }
 
 void UpstreamConnection::try_next_address() {
+  plain_reader_.reset();
   bev_.reset();
   while (next_address_ < addresses_.size()) {
     const NetAddress& address = addresses_[next_address_++];
@@ -107,7 +111,12 @@ void UpstreamConnection::try_next_address() {
 
 void UpstreamConnection::on_connected() {
   set_no_delay(bufferevent_getfd(bev_.get()));
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
+  // Replies are read by our own event until TLS starts (see plain_socket_reader.h).
+  plain_reader_ = std::make_unique<PlainSocketReader>(
+      base_, bev_.get(), kInputHighWater, [this] { on_read(); },
+      [this](short what) { on_event(what); });
+  plain_reader_->start(nullptr);
+  bufferevent_enable(bev_.get(), EV_WRITE);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
   if (greeting_.pass_client == PassClient::proxy_v2 || greeting_.proxy_v2_local) {
     std::string header = greeting_.proxy_v2_local ? build_proxy_v2_local_header()
@@ -235,6 +244,7 @@ void UpstreamConnection::start_upstream_tls() {
     if (greeting_.tls == UpstreamTls::required)
       SSL_set1_host(ssl.get(), greeting_.verify_name.c_str());
   }
+  plain_reader_.reset();  // the TLS filter reads from here on
   bufferevent* plain = bev_.release();
   bufferevent* wrapped =
       ssl ? bufferevent_openssl_filter_new(base_, plain, ssl.release(), BUFFEREVENT_SSL_CONNECTING,
@@ -359,6 +369,7 @@ void UpstreamConnection::quit() {
     return;
   }
   // The QUIT is flushed by a bufferevent that frees itself, so this object can go at once.
+  plain_reader_.reset();
   bufferevent* lingering = bev_.release();
   bufferevent_setcb(lingering, nullptr, &UpstreamConnection::linger_write_cb,
                     &UpstreamConnection::linger_event_cb, nullptr);
@@ -428,6 +439,11 @@ void UpstreamConnection::on_read() {
     // be trusted to stay in step.
     failed_ = true;
   }
+  // Reading stopped at the high-water mark resumes once replies have been consumed.
+  if (plain_reader_ && !plain_reader_->reading() && bev_ &&
+      evbuffer_get_length(bufferevent_get_input(bev_.get())) < kInputHighWater) {
+    plain_reader_->start(nullptr);
+  }
 }
 
 void UpstreamConnection::on_write() {
@@ -489,6 +505,7 @@ void UpstreamConnection::fail(UpstreamError error, std::string detail) {
 
 void UpstreamConnection::close_connection() {
   if (timer_) event_del(timer_.get());
+  plain_reader_.reset();
   bev_.reset();
   ready_ = false;
   failed_ = true;

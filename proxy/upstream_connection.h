@@ -24,6 +24,8 @@
 
 namespace portcullis {
 
+class PlainSocketReader;
+
 enum class UpstreamError {
   none,
   connect_failed,   // no address accepted the connection
@@ -126,6 +128,7 @@ class UpstreamConnection {
   NetAddress connected_to_;
 
   BufferEventPtr bev_;
+  std::unique_ptr<PlainSocketReader> plain_reader_;  // destroyed before bev_
   EventPtr timer_;
   SmtpReplyParser reply_parser_;
   Callback pending_;
