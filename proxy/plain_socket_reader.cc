@@ -25,8 +25,10 @@ void PlainSocketReader::start(const timeval* timeout) {
 }
 
 void PlainSocketReader::restart(const timeval* timeout) {
-  stop();
-  start(timeout);
+  if (!event_) return;
+  // event_add on a pending event only reschedules its timeout: no epoll_ctl.
+  event_add(event_.get(), timeout && timeout->tv_sec > 0 ? timeout : nullptr);
+  reading_ = true;
 }
 
 void PlainSocketReader::stop() {

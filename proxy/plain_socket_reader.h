@@ -31,7 +31,7 @@ class PlainSocketReader {
   // Starts reading (no-op when reading) with an idle timeout (null: none); the timeout restarts
   // after every read.
   void start(const timeval* timeout);
-  // Reads with a new idle timeout.
+  // Reads with a new idle timeout (without re-registering the descriptor when reading).
   void restart(const timeval* timeout);
   void stop();
   bool reading() const { return reading_; }

@@ -468,7 +468,7 @@ void Session::update_reading() {
     if (plain_reader_) {
       bufferevent_set_timeouts(client_.get(), nullptr, &write_timeout);
       read_timeout_ = read_timeout;
-      plain_reader_->stop();  // started again below with the new timeout
+      plain_reader_->restart(&read_timeout_);
     } else {
       bufferevent_set_timeouts(client_.get(), &read_timeout, &write_timeout);
     }
