@@ -94,7 +94,40 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
-std::string json_value(const FactValue& value) {
+template <typename T, typename F>
+std::string json_array(const std::vector<T>& items, F&& render) {
+  std::string out = "[";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ",";
+    out += render(item);
+  }
+  return out + "]";
+}
+
+std::string json_evidence(const std::vector<EvidenceItem>& evidence) {
+  return json_array(evidence, [](const EvidenceItem& item) {
+    if (!item.value) return fmt::format("{{\"fact\":{},\"absent\":true}}", json_string(item.fact));
+    return fmt::format("{{\"fact\":{},\"type\":{},\"value\":{}}}", json_string(item.fact),
+                       json_string(fact_type_name(fact_type_of(*item.value))),
+                       fact_value_json(*item.value));
+  });
+}
+
+std::string json_reply(const std::optional<Reply>& reply) {
+  if (!reply) return "null";
+  return fmt::format("{{\"code\":{},\"enhanced\":{},\"text\":{}}}", reply->code,
+                     json_string(reply->enhanced), json_string(reply->text));
+}
+
+std::string json_tag(const Tag& tag) {
+  return fmt::format("{{\"header\":{},\"value\":{},\"rule\":{},\"phase\":{}}}",
+                     json_string(tag.header), json_string(tag.value), json_string(tag.rule),
+                     json_string(phase_name(tag.phase)));
+}
+
+}  // namespace
+
+std::string fact_value_json(const FactValue& value) {
   switch (fact_type_of(value)) {
     case FactType::boolean:
       return std::get<bool>(value) ? "true" : "false";
@@ -115,39 +148,6 @@ std::string json_value(const FactValue& value) {
   }
   return "null";
 }
-
-template <typename T, typename F>
-std::string json_array(const std::vector<T>& items, F&& render) {
-  std::string out = "[";
-  for (const auto& item : items) {
-    if (out.size() > 1) out += ",";
-    out += render(item);
-  }
-  return out + "]";
-}
-
-std::string json_evidence(const std::vector<EvidenceItem>& evidence) {
-  return json_array(evidence, [](const EvidenceItem& item) {
-    if (!item.value) return fmt::format("{{\"fact\":{},\"absent\":true}}", json_string(item.fact));
-    return fmt::format("{{\"fact\":{},\"type\":{},\"value\":{}}}", json_string(item.fact),
-                       json_string(fact_type_name(fact_type_of(*item.value))),
-                       json_value(*item.value));
-  });
-}
-
-std::string json_reply(const std::optional<Reply>& reply) {
-  if (!reply) return "null";
-  return fmt::format("{{\"code\":{},\"enhanced\":{},\"text\":{}}}", reply->code,
-                     json_string(reply->enhanced), json_string(reply->text));
-}
-
-std::string json_tag(const Tag& tag) {
-  return fmt::format("{{\"header\":{},\"value\":{},\"rule\":{},\"phase\":{}}}",
-                     json_string(tag.header), json_string(tag.value), json_string(tag.rule),
-                     json_string(phase_name(tag.phase)));
-}
-
-}  // namespace
 
 std::string_view answer_time_name(AnswerTime answer) {
   switch (answer) {

@@ -87,6 +87,10 @@ struct Verdict {
   bool refused() const { return is_refusal(action); }
 };
 
+// A fact value as a JSON value: true, 42, "text", "192.0.2.1", ["a","b"] (strings escaped so
+// the result is valid JSON whatever bytes a client sent).
+std::string fact_value_json(const FactValue& value);
+
 // Text for a person (docs/policy-language.md "Reading a trace" and tests/golden/policy/README.md
 // describe it). Ends with a newline.
 std::string render_text(const Verdict& verdict);

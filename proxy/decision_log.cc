@@ -47,25 +47,7 @@ std::string tag_text(const policy::Tag& tag) {
 }  // namespace
 
 std::string fact_json(const FactValue& value) {
-  switch (fact_type_of(value)) {
-    case FactType::boolean:
-      return std::get<bool>(value) ? "true" : "false";
-    case FactType::integer:
-      return std::to_string(std::get<std::int64_t>(value));
-    case FactType::string:
-      return json_string(std::get<std::string>(value));
-    case FactType::ip:
-      return json_string(std::get<IpAddress>(value).to_string());
-    case FactType::list: {
-      std::string out = "[";
-      for (const auto& item : std::get<FactList>(value)) {
-        if (out.size() > 1) out += ",";
-        out += json_string(item);
-      }
-      return out + "]";
-    }
-  }
-  return "null";
+  return policy::fact_value_json(value);
 }
 
 SmtpReply smtp_reply_for(const policy::Reply& reply) {
