@@ -16,6 +16,7 @@
 #include "net_address.h"
 #include "policy_session.h"
 #include "rejection_log.h"
+#include "session_facts.h"
 
 namespace portcullis {
 
@@ -99,11 +100,6 @@ std::optional<FactValue> parse_evidence_value(const FactSpec& spec, const std::s
   return std::nullopt;
 }
 
-std::string domain_of(const std::string& path) {
-  const size_t at = path.rfind('@');
-  return at == std::string::npos ? std::string() : path.substr(at + 1);
-}
-
 struct ExplainSession {
   event_base* base;
   FilterRunner* runner;
@@ -150,13 +146,6 @@ struct ExplainSession {
       verdict.trace.notes.push_back(std::move(note));
     verdicts.push_back(std::move(verdict));
     return verdicts.back();
-  }
-
-  void clear_from(Phase from) {
-    facts->erase_if([&](std::string_view name) {
-      const FactSpec* spec = catalog->find(name);
-      return spec && spec->known_from >= from;
-    });
   }
 };
 
@@ -265,8 +254,7 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   view.hostname = config.server.hostname;
   if (!config.listeners.empty()) view.local_ip = IpAddress::parse(config.listeners[0].address.ip());
   view.facts = &facts;
-  facts.set("client.ip", *client_ip);
-  facts.set("client.port", static_cast<std::int64_t>(client->port()));
+  record_connect_facts(facts, client_ip, client->port());
 
   ExplainSession session{base.get(), runner.get(), &policy,
                          &catalog,   &facts,       overrides.empty() ? nullptr : &overrides,
@@ -276,31 +264,22 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   [&] {
     if (refused_now(session.screen(Phase::connect))) return;
     if (options.helo.empty()) return;
-    facts.set("helo", options.helo);
-    facts.set("tls", options.tls);
-    if (options.tls) facts.set("tls.version", std::string("TLSv1.3"));
+    record_helo_facts(facts, &catalog, options.helo, options.tls, "TLSv1.3");
     if (refused_now(session.screen(Phase::helo))) return;
     if (!options.from_given) return;
     const std::string sender = options.from == "<>" ? std::string() : options.from;
-    facts.set("sender", sender);
-    facts.set("sender.domain", domain_of(sender));
-    if (!message.empty()) facts.set("size", static_cast<std::int64_t>(message.size()));
+    // As a client that declares SIZE= would.
+    record_mail_facts(facts, &catalog, sender,
+                      message.empty() ? std::nullopt : std::optional<std::int64_t>(message.size()));
     if (refused_now(session.screen(Phase::mail))) return;
     std::int64_t accepted = 0;
     for (const auto& rcpt : options.rcpts) {
-      session.clear_from(Phase::rcpt);
-      facts.set("rcpt", rcpt);
-      facts.set("rcpt.domain", domain_of(rcpt));
-      facts.set("rcpt.count", accepted);
+      record_rcpt_facts(facts, &catalog, rcpt, accepted);
       if (!refused_now(session.screen(Phase::rcpt))) ++accepted;
     }
     if (accepted == 0 || options.message_file.empty()) return;
     data_phase = true;
-    session.clear_from(Phase::data);
-    facts.erase("rcpt");
-    facts.erase("rcpt.domain");
-    facts.set("size", static_cast<std::int64_t>(message.size()));
-    facts.set("rcpt.count", accepted);
+    record_data_facts(facts, &catalog, static_cast<std::int64_t>(message.size()), accepted);
     delivered = !refused_now(session.screen(Phase::data));
   }();
   if (runner) runner->session_end(view);

@@ -24,6 +24,7 @@
 #include "net_prefix.h"
 #include "plain_socket_reader.h"
 #include "proxy_header.h"
+#include "session_facts.h"
 #include "worker.h"
 
 namespace portcullis {
@@ -107,11 +108,6 @@ Phase phase_of(Verb verb) {
     default:
       return Phase::data;
   }
-}
-
-std::string domain_of(std::string_view path) {
-  const size_t at = path.rfind('@');
-  return at == std::string_view::npos ? std::string() : std::string(path.substr(at + 1));
 }
 
 // Header values come from policy placeholders, i.e. maybe from the client: a CR or LF would
@@ -282,8 +278,7 @@ void Session::begin_smtp() {
   view_.local_ip = IpAddress::parse(local_.ip());
   view_.hostname = config.server.hostname;
   view_.facts = &facts_;
-  if (view_.client_ip) facts_.set("client.ip", *view_.client_ip);
-  facts_.set("client.port", static_cast<std::int64_t>(peer_.port()));
+  record_connect_facts(facts_, view_.client_ip, peer_.port());
   if (!config.filters.chain.empty()) {
     filters_ = std::make_unique<FilterRunner>(worker_.base(), id_, config.filters.chain,
                                               worker_.filter_router(), *this,
@@ -399,7 +394,7 @@ void Session::on_starttls(const Command& command) {
   esmtp_ = false;
   if (policy_) {
     policy_->starttls();
-    clear_phase_facts(Phase::helo);
+    clear_facts_from(facts_, catalog(), Phase::helo);
   }
   if (!start_tls()) {
     return close_session(EndReason::tls_failed);
@@ -602,8 +597,9 @@ void Session::on_helo(const Command& command, bool extended) {
     // A new HELO/EHLO is judged afresh: helo facts and decisions are made again.
     helo_.clear();
     policy_->starttls();
-    clear_phase_facts(Phase::helo);
-    set_helo_facts(command.argument);
+    SSL* ssl = tls_active_ ? bufferevent_openssl_get_ssl(client_.get()) : nullptr;
+    record_helo_facts(facts_, catalog(), command.argument, tls_active_,
+                      ssl ? SSL_get_version(ssl) : "");
     screen(Phase::helo, [this, command, greet](const policy::Verdict& verdict) {
       if (answer_refusal(verdict, &command)) return;
       greet();
@@ -611,22 +607,8 @@ void Session::on_helo(const Command& command, bool extended) {
   });
 }
 
-void Session::set_helo_facts(const std::string& helo) {
-  facts_.set("helo", helo);
-  facts_.set("tls", tls_active_);
-  if (tls_active_) {
-    SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
-    if (ssl) facts_.set("tls.version", std::string(SSL_get_version(ssl)));
-  }
-}
-
-// Forgets the facts that become known at `from` or later (a new transaction, a new HELO).
-void Session::clear_phase_facts(Phase from) {
-  const FactCatalog* catalog = config_->filters.catalog.get();
-  facts_.erase_if([&](std::string_view name) {
-    const FactSpec* spec = catalog ? catalog->find(name) : nullptr;
-    return spec && spec->known_from >= from;
-  });
+const FactCatalog* Session::catalog() const {
+  return config_->filters.catalog.get();
 }
 
 void Session::on_mail(const Command& command) {
@@ -642,6 +624,7 @@ void Session::on_mail(const Command& command) {
     count(command.verb, false);
     return reply(530, "5.7.0 Must issue a STARTTLS command first", &command);
   }
+  std::optional<std::int64_t> declared_size;
   for (const EsmtpParam& param : command.params) {
     if (!iequals(param.keyword, "SIZE")) continue;
     uint64_t declared = 0;
@@ -656,22 +639,13 @@ void Session::on_mail(const Command& command) {
       count(command.verb, false);
       return reply(552, "5.3.4 Message size exceeds fixed limit", &command);
     }
+    declared_size = static_cast<std::int64_t>(declared);
   }
   std::string line = "MAIL FROM:<" + command.path + ">";
   if (!command.params_text.empty()) line += " " + command.params_text;
   if (!policy_) return relay_command(command, std::move(line), &Session::mail_accepted);
   policy_->reset_transaction();
-  clear_phase_facts(Phase::mail);
-  facts_.set("sender", command.path);
-  facts_.set("sender.domain", domain_of(command.path));
-  for (const EsmtpParam& param : command.params) {
-    uint64_t declared = 0;
-    if (iequals(param.keyword, "SIZE") &&
-        std::from_chars(param.value.data(), param.value.data() + param.value.size(), declared).ec ==
-            std::errc()) {
-      facts_.set("size", static_cast<std::int64_t>(declared));
-    }
-  }
+  record_mail_facts(facts_, catalog(), command.path, declared_size);
   screen(Phase::mail,
          [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
            if (answer_refusal(verdict, &command)) return;
@@ -697,10 +671,7 @@ void Session::on_rcpt(const Command& command) {
   std::string line = "RCPT TO:<" + command.path + ">";
   if (!command.params_text.empty()) line += " " + command.params_text;
   if (!policy_) return relay_command(command, std::move(line), &Session::rcpt_accepted);
-  clear_phase_facts(Phase::rcpt);
-  facts_.set("rcpt", command.path);
-  facts_.set("rcpt.domain", domain_of(command.path));
-  facts_.set("rcpt.count", static_cast<std::int64_t>(recipients_.size()));
+  record_rcpt_facts(facts_, catalog(), command.path, static_cast<std::int64_t>(recipients_.size()));
   screen(Phase::rcpt,
          [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
            if (answer_refusal(verdict, &command)) return;
@@ -747,11 +718,8 @@ void Session::handle_data_end(const DataEnd& end) {
     return refuse(451, "4.3.0 Error: could not store the message, try again later");
   }
   if (!policy_) return deliver_message(end.size);
-  clear_phase_facts(Phase::data);
-  facts_.erase("rcpt");
-  facts_.erase("rcpt.domain");
-  facts_.set("size", static_cast<std::int64_t>(end.size));
-  facts_.set("rcpt.count", static_cast<std::int64_t>(recipients_.size()));
+  record_data_facts(facts_, catalog(), static_cast<std::int64_t>(end.size),
+                    static_cast<std::int64_t>(recipients_.size()));
   const uint64_t size = end.size;
   screen(Phase::data, [this, size, data_command](const policy::Verdict& verdict) {
     if (verdict.refused() && verdict.answer != policy::AnswerTime::at_rcpt) {

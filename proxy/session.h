@@ -116,8 +116,7 @@ class Session final : public FilterServices {
   // Answers a refusal that is due now; false when the verdict lets the command through.
   bool answer_refusal(const policy::Verdict& verdict, const Command* command);
   void send_banner();
-  void set_helo_facts(const std::string& helo);
-  void clear_phase_facts(Phase from);
+  const FactCatalog* catalog() const;
   DecisionScene scene() const;
   std::string message_headers() const;
   std::vector<AuthenticationMethodResult> authentication_results() const;
