@@ -26,7 +26,7 @@ std::vector<std::pair<std::string, std::string>> evidence_json(
     const std::vector<policy::EvidenceItem>& evidence) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& item : evidence) {
-    out.emplace_back(item.fact, item.value ? fact_json(*item.value) : "null");
+    out.emplace_back(item.fact, item.value ? policy::fact_value_json(*item.value) : "null");
   }
   return out;
 }
@@ -45,10 +45,6 @@ std::string tag_text(const policy::Tag& tag) {
 }
 
 }  // namespace
-
-std::string fact_json(const FactValue& value) {
-  return policy::fact_value_json(value);
-}
 
 SmtpReply smtp_reply_for(const policy::Reply& reply) {
   std::string text = reply.enhanced.empty() ? reply.text : reply.enhanced + " " + reply.text;

@@ -36,9 +36,6 @@ struct DecisionScene {
   std::vector<std::string> rcpts;
 };
 
-// A fact value as a JSON value: true, 3, "text", ["a","b"].
-std::string fact_json(const FactValue& value);
-
 // The SMTP reply for a policy reply; control bytes from placeholders become '?'.
 SmtpReply smtp_reply_for(const policy::Reply& reply);
 

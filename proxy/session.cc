@@ -85,6 +85,18 @@ Counter& command_counter(Verb verb, bool ok) {
   return *table[static_cast<size_t>(verb)][ok ? 1 : 0];
 }
 
+enum class MessageOutcome { delivered, refused, failed };
+
+// portcullis_messages_total, once per message: looked up once per process.
+Counter& message_counter(MessageOutcome outcome) {
+  static const std::array<Counter*, 3> table = {
+      &metrics().messages_total.with({"delivered"}),
+      &metrics().messages_total.with({"refused"}),
+      &metrics().messages_total.with({"failed"}),
+  };
+  return *table[static_cast<size_t>(outcome)];
+}
+
 Counter& upstream_reply_counter(int code) {
   static const auto table = [] {
     std::array<Counter*, 6> counters{};
@@ -723,7 +735,7 @@ void Session::handle_data_end(const DataEnd& end) {
   const uint64_t size = end.size;
   screen(Phase::data, [this, size, data_command](const policy::Verdict& verdict) {
     if (verdict.refused() && verdict.answer != policy::AnswerTime::at_rcpt) {
-      metrics().messages_total.with({"refused"}).increment();
+      message_counter(MessageOutcome::refused).increment();
       const SmtpReply refusal = smtp_reply_for(*verdict.reply);
       const bool close = verdict.answer == policy::AnswerTime::now_and_close;
       return reset_transaction([this, refusal, data_command, close] {
@@ -764,19 +776,19 @@ void Session::deliver_message(uint64_t size) {
         final_command.verb = Verb::data;
         final_command.line = "(end of data)";
         if (!result.ok()) {
-          metrics().messages_total.with({"failed"}).increment();
+          message_counter(MessageOutcome::failed).increment();
           upstream_failed(final_command, result);
           return resume();
         }
         upstream_reply_counter(result.reply.code).increment();
         if (!result.reply.positive()) {
-          metrics().messages_total.with({"refused"}).increment();
+          message_counter(MessageOutcome::refused).increment();
           record_upstream_refusal(Phase::data, result.reply, scene(),
                                   worker_.context().rejection_log);
         }
         if (result.reply.positive()) {
           ++messages_delivered_;
-          metrics().messages_total.with({"delivered"}).increment();
+          message_counter(MessageOutcome::delivered).increment();
           metrics().message_bytes_total.increment(size);
           if (config_->log.all_transactions) {
             record_delivery(result.reply, queue_id_from(result.reply), scene(),
