@@ -382,6 +382,8 @@ Schema<UpstreamConfig> upstream_schema() {
       integer_field("max_connections", &UpstreamConfig::max_connections, 1, 10000),
       integer_field("reply_timeout", &UpstreamConfig::reply_timeout, 1, 599,
                     "below the client's 600 s end-of-data timeout"),
+      integer_field("idle_timeout", &UpstreamConfig::idle_timeout, 0, 60,
+                    "below Postfix's smtpd_timeout"),
   };
 }
 

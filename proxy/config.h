@@ -64,6 +64,9 @@ struct UpstreamConfig {
   std::string verify_name;
   unsigned max_connections = 100;
   unsigned reply_timeout = 300;
+  // Seconds a connection left clean by a finished session is kept for the next session of the
+  // same worker (re-greeted with XCLIENT); 0 = closed when its session ends.
+  unsigned idle_timeout = 5;
 };
 
 struct LimitsConfig {

@@ -284,6 +284,9 @@ std::string Metrics::render() const {
   append_counter_family(out, session_ends_total);
   append_scalar(out, "portcullis_upstream_connections_active", "Open connections to the upstream",
                 "gauge", upstream_connections_active.value());
+  append_scalar(out, "portcullis_upstream_connections_reused_total",
+                "Sessions served by an upstream connection kept from an earlier session", "counter",
+                upstream_connections_reused_total.value());
   append_scalar(out, "portcullis_upstream_up", "1 when the last upstream probe succeeded, else 0",
                 "gauge", upstream_up.value());
   append_scalar(out, "portcullis_config_last_reload_success_timestamp_seconds",

@@ -121,6 +121,8 @@ struct Metrics {
   Family<Counter> session_ends_total{
       "portcullis_session_ends_total", "Sessions by end reason", {"reason"}};
   Gauge upstream_connections_active;  // portcullis_upstream_connections_active
+  // portcullis_upstream_connections_reused_total: sessions served by a kept connection
+  Counter upstream_connections_reused_total;
   Gauge upstream_up;  // portcullis_upstream_up: 1 when the last upstream probe succeeded
   // portcullis_config_last_reload_success_timestamp_seconds (Unix time)
   Gauge config_last_reload_success_timestamp_seconds;

@@ -857,6 +857,36 @@ void Session::with_upstream(const Command& command, Then then) {
     return;
   }
   drop_upstream();
+  if (auto kept = worker_.take_upstream(config_)) {
+    upstream_ = std::move(kept);
+    holds_upstream_slot_ = true;
+    metrics().upstream_connections_reused_total.increment();
+    UpstreamGreeting greeting = upstream_greeting();
+    if (!upstream_->needs_regreet(greeting)) {
+      then();
+      return;
+    }
+    busy_ = true;
+    update_reading();
+    upstream_->regreet(std::move(greeting), [this, command, then](UpstreamResult result) {
+      if (result.ok() && result.reply.code == 250) return then();
+      // The kept connection went stale (e.g. the upstream's idle timeout won the race): nothing
+      // of this session happened on it yet, so a new connection takes over.
+      log_info("upstream_reuse_failed", {{"session", std::to_string(id_)},
+                                         {"error", to_string(result.error)},
+                                         {"reply", result.reply.wire, true}});
+      drop_upstream();
+      busy_ = false;
+      open_upstream(command, then);
+      if (!busy_) resume();  // refused at once (no slot): the 451 is written
+    });
+    return;
+  }
+  open_upstream(command, then);
+}
+
+template <typename Then>
+void Session::open_upstream(const Command& command, Then then) {
   const Config& config = *config_;
   if (!worker_.context().upstream_status->try_acquire_connection(config.upstream.max_connections)) {
     count(command.verb, false);
@@ -869,6 +899,19 @@ void Session::with_upstream(const Command& command, Then then) {
   metrics().upstream_connections_active.add(1);
   upstream_ = std::make_unique<UpstreamConnection>(worker_.base(), config.upstream.addresses,
                                                    config.upstream.reply_timeout);
+  busy_ = true;
+  update_reading();
+  upstream_->open(upstream_greeting(), [this, command, then](UpstreamResult result) {
+    if (!result.ok()) {
+      upstream_failed(command, result);
+      return resume();
+    }
+    then();
+  });
+}
+
+UpstreamGreeting Session::upstream_greeting() const {
+  const Config& config = *config_;
   UpstreamGreeting greeting;
   greeting.pass_client = config.upstream.pass_client;
   greeting.our_hostname = config.server.hostname;
@@ -887,15 +930,7 @@ void Session::with_upstream(const Command& command, Then then) {
   greeting.tls = config.upstream.tls;
   greeting.tls_context = worker_.context().upstream_tls->current();
   greeting.verify_name = config.upstream.verify_name;
-  busy_ = true;
-  update_reading();
-  upstream_->open(std::move(greeting), [this, command, then](UpstreamResult result) {
-    if (!result.ok()) {
-      upstream_failed(command, result);
-      return resume();
-    }
-    then();
-  });
+  return greeting;
 }
 
 // Sends `line` upstream (opening the connection when needed) and passes the reply back
@@ -983,6 +1018,12 @@ void Session::upstream_failed(const Command& command, const UpstreamResult& resu
 }
 
 void Session::drop_upstream() {
+  if (upstream_ && holds_upstream_slot_ && upstream_->reusable()) {
+    // The pool keeps it, or closes it and releases the slot.
+    holds_upstream_slot_ = false;
+    worker_.keep_upstream(std::move(upstream_), config_);
+    return;
+  }
   if (upstream_) {
     upstream_->quit();
     upstream_.reset();

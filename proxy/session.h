@@ -105,7 +105,11 @@ class Session final : public FilterServices {
   void mail_accepted(const Command& command);
   void rcpt_accepted(const Command& command);
   void upstream_failed(const Command& command, const UpstreamResult& result);
+  // Gives a reusable upstream connection to the worker's pool; closes any other.
   void drop_upstream();
+  template <typename Then>
+  void open_upstream(const Command& command, Then then);
+  UpstreamGreeting upstream_greeting() const;
   void end_transaction();
   void reset_transaction(std::function<void()> then);
   void resume();

@@ -194,6 +194,7 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
         return finish(UpstreamResult{UpstreamError::refused, reply, "HELO/EHLO refused"});
       }
       capabilities_ = greeting_.client_esmtp ? parse_ehlo_reply(reply) : UpstreamCapabilities{};
+      greeted_as_ = final_greeting();
       stage_ = GreetStage::done;
       return finish(std::move(result));
     case GreetStage::done:
@@ -221,10 +222,41 @@ void UpstreamConnection::after_tls_decision(const SmtpReply& ehlo_reply) {
     }
     return;
   }
-  xclient_lines_ = build_xclient_commands(greeting_.identity, offered.xclient_attrs);
+  xclient_offered_ = offered.xclient_attrs;
+  send_xclient(xclient_offered_);
+}
+
+void UpstreamConnection::send_xclient(const std::set<std::string>& offered_attrs) {
+  xclient_lines_ = build_xclient_commands(greeting_.identity, offered_attrs);
   xclient_sent_ = 0;
   stage_ = GreetStage::xclient;
-  next(xclient_lines_[xclient_sent_++]);
+  send_line(xclient_lines_[xclient_sent_++]);
+  expect_reply([this](UpstreamResult r) { greet_step(std::move(r)); });
+}
+
+bool UpstreamConnection::reusable() const {
+  return idle_and_usable() && clean_ && !transaction_open_ && stage_ == GreetStage::done &&
+         greeting_.pass_client != PassClient::proxy_v2 && !greeting_.proxy_v2_local;
+}
+
+bool UpstreamConnection::needs_regreet(const UpstreamGreeting& greeting) const {
+  if (greeting.pass_client == PassClient::xclient) return true;
+  return (greeting.client_esmtp ? "EHLO " : "HELO ") + greeting.client_helo != greeted_as_;
+}
+
+void UpstreamConnection::regreet(UpstreamGreeting greeting, Callback done) {
+  // What belongs to the connection (TLS, how it was opened) stays; the client's part changes.
+  greeting_.client_helo = std::move(greeting.client_helo);
+  greeting_.client_esmtp = greeting.client_esmtp;
+  greeting_.identity = std::move(greeting.identity);
+  greeting_.client_address = greeting.client_address;
+  greeting_.local_address = greeting.local_address;
+  open_done_ = std::move(done);
+  ready_ = false;
+  if (greeting_.pass_client == PassClient::xclient) return send_xclient(xclient_offered_);
+  stage_ = GreetStage::ehlo_client;
+  send_line(final_greeting());
+  expect_reply([this](UpstreamResult r) { greet_step(std::move(r)); });
 }
 
 void UpstreamConnection::start_upstream_tls() {
@@ -281,7 +313,20 @@ void UpstreamConnection::command(const std::string& line, Callback done) {
     return;
   }
   send_line(line);
-  expect_reply(std::move(done));
+  // What the reply means for reuse: MAIL opens a transaction, RSET and HELO/EHLO close it.
+  const std::string verb = line.substr(0, 4);
+  expect_reply([this, verb, done = std::move(done)](UpstreamResult result) {
+    if (result.ok()) {
+      if (!result.reply.positive()) {
+        clean_ = false;
+      } else if (verb == "MAIL") {
+        transaction_open_ = true;
+      } else if (verb == "RSET" || verb == "EHLO" || verb == "HELO") {
+        transaction_open_ = false;
+      }
+    }
+    done(std::move(result));
+  });
 }
 
 void UpstreamConnection::send_message(MessageStore* message, std::string prefix, Callback done) {
@@ -300,6 +345,7 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
   send_line("DATA");
   expect_reply([this, done = std::move(done)](UpstreamResult result) mutable {
     if (!result.ok() || result.reply.code != 354) {
+      if (result.ok()) clean_ = false;
       done(std::move(result));
       return;
     }
@@ -308,7 +354,14 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
     message_position_ = 0;
     next_skip_ = 0;
     streaming_ = true;
-    pending_ = std::move(done);  // the final reply completes it
+    // The final reply completes it and ends the transaction, whatever it says.
+    pending_ = [this, done = std::move(done)](UpstreamResult final_result) {
+      if (final_result.ok()) {
+        transaction_open_ = false;
+        if (!final_result.reply.positive()) clean_ = false;
+      }
+      done(std::move(final_result));
+    };
     stuffed_.clear();
     // The prefix goes out with the first chunk: two small writes in a row would wait for the
     // upstream's delayed ACK (Nagle).

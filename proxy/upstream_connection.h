@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,18 @@ class UpstreamConnection {
   // Sends QUIT without waiting and closes once it is written.
   void quit();
 
+  // Connection reuse (see upstream_pool.h). A connection may serve another session when it is
+  // idle, every reply it gave was positive (Postfix counts errors per connection, and a later
+  // client must not inherit them), no transaction is open at the upstream, and the client's
+  // identity did not travel in a PROXY header (that is sent once per connection).
+  bool reusable() const;
+  // Whether `greeting` needs commands on this (reusable) connection: always with XCLIENT; with
+  // pass_client = none only when the HELO/EHLO the upstream last saw differs.
+  bool needs_regreet(const UpstreamGreeting& greeting) const;
+  // Greets a reused connection for a new session: XCLIENT… (the attributes this upstream
+  // offered when the connection opened), then the client's HELO/EHLO. `done` as for open().
+  void regreet(UpstreamGreeting greeting, Callback done);
+
   // Connected, greeted, nothing failed and no reply awaited.
   bool idle_and_usable() const { return ready_ && !failed_ && !pending_; }
   bool tls_active() const { return tls_active_; }
@@ -113,6 +126,7 @@ class UpstreamConnection {
   void arm_timer();
   void pump_message();
   void close_connection();
+  void send_xclient(const std::set<std::string>& offered_attrs);
 
   static void read_cb(bufferevent* bev, void* self);
   static void write_cb(bufferevent* bev, void* self);
@@ -143,6 +157,10 @@ class UpstreamConnection {
   size_t xclient_sent_ = 0;
   Callback open_done_;
   UpstreamCapabilities capabilities_;
+  std::set<std::string> xclient_offered_;  // from our own EHLO, for XCLIENT on reuse
+  std::string greeted_as_;                 // the last HELO/EHLO line the upstream accepted
+  bool clean_ = true;                      // no reply but 2xx/3xx since the connection opened
+  bool transaction_open_ = false;          // MAIL accepted, no final reply or RSET since
   bool tls_active_ = false;
 
   // message streaming

@@ -3,11 +3,13 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 
 #include "filter_observer.h"
 #include "log_sink.h"
+#include "metrics.h"
 #include "session.h"
 
 namespace portcullis {
@@ -45,6 +47,24 @@ Worker::Worker(const ServerContext& context)
   stop_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stop>, this));
   drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
   linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
+  upstream_pool_ = std::make_unique<UpstreamPool>(base_.get(), [this] {
+    metrics().upstream_connections_active.add(-1);
+    context_.upstream_status->release_connection();
+  });
+}
+
+std::unique_ptr<UpstreamConnection> Worker::take_upstream(
+    const std::shared_ptr<const Config>& config) {
+  return upstream_pool_->take(config);
+}
+
+void Worker::keep_upstream(std::unique_ptr<UpstreamConnection> connection,
+                           std::shared_ptr<const Config> config) {
+  // Half the slots at most wait in pools, shared out over the workers, so that kept connections
+  // in one worker cannot starve another of slots for long.
+  const unsigned workers = std::max(1u, config->server.workers);
+  const unsigned capacity = stopping_ ? 0 : config->upstream.max_connections / (2 * workers);
+  upstream_pool_->give_back(std::move(connection), std::move(config), capacity);
 }
 
 std::weak_ptr<CompletionTarget> Worker::filter_router() const {
@@ -53,6 +73,7 @@ std::weak_ptr<CompletionTarget> Worker::filter_router() const {
 
 Worker::~Worker() {
   join();
+  stopping_ = true;  // sessions destroyed below close their upstream connections
   filter_router_.reset();
   finished_.clear();
   sessions_.clear();
@@ -163,6 +184,7 @@ void Worker::on_stop() {
     drain_seconds = drain_seconds_;
   }
   stopping_ = true;
+  upstream_pool_->clear();
   std::vector<Session*> open_sessions;
   for (auto& [id, session] : sessions_)
     open_sessions.push_back(session.get());

@@ -15,6 +15,7 @@
 #include "filter.h"
 #include "net_address.h"
 #include "server_context.h"
+#include "upstream_pool.h"
 
 namespace portcullis {
 
@@ -58,6 +59,11 @@ class Worker {
   // Where this worker's filter completions go: found by session id, so a result for a session
   // that has ended is dropped (counted as "gone"), never applied.
   std::weak_ptr<CompletionTarget> filter_router() const;
+  // Upstream connections kept between sessions (upstream_pool.h). Each holds a max_connections
+  // slot, which the pool releases when it closes one.
+  std::unique_ptr<UpstreamConnection> take_upstream(const std::shared_ptr<const Config>& config);
+  void keep_upstream(std::unique_ptr<UpstreamConnection> connection,
+                     std::shared_ptr<const Config> config);
 
  private:
   void on_inbox();
@@ -73,6 +79,7 @@ class Worker {
   EventPtr reap_event_;
   EventPtr stop_event_;
   EventPtr drain_deadline_;
+  std::unique_ptr<UpstreamPool> upstream_pool_;  // before base_ goes
   std::thread thread_;
 
   std::mutex inbox_mutex_;

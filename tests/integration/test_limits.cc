@@ -45,6 +45,9 @@ PortcullisOptions limited_options(uint16_t upstream_port) {
   limits["spill_threshold"] = std::to_string(spill_threshold);
   options.settings["timeouts"]["command"] = std::to_string(command_timeout_seconds);
   options.settings["timeouts"]["data_block"] = std::to_string(data_block_timeout_seconds);
+  // Each case checks that its sessions' upstream connections end with them; kept connections
+  // (integration/upstream_reuse) would outlive them by design.
+  options.settings["upstream"]["idle_timeout"] = "0";
   return options;
 }
 

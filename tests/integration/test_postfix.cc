@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
 #include <memory>
+#include <regex>
 
 #include "fixtures.h"
 #include "test_support.h"
@@ -25,6 +26,9 @@ struct PostfixEnvironment {
     options.upstream_port = postfix->port();
     options.pass_client = "xclient";
     options.settings["upstream"]["reply_timeout"] = "30";
+    // These cases read Postfix's per-connection log lines (disconnect counts), so each session
+    // gets its own connection; reuse has its own case with its own proxy below.
+    options.settings["upstream"]["idle_timeout"] = "0";
     proxy = std::make_unique<PortcullisFixture>(options);
     instance = this;
   }
@@ -213,4 +217,86 @@ BOOST_AUTO_TEST_CASE(several_transactions_one_postfix_session) {
   check_client_2xx_equals_sink_messages();
   // One Postfix session for the three messages: a single disconnect line counting 3 mails.
   BOOST_TEST(env().postfix->wait_for_log("mail=3 rcpt=3 data=3", 10s), env().postfix->log());
+}
+
+// A connection kept from one session serves the next with the next client's identity and
+// nothing else: the first client (127.0.0.1, in mynetworks) may relay to a foreign domain, the
+// second (127.0.0.2) on the same Postfix connection may not, and each message's Received
+// header and log line name its own client.
+BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_trust) {
+  PortcullisOptions options;
+  options.upstream_port = env().postfix->port();
+  options.pass_client = "xclient";
+  options.settings["server"]["workers"] = "1";  // one pool for both sessions
+  options.settings["upstream"]["reply_timeout"] = "30";
+  options.settings["upstream"]["idle_timeout"] = "10";
+  PortcullisFixture proxy(options);
+
+  struct Session {
+    std::string source, helo, marker;
+    int foreign_rcpt;  // the reply Postfix must give to RCPT TO:<victim@foreign.example>
+    std::string queue_id;
+  };
+  std::vector<Session> sessions = {
+      {"127.0.0.1", "trusted.example.test", "REUSE-TRUSTED", 250, {}},
+      {"127.0.0.2", "untrusted.example.test", "REUSE-UNTRUSTED", 554, {}}};
+  for (Session& session : sessions) {
+    SmtpTestClient client("127.0.0.1", proxy.port(),
+                          {.source_address = session.source, .timeout = 30s});
+    BOOST_TEST(client.read_reply().code == 220);
+    BOOST_TEST(client.command("EHLO " + session.helo).code == 250);
+    BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250);
+    const SmtpReply foreign = client.command("RCPT TO:<victim@foreign.example>");
+    BOOST_TEST(foreign.code == session.foreign_rcpt, session.source << ": " << foreign.describe());
+    BOOST_TEST(client.command("RSET").code == 250);  // nothing goes to the foreign domain
+    BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250);
+    BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+    BOOST_TEST(client.command("DATA").code == 354);
+    client.send(dot_stuff(make_message(900, "reuse", session.marker)) + ".\r\n");
+    const SmtpReply queued = client.read_reply();
+    BOOST_TEST(queued.code == 250, queued.describe());
+    if (queued.code / 100 == 2) ++env().accepted_at_client;
+    session.queue_id = postfix_queue_id(queued);
+    BOOST_TEST(client.command("QUIT").code == 221);
+    BOOST_TEST(client.wait_closed(5s));
+  }
+  BOOST_REQUIRE(!sessions[0].queue_id.empty());
+  BOOST_REQUIRE(!sessions[1].queue_id.empty());
+  check_client_2xx_equals_sink_messages();
+
+  for (const Session& session : sessions) {
+    const std::string dump = env().postfix->relay_sink().message_with(session.marker);
+    const std::string received = postfix_received_header(dump, session.queue_id);
+    BOOST_TEST(contains(received, "from " + session.helo + " "), printable(received));
+    BOOST_TEST(contains(received, "[" + session.source + "]"), printable(received));
+  }
+  const std::string untrusted_received = postfix_received_header(
+      env().postfix->relay_sink().message_with("REUSE-UNTRUSTED"), sessions[1].queue_id);
+  BOOST_TEST(!contains(untrusted_received, "127.0.0.1"), printable(untrusted_received));
+
+  // One smtpd process, one connection: both queue ids were logged by the same smtpd, with no
+  // disconnect from it in between.
+  BOOST_REQUIRE(env().postfix->wait_for_log(sessions[1].queue_id + ": client=", 10s));
+  const std::string log = env().postfix->log();
+  const std::regex smtpd_pid(R"(postfix/smtpd\[(\d+)\])");
+  auto pid_of = [&](const std::string& line) {
+    std::smatch match;
+    return std::regex_search(line, match, smtpd_pid) ? match[1].str() : std::string();
+  };
+  const std::string first_line = line_containing(log, sessions[0].queue_id + ": client=");
+  const std::string second_line = line_containing(log, sessions[1].queue_id + ": client=");
+  BOOST_TEST(contains(first_line, "[127.0.0.1]"), first_line);
+  BOOST_TEST(contains(second_line, "[127.0.0.2]"), second_line);
+  const std::string pid = pid_of(first_line);
+  BOOST_REQUIRE(!pid.empty());
+  BOOST_TEST(pid_of(second_line) == pid, first_line << "\n" << second_line);
+  const size_t first_at = log.find(first_line);
+  const size_t second_at = log.find(second_line);
+  BOOST_REQUIRE(first_at < second_at);
+  const std::string between = log.substr(first_at, second_at - first_at);
+  BOOST_TEST(!contains(between, "postfix/smtpd[" + pid + "]: disconnect from"), between);
+  // The relay refusal for the second client came from that same smtpd.
+  const std::string refusal_line =
+      line_containing(log.substr(first_at), "reject: RCPT from unknown[127.0.0.2]");
+  BOOST_TEST(pid_of(refusal_line) == pid, refusal_line);
 }

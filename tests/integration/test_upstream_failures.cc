@@ -28,6 +28,9 @@ struct FailureEnvironment {
     options.pass_client = "xclient";
     options.settings["upstream"]["reply_timeout"] = std::to_string(reply_timeout_seconds);
     options.settings["limits"]["max_errors"] = "50";
+    // Each case judges what happened on its own sessions' connections: none is kept for the
+    // next case (connection reuse has its own module, integration/upstream_reuse).
+    options.settings["upstream"]["idle_timeout"] = "0";
     proxy = std::make_unique<PortcullisFixture>(options);
     instance = this;
   }

@@ -119,6 +119,7 @@ BOOST_AUTO_TEST_CASE(minimal_file_gets_the_documented_defaults) {
   BOOST_TEST(config.upstream.verify_name == "");
   BOOST_TEST(config.upstream.max_connections == 100u);
   BOOST_TEST(config.upstream.reply_timeout == 300u);
+  BOOST_TEST(config.upstream.idle_timeout == 5u);
 
   BOOST_TEST(config.limits.max_sessions == 10000u);
   BOOST_TEST(config.limits.max_sessions_per_ip == 50u);
@@ -428,6 +429,7 @@ BOOST_AUTO_TEST_CASE(ranges_accept_their_bounds_and_refuse_beyond) {
       {"server", "workers", 0, 256},
       {"upstream", "max_connections", 1, 10000},
       {"upstream", "reply_timeout", 1, 599},
+      {"upstream", "idle_timeout", 0, 60},
       {"limits", "max_sessions", 1, 1000000},
       {"limits", "max_sessions_per_ip", 1, 1000000},
       {"limits", "max_message_size", 1024, 1099511627776LL},

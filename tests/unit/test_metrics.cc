@@ -202,6 +202,7 @@ void populate(Metrics& m) {
   m.filter_duration_seconds.with({"spf"}).observe(2s);
   m.upstream_replies_total.with({"2xx"}).increment(5);
   m.message_bytes_total.increment(1234);
+  m.upstream_connections_reused_total.increment(7);
   m.upstream_up.set(1);
   m.config_last_reload_success_timestamp_seconds.set(1700000000);
 }
@@ -357,6 +358,10 @@ BOOST_AUTO_TEST_CASE(populated_render_matches_the_hand_written_exposition) {
       "# HELP portcullis_upstream_connections_active Open connections to the upstream\n"
       "# TYPE portcullis_upstream_connections_active gauge\n"
       "portcullis_upstream_connections_active 0\n"
+      "# HELP portcullis_upstream_connections_reused_total Sessions served by an upstream "
+      "connection kept from an earlier session\n"
+      "# TYPE portcullis_upstream_connections_reused_total counter\n"
+      "portcullis_upstream_connections_reused_total 7\n"
       "# HELP portcullis_upstream_up 1 when the last upstream probe succeeded, else 0\n"
       "# TYPE portcullis_upstream_up gauge\n"
       "portcullis_upstream_up 1\n"
