@@ -860,16 +860,19 @@ void Session::with_upstream(const Command& command, Then then) {
   if (auto kept = worker_.take_upstream(config_)) {
     upstream_ = std::move(kept);
     holds_upstream_slot_ = true;
-    metrics().upstream_connections_reused_total.increment();
     UpstreamGreeting greeting = upstream_greeting();
     if (!upstream_->needs_regreet(greeting)) {
+      metrics().upstream_connections_reused_total.increment();
       then();
       return;
     }
     busy_ = true;
     update_reading();
     upstream_->regreet(std::move(greeting), [this, command, then](UpstreamResult result) {
-      if (result.ok() && result.reply.code == 250) return then();
+      if (result.ok() && result.reply.code == 250) {
+        metrics().upstream_connections_reused_total.increment();
+        return then();
+      }
       // The kept connection went stale (e.g. the upstream's idle timeout won the race): nothing
       // of this session happened on it yet, so a new connection takes over.
       log_info("upstream_reuse_failed", {{"session", std::to_string(id_)},

@@ -19,13 +19,15 @@ using namespace portcullis::test;
 namespace {
 
 struct Environment {
-  explicit Environment(const std::string& idle_timeout = "5") {
+  explicit Environment(const std::string& idle_timeout = "5",
+                       const std::string& max_connections = "100") {
     upstream = std::make_unique<RecordingUpstream>();
     PortcullisOptions options;
     options.upstream_port = upstream->port();
     options.pass_client = "xclient";
     options.settings["server"]["workers"] = "1";
     options.settings["upstream"]["idle_timeout"] = idle_timeout;
+    options.settings["upstream"]["max_connections"] = max_connections;
     metrics_port = free_loopback_port();
     options.settings["metrics"]["address"] = fmt::format("\"127.0.0.1:{}\"", metrics_port);
     proxy = std::make_unique<PortcullisFixture>(options);
@@ -216,6 +218,7 @@ BOOST_AUTO_TEST_CASE(a_kept_connection_that_fails_its_regreeting_gives_way_to_a_
   BOOST_TEST(sessions.back().messages.size() == 1u);
   BOOST_TEST(contains(sessions.back().messages[0].raw, "SECOND"));
   BOOST_TEST(env.proxy->wait_for_event("upstream_reuse_failed", 5s), env.proxy->diagnostics());
+  BOOST_TEST(env.reused_total() == 0);  // a failed re-greeting served nobody
 }
 
 BOOST_AUTO_TEST_CASE(a_connection_past_idle_timeout_is_closed_with_quit) {
@@ -246,4 +249,54 @@ BOOST_AUTO_TEST_CASE(idle_timeout_zero_closes_the_connection_at_session_end) {
   BOOST_TEST(sessions[0].commands.back() == "QUIT");
   BOOST_TEST(xclient_lines(sessions[1]).size() == 1u);
   BOOST_TEST(env.reused_total() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(at_most_half_the_slots_wait_in_the_pool) {
+  // max_connections = 2 with one worker: one connection may be kept.
+  Environment env("5", "2");
+  auto open_transaction = [&](const std::string& source, const std::string& helo) {
+    auto client = std::make_unique<SmtpTestClient>(
+        "127.0.0.1", env.proxy->port(),
+        SmtpTestClient::Options{.source_address = source, .timeout = 20s});
+    BOOST_REQUIRE(client->read_reply().code == 220);
+    BOOST_REQUIRE(client->command("EHLO " + helo).code == 250);
+    BOOST_REQUIRE(client->command("MAIL FROM:<a@example.test>").code == 250);
+    BOOST_REQUIRE(client->command("RCPT TO:<b@example.test>").code == 250);
+    BOOST_REQUIRE(client->command("DATA").code == 354);
+    client->send(dot_stuff(make_message(500, "pool", helo)) + ".\r\n");
+    BOOST_REQUIRE(client->read_reply().code == 250);
+    return client;
+  };
+  // Two sessions hold both slots at once, then end.
+  auto first = open_transaction("127.0.0.2", "one.example.test");
+  auto second = open_transaction("127.0.0.3", "two.example.test");
+  for (auto* client : {first.get(), second.get()}) {
+    BOOST_TEST(client->command("QUIT").code == 221);
+    BOOST_TEST(client->wait_closed(5s));
+  }
+  BOOST_TEST(env.upstream->wait_for(
+      [](const std::vector<RecordedConnection>& all) {
+        size_t closed = 0;
+        for (const auto& c : all)
+          closed += (!c.looks_like_probe() && !c.open) ? 1 : 0;
+        return closed == 1;
+      },
+      5s));
+  // The kept one serves the next session, so a third session fits under max_connections = 2
+  // beside another new one.
+  auto third = open_transaction("127.0.0.4", "three.example.test");
+  auto fourth = open_transaction("127.0.0.5", "four.example.test");
+  BOOST_TEST(third->command("QUIT").code == 221);
+  BOOST_TEST(fourth->command("QUIT").code == 221);
+  const auto sessions = env.upstream->session_connections();
+  BOOST_REQUIRE(sessions.size() == 3u);
+  size_t closed_with_quit = 0;
+  size_t carried_two = 0;
+  for (const auto& c : sessions) {
+    if (!c.open && !c.commands.empty() && c.commands.back() == "QUIT") ++closed_with_quit;
+    if (c.messages.size() == 2u) ++carried_two;
+  }
+  BOOST_TEST(closed_with_quit >= 1u);
+  BOOST_TEST(carried_two == 1u, "one connection served two sessions");
+  BOOST_TEST(env.reused_total() == 1);
 }
