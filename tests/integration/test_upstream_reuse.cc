@@ -20,11 +20,12 @@ namespace {
 
 struct Environment {
   explicit Environment(const std::string& idle_timeout = "5",
-                       const std::string& max_connections = "100") {
+                       const std::string& max_connections = "100",
+                       const std::string& pass_client = "xclient") {
     upstream = std::make_unique<RecordingUpstream>();
     PortcullisOptions options;
     options.upstream_port = upstream->port();
-    options.pass_client = "xclient";
+    options.pass_client = pass_client;
     options.settings["server"]["workers"] = "1";
     options.settings["upstream"]["idle_timeout"] = idle_timeout;
     options.settings["upstream"]["max_connections"] = max_connections;
@@ -299,4 +300,31 @@ BOOST_AUTO_TEST_CASE(at_most_half_the_slots_wait_in_the_pool) {
   BOOST_TEST(closed_with_quit >= 1u);
   BOOST_TEST(carried_two == 1u, "one connection served two sessions");
   BOOST_TEST(env.reused_total() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(without_xclient_only_a_changed_helo_is_said_again) {
+  Environment env("5", "100", "none");
+  BOOST_TEST(env.deliver("127.0.0.2", "same.example.test", "ONE").code == 250);
+  BOOST_TEST(env.deliver("127.0.0.3", "same.example.test", "TWO").code == 250);
+  BOOST_TEST(env.deliver("127.0.0.4", "other.example.test", "THREE").code == 250);
+  const auto sessions = env.upstream->session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  const RecordedConnection& connection = sessions[0];
+  BOOST_TEST_MESSAGE("upstream commands: " << all_commands(connection));
+  BOOST_TEST(connection.count_verb("XCLIENT") == 0u);
+  BOOST_TEST(connection.messages.size() == 3u);
+  // The same HELO line needs nothing before the next MAIL; a different one is said again.
+  const std::vector<std::string> greetings = [&] {
+    std::vector<std::string> lines;
+    for (const auto& command : connection.commands) {
+      if (starts_with_nocase(command, "EHLO ") || starts_with_nocase(command, "HELO ")) {
+        lines.push_back(command);
+      }
+    }
+    return lines;
+  }();
+  BOOST_TEST(
+      greetings == (std::vector<std::string>{"EHLO same.example.test", "EHLO other.example.test"}),
+      boost::test_tools::per_element());
+  BOOST_TEST(env.reused_total() == 2);
 }
