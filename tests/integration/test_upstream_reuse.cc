@@ -72,12 +72,17 @@ struct Environment {
   uint16_t metrics_port = 0;
 };
 
-std::vector<std::string> xclient_lines(const RecordedConnection& connection) {
+std::vector<std::string> commands_starting_with(const RecordedConnection& connection,
+                                                const std::string& prefix) {
   std::vector<std::string> lines;
   for (const auto& command : connection.commands) {
-    if (starts_with_nocase(command, "XCLIENT ")) lines.push_back(command);
+    if (starts_with_nocase(command, prefix)) lines.push_back(command);
   }
   return lines;
+}
+
+std::vector<std::string> xclient_lines(const RecordedConnection& connection) {
+  return commands_starting_with(connection, "XCLIENT ");
 }
 
 std::string all_commands(const RecordedConnection& connection) {
@@ -314,15 +319,7 @@ BOOST_AUTO_TEST_CASE(without_xclient_only_a_changed_helo_is_said_again) {
   BOOST_TEST(connection.count_verb("XCLIENT") == 0u);
   BOOST_TEST(connection.messages.size() == 3u);
   // The same HELO line needs nothing before the next MAIL; a different one is said again.
-  const std::vector<std::string> greetings = [&] {
-    std::vector<std::string> lines;
-    for (const auto& command : connection.commands) {
-      if (starts_with_nocase(command, "EHLO ") || starts_with_nocase(command, "HELO ")) {
-        lines.push_back(command);
-      }
-    }
-    return lines;
-  }();
+  const std::vector<std::string> greetings = commands_starting_with(connection, "EHLO ");
   BOOST_TEST(
       greetings == (std::vector<std::string>{"EHLO same.example.test", "EHLO other.example.test"}),
       boost::test_tools::per_element());
