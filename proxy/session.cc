@@ -891,7 +891,7 @@ void Session::with_upstream(const Command& command, Then then) {
 template <typename Then>
 void Session::open_upstream(const Command& command, Then then) {
   const Config& config = *config_;
-  if (!worker_.context().upstream_status->try_acquire_connection(config.upstream.max_connections)) {
+  if (!worker_.acquire_upstream_slot(config.upstream.max_connections)) {
     count(command.verb, false);
     log_warning("upstream_busy",
                 {{"session", std::to_string(id_)},
@@ -899,7 +899,6 @@ void Session::open_upstream(const Command& command, Then then) {
     return reply(451, "4.3.2 Too many connections to the upstream, try again later", &command);
   }
   holds_upstream_slot_ = true;
-  metrics().upstream_connections_active.add(1);
   upstream_ = std::make_unique<UpstreamConnection>(worker_.base(), config.upstream.addresses,
                                                    config.upstream.reply_timeout);
   busy_ = true;
@@ -1032,8 +1031,7 @@ void Session::drop_upstream() {
     upstream_.reset();
   }
   if (holds_upstream_slot_) {
-    metrics().upstream_connections_active.add(-1);
-    worker_.context().upstream_status->release_connection();
+    worker_.release_upstream_slot();
     holds_upstream_slot_ = false;
   }
 }

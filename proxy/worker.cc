@@ -47,10 +47,18 @@ Worker::Worker(const ServerContext& context)
   stop_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stop>, this));
   drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
   linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
-  upstream_pool_ = std::make_unique<UpstreamPool>(base_.get(), [this] {
-    metrics().upstream_connections_active.add(-1);
-    context_.upstream_status->release_connection();
-  });
+  upstream_pool_ = std::make_unique<UpstreamPool>(base_.get(), [this] { release_upstream_slot(); });
+}
+
+bool Worker::acquire_upstream_slot(unsigned max_connections) {
+  if (!context_.upstream_status->try_acquire_connection(max_connections)) return false;
+  metrics().upstream_connections_active.add(1);
+  return true;
+}
+
+void Worker::release_upstream_slot() {
+  metrics().upstream_connections_active.add(-1);
+  context_.upstream_status->release_connection();
 }
 
 std::unique_ptr<UpstreamConnection> Worker::take_upstream(

@@ -59,6 +59,10 @@ class Worker {
   // Where this worker's filter completions go: found by session id, so a result for a session
   // that has ended is dropped (counted as "gone"), never applied.
   std::weak_ptr<CompletionTarget> filter_router() const;
+  // A max_connections slot for one upstream connection (counted in
+  // portcullis_upstream_connections_active); false when all are in use.
+  bool acquire_upstream_slot(unsigned max_connections);
+  void release_upstream_slot();
   // Upstream connections kept between sessions (upstream_pool.h). Each holds a max_connections
   // slot, which the pool releases when it closes one.
   std::unique_ptr<UpstreamConnection> take_upstream(const std::shared_ptr<const Config>& config);

@@ -92,6 +92,14 @@ std::string all_commands(const RecordedConnection& connection) {
   return all;
 }
 
+// The one connection the sessions used (the test stops if there were more), its commands logged.
+RecordedConnection only_session_connection(const RecordingUpstream& upstream) {
+  const auto sessions = upstream.session_connections();
+  BOOST_REQUIRE(sessions.size() == 1u);
+  BOOST_TEST_MESSAGE("upstream commands: " << all_commands(sessions[0]));
+  return sessions[0];
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(the_next_session_reuses_the_connection_with_its_own_identity) {
@@ -100,10 +108,7 @@ BOOST_AUTO_TEST_CASE(the_next_session_reuses_the_connection_with_its_own_identit
   BOOST_TEST(env.deliver("127.0.0.2", "first.example.test", "FIRST").code == 250);
   BOOST_TEST(env.deliver("127.0.0.3", "second.example.test", "SECOND").code == 250);
 
-  const auto sessions = env.upstream->session_connections();
-  BOOST_REQUIRE(sessions.size() == 1u);
-  const RecordedConnection& connection = sessions[0];
-  BOOST_TEST_MESSAGE("upstream commands: " << all_commands(connection));
+  const RecordedConnection connection = only_session_connection(*env.upstream);
   BOOST_TEST(connection.open);
   BOOST_TEST(connection.messages.size() == 2u);
   const auto xclients = xclient_lines(connection);
@@ -312,10 +317,7 @@ BOOST_AUTO_TEST_CASE(without_xclient_only_a_changed_helo_is_said_again) {
   BOOST_TEST(env.deliver("127.0.0.2", "same.example.test", "ONE").code == 250);
   BOOST_TEST(env.deliver("127.0.0.3", "same.example.test", "TWO").code == 250);
   BOOST_TEST(env.deliver("127.0.0.4", "other.example.test", "THREE").code == 250);
-  const auto sessions = env.upstream->session_connections();
-  BOOST_REQUIRE(sessions.size() == 1u);
-  const RecordedConnection& connection = sessions[0];
-  BOOST_TEST_MESSAGE("upstream commands: " << all_commands(connection));
+  const RecordedConnection connection = only_session_connection(*env.upstream);
   BOOST_TEST(connection.count_verb("XCLIENT") == 0u);
   BOOST_TEST(connection.messages.size() == 3u);
   // The same HELO line needs nothing before the next MAIL; a different one is said again.
