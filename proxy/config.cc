@@ -310,6 +310,10 @@ Schema<ServerConfig> server_schema() {
       string_field("state_dir", &ServerConfig::state_dir, check_absolute_path),
       integer_field("workers", &ServerConfig::workers, 0, 256),
       string_field("user", &ServerConfig::user),
+      enum_field<ServerConfig, CpuScheduling>(
+          "cpu_scheduling", &ServerConfig::cpu_scheduling,
+          {{"batch", CpuScheduling::batch}, {"normal", CpuScheduling::normal}}),
+      bool_field("pin_workers", &ServerConfig::pin_workers),
   };
 }
 

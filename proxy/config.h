@@ -9,6 +9,7 @@
 #include "net_address.h"
 #include "policy.h"
 #include "smtp_parser.h"
+#include "thread_scheduling.h"
 
 namespace portcullis {
 
@@ -54,6 +55,8 @@ struct ServerConfig {
   std::string state_dir = "/var/lib/portcullis";
   unsigned workers = 0;  // 0 = one per core (resolved at load: never 0 after load)
   std::string user;      // "" = not set
+  CpuScheduling cpu_scheduling = CpuScheduling::batch;  // worker threads (thread_scheduling.h)
+  bool pin_workers = false;                             // worker N on the Nth allowed CPU
 };
 
 struct UpstreamConfig {

@@ -276,12 +276,21 @@ void LogSink::write(LogLevel level, std::string_view event, const std::vector<Lo
       return;
     }
     std::string line = format_line(level, event, fields);
-    std::lock_guard lock(mutex_);
+    line.push_back('\n');
+    if (owns_fd_) {
+      // A file opened with O_APPEND: the kernel appends each write(2) whole, so workers write
+      // side by side; the shared lock only keeps reopen() from closing fd_ under a write.
+      std::shared_lock lock(mutex_);
+      write_line(fd_, line);
+      return;
+    }
+    // stderr may be a pipe or a socket, where only the lock keeps lines whole.
+    std::unique_lock lock(mutex_);
     if (capturing_) {
+      line.pop_back();
       captured_.push_back(std::move(line));
       return;
     }
-    line.push_back('\n');
     write_line(fd_, line);
   } catch (...) {
   }
@@ -295,7 +304,7 @@ bool LogSink::reopen(std::string* error) {
       *error = "cannot reopen log file " + target_ + ": " + std::strerror(errno);
     return false;
   }
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   ::close(fd_);
   fd_ = fd;
   return true;

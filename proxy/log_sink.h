@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,7 +26,8 @@ struct LogField {
 std::string escape_peer(std::string_view text, size_t max_bytes = 256);
 
 // The main log. Thread-safe; each event is written with one write(2), so lines from
-// different workers never interleave.
+// different workers never interleave (a file is opened O_APPEND and written without taking
+// turns; stderr, which may be a pipe, one line at a time).
 //   text: "2026-11-30T01:02:03.456Z portcullis[123]: warning: EVENT: key=value key=value"
 //         (values with spaces are quoted)
 //   json: {"ts":"…","level":"warning","event":"EVENT","key":"value",…}
@@ -58,7 +60,7 @@ class LogSink {
   bool syslog_ = false;
   bool owns_fd_ = false;  // a file we opened (not stderr)
   bool capturing_ = false;
-  mutable std::mutex mutex_;
+  mutable std::shared_mutex mutex_;
   std::vector<std::string> captured_;
 };
 

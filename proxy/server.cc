@@ -106,8 +106,8 @@ int Server::run() {
 
   probe_ = std::make_unique<UpstreamProbe>(base_.get(), &upstream_status_);
   upstream_status_.set_probe_requester([probe = probe_.get()] { probe->request(); });
-  for (auto& worker : workers_)
-    worker->start();
+  for (unsigned i = 0; i < workers_.size(); ++i)
+    workers_[i]->start(i + 1, config.server.cpu_scheduling, config.server.pin_workers);
   // Accept only once the first probe has said what the upstream offers (or that it is down):
   // set_on_result below, before the loop runs.
   probe_->reconfigure(config_);
@@ -186,6 +186,10 @@ void Server::on_reload() {
   }
   if (next->server.workers != current->server.workers) restart_only.push_back("server.workers");
   if (next->server.user != current->server.user) restart_only.push_back("server.user");
+  if (next->server.cpu_scheduling != current->server.cpu_scheduling)
+    restart_only.push_back("server.cpu_scheduling");
+  if (next->server.pin_workers != current->server.pin_workers)
+    restart_only.push_back("server.pin_workers");
   if (next->limits.max_sessions != current->limits.max_sessions ||
       next->limits.max_sessions_per_ip != current->limits.max_sessions_per_ip) {
     restart_only.push_back("limits.max_sessions*");

@@ -87,8 +87,16 @@ Worker::~Worker() {
   sessions_.clear();
 }
 
-void Worker::start() {
-  thread_ = std::thread([this] {
+void Worker::start(unsigned number, CpuScheduling scheduling, bool pin) {
+  thread_ = std::thread([this, number, scheduling, pin] {
+    name_this_thread("worker " + std::to_string(number));
+    // Either failure costs only speed under load; the worker runs on.
+    if (std::string error; !apply_cpu_scheduling(scheduling, &error)) {
+      log_warning("cpu_scheduling_failed", {{"worker", std::to_string(number)}, {"error", error}});
+    }
+    if (std::string error; pin && !pin_to_cpu(number - 1, &error)) {
+      log_warning("pin_workers_failed", {{"worker", std::to_string(number)}, {"error", error}});
+    }
     // A persistent no-op timer keeps the loop alive while it has no sessions.
     EventPtr keepalive(event_new(
         base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));

@@ -15,6 +15,7 @@
 #include "filter.h"
 #include "net_address.h"
 #include "server_context.h"
+#include "thread_scheduling.h"
 #include "upstream_pool.h"
 
 namespace portcullis {
@@ -39,7 +40,9 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  void start();
+  // Starts the loop thread, named "worker `number`" (from 1), scheduled by `scheduling` and,
+  // with `pin`, pinned to a CPU of its own (thread_scheduling.h).
+  void start(unsigned number, CpuScheduling scheduling, bool pin);
   // Any thread: give this worker a new connection.
   void hand_over(AcceptedConnection connection);
   // Any thread: finish the sessions in progress (up to `drain_seconds`), then end the loop.

@@ -2,12 +2,17 @@
 // (ADDR with IPV6: for v6, PORT, NAME [UNAVAILABLE], HELO xtext-encoded, PROTO, DESTADDR,
 // DESTPORT), only those the upstream advertises, each command within 512 octets and split with
 // NAME and ADDR last, then EHLO with the client's own HELO name; and the PROXY v2 header for an
-// IPv6 client.
+// IPv6 client. Also the worker threads that relay: their names and scheduling policy.
 #define BOOST_TEST_MODULE integration_relay
+#include <sched.h>
+
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 
 #include "fixtures.h"
 #include "recording_upstream.h"
@@ -73,7 +78,128 @@ std::optional<RecordedConnection> only_session(const RecordingUpstream& upstream
   return sessions[0];
 }
 
+// Name (comm) -> scheduling policy (sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH) of each thread.
+std::map<std::string, int> thread_policies(pid_t pid) {
+  std::map<std::string, int> policies;
+  for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid))) {
+    std::ifstream comm_file(task.path() / "comm");
+    std::string name;
+    std::getline(comm_file, name);
+    std::ifstream stat_file(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    // The name, in parentheses, may hold spaces ("worker 1"); the fields after it do not.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int number = 3; number <= 41 && fields >> field; ++number) {
+      if (number == 41) policies[name] = std::stoi(field);
+    }
+  }
+  return policies;
+}
+
+// Name (comm) -> Cpus_allowed_list (e.g. "0", "0-3") of each thread.
+std::map<std::string, std::string> thread_cpus(pid_t pid) {
+  std::map<std::string, std::string> cpus;
+  for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid))) {
+    std::ifstream comm_file(task.path() / "comm");
+    std::string name;
+    std::getline(comm_file, name);
+    std::ifstream status_file(task.path() / "status");
+    for (std::string line; std::getline(status_file, line);) {
+      const std::string key = "Cpus_allowed_list:";
+      if (line.rfind(key, 0) == 0) {
+        const size_t value = line.find_first_not_of(" \t", key.size());
+        cpus[name] = value == std::string::npos ? "" : line.substr(value);
+      }
+    }
+  }
+  return cpus;
+}
+
+// The main thread's name (the program's).
+std::string thread_name(pid_t pid) {
+  std::ifstream comm_file(fmt::format("/proc/{}/comm", pid));
+  std::string name;
+  std::getline(comm_file, name);
+  return name;
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(worker_threads_are_named_and_batch_scheduled_by_default) {
+  RecordingUpstream upstream;
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();  // the fixture runs 2 workers
+  PortcullisFixture proxy(options);
+  one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO batch.example.test", proxy.port());
+  const auto policies = thread_policies(proxy.pid());
+  BOOST_TEST(policies.count("worker 1") == 1u);
+  BOOST_TEST(policies.count("worker 2") == 1u);
+  BOOST_TEST(policies.count("worker 3") == 0u);
+  for (const auto& [name, policy] : policies) {
+    BOOST_TEST_CONTEXT(name) {
+      // Workers move to SCHED_BATCH; the main thread (accepting, signals) stays as it was.
+      BOOST_TEST(policy == (name.rfind("worker ", 0) == 0 ? 3 : 0));
+    }
+  }
+  BOOST_TEST(proxy.events_named("cpu_scheduling_failed").empty());
+  BOOST_TEST(proxy.running(), proxy.diagnostics());
+}
+
+BOOST_AUTO_TEST_CASE(cpu_scheduling_normal_leaves_the_workers_policy_alone) {
+  RecordingUpstream upstream;
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  options.settings["server"]["cpu_scheduling"] = "\"normal\"";
+  PortcullisFixture proxy(options);
+  one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO normal.example.test", proxy.port());
+  const auto policies = thread_policies(proxy.pid());
+  BOOST_TEST(policies.count("worker 1") == 1u);
+  for (const auto& [name, policy] : policies)
+    BOOST_TEST(policy == 0, name);
+}
+
+BOOST_AUTO_TEST_CASE(pin_workers_gives_each_worker_a_cpu_of_its_own) {
+  // The CPUs this test (and so the proxy it starts) may run on, in order.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  BOOST_REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  BOOST_REQUIRE(!cpus.empty());
+
+  RecordingUpstream upstream;
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  options.settings["server"]["workers"] = "3";
+  options.settings["server"]["pin_workers"] = "true";
+  PortcullisFixture proxy(options);
+  one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO pinned.example.test", proxy.port());
+  const auto affinities = thread_cpus(proxy.pid());
+  for (unsigned worker = 1; worker <= 3; ++worker) {
+    const std::string name = fmt::format("worker {}", worker);
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_REQUIRE(affinities.count(name) == 1u);
+      // Worker N on the Nth allowed CPU, wrapping around (3 workers, maybe fewer CPUs).
+      BOOST_TEST(affinities.at(name) == std::to_string(cpus[(worker - 1) % cpus.size()]));
+    }
+  }
+  BOOST_TEST(proxy.events_named("pin_workers_failed").empty());
+}
+
+BOOST_AUTO_TEST_CASE(workers_are_not_pinned_by_default) {
+  RecordingUpstream upstream;
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  PortcullisFixture proxy(options);
+  const auto affinities = thread_cpus(proxy.pid());
+  BOOST_REQUIRE(affinities.count("worker 1") == 1u);
+  BOOST_REQUIRE(affinities.count("worker 2") == 1u);
+  // Each worker may run wherever the main thread may.
+  BOOST_TEST(affinities.at("worker 1") == affinities.at(thread_name(proxy.pid())));
+  BOOST_TEST(affinities.at("worker 2") == affinities.at(thread_name(proxy.pid())));
+}
 
 BOOST_AUTO_TEST_CASE(xclient_carries_every_advertised_attribute) {
   RecordingUpstream upstream;

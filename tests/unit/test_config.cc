@@ -19,6 +19,7 @@ using portcullis::BareLfMode;
 using portcullis::Config;
 using portcullis::ConfigMessage;
 using portcullis::ConfigResult;
+using portcullis::CpuScheduling;
 using portcullis::FailureMode;
 using portcullis::FilterInstance;
 using portcullis::ListenMode;
@@ -104,6 +105,8 @@ BOOST_AUTO_TEST_CASE(minimal_file_gets_the_documented_defaults) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   BOOST_TEST(config.server.workers == cores);
   BOOST_TEST(config.server.user == "");
+  BOOST_TEST((config.server.cpu_scheduling == CpuScheduling::batch));
+  BOOST_TEST(!config.server.pin_workers);
 
   BOOST_REQUIRE(config.listeners.size() == 1u);
   BOOST_TEST(config.listeners[0].address.host_port() == "127.0.0.1:2525");
@@ -150,6 +153,8 @@ BOOST_AUTO_TEST_CASE(full_file_sets_every_key) {
   BOOST_TEST(config.server.state_dir == "/srv/portcullis/state");
   BOOST_TEST(config.server.workers == 3u);
   BOOST_TEST(config.server.user == "portcullis");
+  BOOST_TEST((config.server.cpu_scheduling == CpuScheduling::normal));
+  BOOST_TEST(config.server.pin_workers);
 
   BOOST_REQUIRE(config.listeners.size() == 2u);
   BOOST_TEST(config.listeners[0].address.host_port() == "192.0.2.10:25");
@@ -332,6 +337,20 @@ BOOST_AUTO_TEST_CASE(duplicate_listeners_are_errors) {
                            upstream,
                        false)
                  .empty());
+}
+
+BOOST_AUTO_TEST_CASE(cpu_scheduling_is_batch_or_normal) {
+  const std::string rest =
+      "[[listen]]\naddress = \"127.0.0.1:25\"\n[upstream]\naddress = "
+      "\"127.0.0.1:10025\"\n";
+  const ConfigResult normal =
+      load_config_text("[server]\ncpu_scheduling = \"normal\"\n" + rest, "t.toml");
+  BOOST_REQUIRE(normal.config.has_value());
+  BOOST_TEST((normal.config->server.cpu_scheduling == CpuScheduling::normal));
+  BOOST_TEST(errors_of("[server]\ncpu_scheduling = \"fifo\"\n" + rest, false) ==
+                 std::vector<std::string>{"t.toml:2:18: server.cpu_scheduling: must be one of "
+                                          "batch, normal, got \"fifo\""},
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(tls_settings_refer_to_tls_blocks) {
