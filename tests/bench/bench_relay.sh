@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Relay throughput: smtp-source → smtp-sink (direct) against smtp-source → Portcullis →
-# smtp-sink, alternating in one run so both see the same machine load; with a new connection
-# per message and with connection reuse (-d). Prints msgs/s, the via/direct ratio (median
-# over rounds) and Portcullis's CPU time per message; then the memory per idle session
-# (bench_idle_rss.py). Run on demand; not part of meson test.
+# smtp-sink, alternating in one run so all paths see the same machine load; with a new
+# connection per message and with connection reuse (-d); Portcullis with its default settings
+# and with pin_workers = true. Prints msgs/s, the via/direct ratios (per round and their
+# median) and Portcullis's CPU time per message; then the memory per idle session
+# (bench_idle_rss.py, default settings). Run on demand; not part of meson test.
 #
 #   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 BENCH_IDLE_SESSIONS=2000 \
 #     bash tests/bench/bench_relay.sh
@@ -35,6 +36,7 @@ work_dir=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXX")
 chmod 755 "$work_dir"
 sink_pid=
 portcullis_pid=
+pinned_pid=
 
 stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
   local pid=$1
@@ -52,6 +54,7 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   stop_pid "$portcullis_pid"
+  stop_pid "$pinned_pid"
   stop_pid "$sink_pid"
   rm -rf "$work_dir"
   exit "$status"
@@ -93,7 +96,7 @@ cpu_ticks() { # utime + stime of PID, in clock ticks (/proc/PID/stat fields 14 a
   echo $((fields[11] + fields[12]))
 }
 
-read -r sink_port proxy_port < <(free_ports 2)
+read -r sink_port proxy_port pinned_port < <(free_ports 3)
 
 sink_user=()
 run_user_line=
@@ -112,14 +115,19 @@ wait_for_listen "$sink_port" "$sink_pid" || {
   exit 1
 }
 
-cat >"$work_dir/portcullis.toml" <<EOF
+# start_portcullis NAME PORT EXTRA_SERVER_LINE: one instance in front of the same smtp-sink;
+# sets started_pid.
+start_portcullis() {
+  local name=$1 port=$2 extra=$3
+  cat >"$work_dir/$name.toml" <<EOF
 [server]
 state_dir = "$state_dir"
 workers   = 2
 $run_user_line
+$extra
 
 [[listen]]
-address = "127.0.0.1:$proxy_port"
+address = "127.0.0.1:$port"
 
 [upstream]
 address     = "127.0.0.1:$sink_port"
@@ -131,29 +139,40 @@ max_sessions        = 5000
 max_sessions_per_ip = 5000
 
 [log]
-main = "$work_dir/portcullis.log"
+main = "$work_dir/$name.log"
 EOF
-
-"$portcullis" run --config "$work_dir/portcullis.toml" 2>"$work_dir/portcullis.stderr" &
-portcullis_pid=$!
-wait_for_listen "$proxy_port" "$portcullis_pid" || {
-  log "portcullis did not start:"
-  cat "$work_dir/portcullis.stderr" >&2
-  exit 1
+  "$portcullis" run --config "$work_dir/$name.toml" 2>"$work_dir/$name.stderr" &
+  started_pid=$!
+  wait_for_listen "$port" "$started_pid" || {
+    log "portcullis ($name) did not start:"
+    cat "$work_dir/$name.stderr" >&2
+    exit 1
+  }
 }
+
+# "via": the default settings (cpu_scheduling = "batch", workers free to move between CPUs);
+# "pinned": the same with pin_workers = true (docs/configuration.md), the setting for a machine
+# that serves mostly mail. Both wait side by side; only the one under test gets messages.
+start_portcullis via "$proxy_port" ""
+portcullis_pid=$started_pid
+start_portcullis pinned "$pinned_port" "pin_workers = true"
+pinned_pid=$started_pid
 
 clock_ticks=$(getconf CLK_TCK)
 results=$work_dir/results
 
 # One smtp-source run; appends "MODE PATH ROUND MSGS_PER_S CPU_TICKS" to $results.
-run_source() { # run_source MODE(new|reuse) PATH(direct|via) ROUND
+run_source() { # run_source MODE(new|reuse) PATH(direct|via|pinned) ROUND
   local mode=$1 path=$2 round=$3
-  local port=$sink_port
-  [[ $path == via ]] && port=$proxy_port
+  local port=$sink_port pid=
+  case $path in
+    via) port=$proxy_port pid=$portcullis_pid ;;
+    pinned) port=$pinned_port pid=$pinned_pid ;;
+  esac
   local reuse=()
   [[ $mode == reuse ]] && reuse=(-d)
-  local ticks_before ticks_after start_ns end_ns
-  ticks_before=$(cpu_ticks "$portcullis_pid")
+  local ticks_before=0 ticks_after=0 start_ns end_ns
+  [[ -n $pid ]] && ticks_before=$(cpu_ticks "$pid")
   start_ns=$(date +%s%N)
   if ! timeout 300 /usr/sbin/smtp-source "${reuse[@]}" -s "$sessions" -m "$messages" -l 1000 \
     -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
@@ -162,7 +181,7 @@ run_source() { # run_source MODE(new|reuse) PATH(direct|via) ROUND
     exit 1
   fi
   end_ns=$(date +%s%N)
-  ticks_after=$(cpu_ticks "$portcullis_pid")
+  [[ -n $pid ]] && ticks_after=$(cpu_ticks "$pid")
   local rate
   rate=$(((messages * 1000000000) / (end_ns - start_ns)))
   echo "$mode $path $round $rate $((ticks_after - ticks_before))" >>"$results"
@@ -170,23 +189,23 @@ run_source() { # run_source MODE(new|reuse) PATH(direct|via) ROUND
 }
 
 log "warm-up"
-timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test -t bob@example.test \
-  "127.0.0.1:$proxy_port"
+for port in "$proxy_port" "$pinned_port"; do
+  timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test \
+    -t bob@example.test "127.0.0.1:$port"
+done
 
-# Other load skews both paths (the proxy adds a process competing for the same cores).
+# Other load skews every path (the proxy adds a process competing for the same cores).
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "relay: $rounds rounds of $messages messages of 1000 bytes, $sessions parallel sessions;"
-echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink (via)"
+echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink"
+echo "       (via: default settings; pinned: pin_workers = true)"
+paths=(direct via pinned)
 for round in $(seq "$rounds"); do
   for mode in new reuse; do
-    # Alternate which path goes first, so neither always runs on a warmer machine.
-    if ((round % 2)); then
-      run_source "$mode" direct "$round"
-      run_source "$mode" via "$round"
-    else
-      run_source "$mode" via "$round"
-      run_source "$mode" direct "$round"
-    fi
+    # Rotate which path goes first, so none always runs on a warmer machine.
+    for i in 0 1 2; do
+      run_source "$mode" "${paths[(round + i) % 3]}" "$round"
+    done
   done
 done
 
@@ -195,29 +214,32 @@ import statistics, sys
 from collections import defaultdict
 
 results, messages, clock_ticks, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-rates = defaultdict(dict)   # (mode) -> {(path, round): msgs/s}
-ticks = defaultdict(int)    # (mode) -> Portcullis CPU ticks during the via runs
+rates = defaultdict(dict)   # mode -> {(path, round): msgs/s}
+ticks = defaultdict(int)    # (mode, path) -> Portcullis CPU ticks during its runs
 runs = defaultdict(int)
 for line in open(results):
     mode, path, round_, rate, cpu = line.split()
     rates[mode][(path, int(round_))] = int(rate)
-    if path == "via":
-        ticks[mode] += int(cpu)
-        runs[mode] += 1
+    ticks[(mode, path)] += int(cpu)
+    runs[(mode, path)] += 1
 
 titles = {"new": "new connection per message", "reuse": "connections reused (-d)"}
-print("summary (medians over rounds):")
+labels = {"via": "via Portcullis, defaults", "pinned": "via Portcullis, pin_workers"}
+print("summary (ratio: median of the per-round via/direct ratios):")
 for mode in ("new", "reuse"):
     by_round = sorted({r for _, r in rates[mode]})
     direct = statistics.median(rates[mode][("direct", r)] for r in by_round)
-    via = statistics.median(rates[mode][("via", r)] for r in by_round)
-    ratio = statistics.median(rates[mode][("via", r)] / rates[mode][("direct", r)]
-                              for r in by_round)
-    cpu_ms = ticks[mode] * 1000 / clock_ticks / (messages * runs[mode])
-    verdict = "met" if ratio >= target else "NOT met"
-    print(f"  {titles[mode]}: direct {direct:.0f} msg/s, via Portcullis {via:.0f} msg/s, "
-          f"ratio {ratio:.2f}x (target >= {target:.2f}x: {verdict}); "
-          f"Portcullis CPU {cpu_ms:.3f} ms/message")
+    print(f"  {titles[mode]}: direct {direct:.0f} msg/s (median)")
+    for path in ("via", "pinned"):
+        via = statistics.median(rates[mode][(path, r)] for r in by_round)
+        per_round = [rates[mode][(path, r)] / rates[mode][("direct", r)] for r in by_round]
+        ratio = statistics.median(per_round)
+        cpu_ms = ticks[(mode, path)] * 1000 / clock_ticks / (messages * runs[(mode, path)])
+        verdict = "met" if ratio >= target else "NOT met"
+        rounds_text = " ".join(f"{r:.2f}" for r in per_round)
+        print(f"    {labels[path]}: {via:.0f} msg/s, ratio {ratio:.2f}x "
+              f"(target >= {target:.2f}x: {verdict}; by round {rounds_text}); "
+              f"Portcullis CPU {cpu_ms:.3f} ms/message")
 PY
 
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
