@@ -78,50 +78,37 @@ std::optional<RecordedConnection> only_session(const RecordingUpstream& upstream
   return sessions[0];
 }
 
-// Name (comm) -> scheduling policy (sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH) of each thread.
-std::map<std::string, int> thread_policies(pid_t pid) {
-  std::map<std::string, int> policies;
+// What /proc says about one thread of a process.
+struct ThreadInfo {
+  int policy = -1;   // sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH
+  std::string cpus;  // Cpus_allowed_list, e.g. "0", "0-3"
+};
+
+// Thread name (comm) -> ThreadInfo; the main thread carries the program's name.
+std::map<std::string, ThreadInfo> threads_of(pid_t pid) {
+  std::map<std::string, ThreadInfo> threads;
   for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid))) {
     std::ifstream comm_file(task.path() / "comm");
     std::string name;
     std::getline(comm_file, name);
+    ThreadInfo& info = threads[name];
     std::ifstream stat_file(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
+    const std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
     // The name, in parentheses, may hold spaces ("worker 1"); the fields after it do not.
     std::istringstream fields(stat.substr(stat.rfind(')') + 2));
     std::string field;
     for (int number = 3; number <= 41 && fields >> field; ++number) {
-      if (number == 41) policies[name] = std::stoi(field);
+      if (number == 41) info.policy = std::stoi(field);
     }
-  }
-  return policies;
-}
-
-// Name (comm) -> Cpus_allowed_list (e.g. "0", "0-3") of each thread.
-std::map<std::string, std::string> thread_cpus(pid_t pid) {
-  std::map<std::string, std::string> cpus;
-  for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid))) {
-    std::ifstream comm_file(task.path() / "comm");
-    std::string name;
-    std::getline(comm_file, name);
     std::ifstream status_file(task.path() / "status");
+    const std::string key = "Cpus_allowed_list:";
     for (std::string line; std::getline(status_file, line);) {
-      const std::string key = "Cpus_allowed_list:";
-      if (line.rfind(key, 0) == 0) {
-        const size_t value = line.find_first_not_of(" \t", key.size());
-        cpus[name] = value == std::string::npos ? "" : line.substr(value);
-      }
+      if (line.rfind(key, 0) != 0) continue;
+      const size_t value = line.find_first_not_of(" \t", key.size());
+      info.cpus = value == std::string::npos ? "" : line.substr(value);
     }
   }
-  return cpus;
-}
-
-// The main thread's name (the program's).
-std::string thread_name(pid_t pid) {
-  std::ifstream comm_file(fmt::format("/proc/{}/comm", pid));
-  std::string name;
-  std::getline(comm_file, name);
-  return name;
+  return threads;
 }
 
 }  // namespace
@@ -132,14 +119,14 @@ BOOST_AUTO_TEST_CASE(worker_threads_are_named_and_batch_scheduled_by_default) {
   options.upstream_port = upstream.port();  // the fixture runs 2 workers
   PortcullisFixture proxy(options);
   one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO batch.example.test", proxy.port());
-  const auto policies = thread_policies(proxy.pid());
-  BOOST_TEST(policies.count("worker 1") == 1u);
-  BOOST_TEST(policies.count("worker 2") == 1u);
-  BOOST_TEST(policies.count("worker 3") == 0u);
-  for (const auto& [name, policy] : policies) {
+  const auto threads = threads_of(proxy.pid());
+  BOOST_TEST(threads.count("worker 1") == 1u);
+  BOOST_TEST(threads.count("worker 2") == 1u);
+  BOOST_TEST(threads.count("worker 3") == 0u);
+  for (const auto& [name, info] : threads) {
     BOOST_TEST_CONTEXT(name) {
       // Workers move to SCHED_BATCH; the main thread (accepting, signals) stays as it was.
-      BOOST_TEST(policy == (name.rfind("worker ", 0) == 0 ? 3 : 0));
+      BOOST_TEST(info.policy == (name.rfind("worker ", 0) == 0 ? 3 : 0));
     }
   }
   BOOST_TEST(proxy.events_named("cpu_scheduling_failed").empty());
@@ -153,10 +140,10 @@ BOOST_AUTO_TEST_CASE(cpu_scheduling_normal_leaves_the_workers_policy_alone) {
   options.settings["server"]["cpu_scheduling"] = "\"normal\"";
   PortcullisFixture proxy(options);
   one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO normal.example.test", proxy.port());
-  const auto policies = thread_policies(proxy.pid());
-  BOOST_TEST(policies.count("worker 1") == 1u);
-  for (const auto& [name, policy] : policies)
-    BOOST_TEST(policy == 0, name);
+  const auto threads = threads_of(proxy.pid());
+  BOOST_TEST(threads.count("worker 1") == 1u);
+  for (const auto& [name, info] : threads)
+    BOOST_TEST(info.policy == 0, name);
 }
 
 BOOST_AUTO_TEST_CASE(pin_workers_gives_each_worker_a_cpu_of_its_own) {
@@ -176,13 +163,13 @@ BOOST_AUTO_TEST_CASE(pin_workers_gives_each_worker_a_cpu_of_its_own) {
   options.settings["server"]["pin_workers"] = "true";
   PortcullisFixture proxy(options);
   one_transaction(proxy, "127.0.0.1", "127.0.0.2", "EHLO pinned.example.test", proxy.port());
-  const auto affinities = thread_cpus(proxy.pid());
+  const auto threads = threads_of(proxy.pid());
   for (unsigned worker = 1; worker <= 3; ++worker) {
     const std::string name = fmt::format("worker {}", worker);
     BOOST_TEST_CONTEXT(name) {
-      BOOST_REQUIRE(affinities.count(name) == 1u);
+      BOOST_REQUIRE(threads.count(name) == 1u);
       // Worker N on the Nth allowed CPU, wrapping around (3 workers, maybe fewer CPUs).
-      BOOST_TEST(affinities.at(name) == std::to_string(cpus[(worker - 1) % cpus.size()]));
+      BOOST_TEST(threads.at(name).cpus == std::to_string(cpus[(worker - 1) % cpus.size()]));
     }
   }
   BOOST_TEST(proxy.events_named("pin_workers_failed").empty());
@@ -193,12 +180,13 @@ BOOST_AUTO_TEST_CASE(workers_are_not_pinned_by_default) {
   PortcullisOptions options;
   options.upstream_port = upstream.port();
   PortcullisFixture proxy(options);
-  const auto affinities = thread_cpus(proxy.pid());
-  BOOST_REQUIRE(affinities.count("worker 1") == 1u);
-  BOOST_REQUIRE(affinities.count("worker 2") == 1u);
+  const auto threads = threads_of(proxy.pid());
+  BOOST_REQUIRE(threads.count("worker 1") == 1u);
+  BOOST_REQUIRE(threads.count("worker 2") == 1u);
+  BOOST_REQUIRE(threads.count("portcullis") == 1u);  // the main thread
   // Each worker may run wherever the main thread may.
-  BOOST_TEST(affinities.at("worker 1") == affinities.at(thread_name(proxy.pid())));
-  BOOST_TEST(affinities.at("worker 2") == affinities.at(thread_name(proxy.pid())));
+  BOOST_TEST(threads.at("worker 1").cpus == threads.at("portcullis").cpus);
+  BOOST_TEST(threads.at("worker 2").cpus == threads.at("portcullis").cpus);
 }
 
 BOOST_AUTO_TEST_CASE(xclient_carries_every_advertised_attribute) {
