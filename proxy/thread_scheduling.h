@@ -6,8 +6,8 @@
 // command. SCHED_BATCH (sched(7)) takes away that wake-up preemption and nothing else: same
 // nice level, same share of the CPU, no privilege needed; a woken worker waits for the running
 // task's slice (milliseconds at most, nothing next to SMTP's timeouts) and then finds several
-// sockets ready at once. Measured in tests/bench/bench_relay.sh: about a fifth less CPU per
-// relayed message, and as much more throughput, when the machine is busy.
+// sockets ready at once. Measured with tests/bench/bench_relay.sh on a busy 2-CPU machine: a
+// fifth to a quarter less CPU per relayed message, a tenth to a fifth more messages per second.
 #pragma once
 
 #include <string>
@@ -24,9 +24,9 @@ bool apply_cpu_scheduling(CpuScheduling policy, std::string* error);
 
 // Pins the calling thread to one CPU: the `index`-th (from 0, wrapping around) of the CPUs
 // the process may run on (its affinity mask: taskset, cgroup cpusets). Worker N gets index
-// N - 1, so with one worker per CPU each has a CPU of its own. Without pinning the kernel often
-// wakes a worker on the CPU of the process that woke it, stacking workers and their peers on
-// one CPU while another idles. False, with `error` set, when the kernel refuses.
+// N - 1, so with one worker per CPU each has a CPU of its own and the scheduler cannot stack
+// two busy workers on one CPU for a while (steadier, not faster on average, in the benchmark).
+// False, with `error` set, when the kernel refuses.
 bool pin_to_cpu(unsigned index, std::string* error);
 
 // Names the calling thread ("worker N" for worker threads; the main thread keeps the program's
