@@ -37,9 +37,11 @@ bool pin_to_cpu(unsigned index, std::string* error) {
     *error = "the process may run on no CPU";
     return false;
   }
-  int wanted = static_cast<int>(index % static_cast<unsigned>(count));
+  const int wanted = static_cast<int>(index % static_cast<unsigned>(count));
+  int position = 0;  // among the allowed CPUs
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed) || wanted-- > 0) continue;
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (position++ != wanted) continue;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
