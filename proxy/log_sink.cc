@@ -181,7 +181,7 @@ std::string escape_peer(std::string_view text, size_t max_bytes) {
   return out;
 }
 
-LogSink::LogSink(std::string target, LogFormat format)
+LogSink::LogSink(ConstructionTag, std::string target, LogFormat format)
     : target_(std::move(target)), format_(format) {}
 
 LogSink::~LogSink() {
@@ -191,8 +191,7 @@ LogSink::~LogSink() {
 
 std::unique_ptr<LogSink> LogSink::open(const std::string& target, LogFormat format,
                                        std::string* error) {
-  // The constructor is private, so make_unique cannot reach it; the pointer is owned at once.
-  std::unique_ptr<LogSink> sink(new LogSink(target, format));
+  auto sink = std::make_unique<LogSink>(ConstructionTag{}, target, format);
   if (target == stderr_target) {
     sink->fd_ = STDERR_FILENO;
   } else if (target == syslog_target) {
@@ -215,7 +214,7 @@ std::unique_ptr<LogSink> LogSink::open(const std::string& target, LogFormat form
 }
 
 std::unique_ptr<LogSink> LogSink::capture(LogFormat format) {
-  std::unique_ptr<LogSink> sink(new LogSink(std::string(capture_target), format));
+  auto sink = std::make_unique<LogSink>(ConstructionTag{}, std::string(capture_target), format);
   sink->capturing_ = true;
   return sink;
 }

@@ -47,7 +47,16 @@ class LogSink {
   std::vector<std::string> captured() const;
 
  private:
-  LogSink(std::string target, LogFormat format);
+  // Only open() and capture() make one, yet make_unique needs a public constructor: this tag
+  // is what keeps it private.
+  struct ConstructionTag {
+    explicit ConstructionTag() = default;
+  };
+
+ public:
+  LogSink(ConstructionTag, std::string target, LogFormat format);
+
+ private:
   std::string format_line(LogLevel level, std::string_view event,
                           const std::vector<LogField>& fields) const;
   // The line without the time stamp and "portcullis[pid]: " prefix (text), which syslog adds.
