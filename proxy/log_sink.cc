@@ -275,6 +275,11 @@ void LogSink::write(LogLevel level, std::string_view event, const std::vector<Lo
       return;
     }
     std::string line = format_line(level, event, fields);
+    if (capturing_) {  // set when made, never changed: readable without the lock
+      std::unique_lock lock(mutex_);
+      captured_.push_back(std::move(line));
+      return;
+    }
     line.push_back('\n');
     if (owns_fd_) {
       // A file opened with O_APPEND: the kernel appends each write(2) whole, so workers write
@@ -285,11 +290,6 @@ void LogSink::write(LogLevel level, std::string_view event, const std::vector<Lo
     }
     // stderr may be a pipe or a socket, where only the lock keeps lines whole.
     std::unique_lock lock(mutex_);
-    if (capturing_) {
-      line.pop_back();
-      captured_.push_back(std::move(line));
-      return;
-    }
     write_line(fd_, line);
   } catch (...) {
   }
