@@ -494,6 +494,7 @@ Schema<LimitsConfig> limits_schema() {
       integer_field("max_message_size", &LimitsConfig::max_message_size, 1024, one_tib),
       integer_field("max_recipients", &LimitsConfig::max_recipients, 1, 100000),
       integer_field("max_errors", &LimitsConfig::max_errors, 1, 1000),
+      integer_field("max_junk_commands", &LimitsConfig::max_junk_commands, 1, 1000000000),
       // RFC 5321 4.5.3.1.6: a text line of 1000 octets including CRLF must be accepted.
       integer_field("max_line_length", &LimitsConfig::max_line_length, 1000, one_gib),
       integer_field("max_header_size", &LimitsConfig::max_header_size, 1000, one_gib),

@@ -78,6 +78,7 @@ struct LimitsConfig {
   uint64_t max_message_size = 52428800;
   unsigned max_recipients = 1000;
   unsigned max_errors = 20;
+  unsigned max_junk_commands = 100;
   size_t max_line_length = 65536;
   size_t max_header_size = 102400;
   size_t spill_threshold = 1048576;

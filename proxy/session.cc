@@ -32,6 +32,23 @@ namespace portcullis {
 namespace {
 
 constexpr size_t kInputHighWater = 256 * 1024;
+// SECURITY: a client that pipelines commands and reads nothing must not make its replies pile
+// up in memory: past this many unwritten bytes its input is neither read nor processed until
+// it has read them (docs/configuration.md, "Memory per session").
+constexpr size_t kClientOutputHighWater = 64 * 1024;
+// Over TLS, at most this much ciphertext waits in the socket's bufferevent in each direction:
+// the TLS layer stops encrypting replies, or decrypting input, until it has moved on.
+constexpr size_t kTlsRecordHighWater = 64 * 1024;
+// Once [timeouts] data_block has passed, DATA must have brought at least this many bytes a
+// second on average (Postfix's smtpd_min_data_rate), so that a message trickled in a byte at a
+// time cannot hold a session for long: at most data_block + max_message_size / kMinDataRate
+// seconds in all.
+constexpr uint64_t kMinDataRate = 500;
+
+timeval to_timeval(std::chrono::milliseconds duration) {
+  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 0);
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -136,6 +153,28 @@ std::string header_safe(std::string_view text) {
 
 }  // namespace
 
+template <typename Body>
+void Session::guarded(const char* where, Body&& body) noexcept {
+  try {
+    body();
+    return;
+  } catch (const std::exception& error) {
+    log_error(
+        "session_callback_failed",
+        {{"session", std::to_string(id_)}, {"callback", where}, {"error", error.what(), true}});
+  } catch (...) {
+    log_error("session_callback_failed",
+              {{"session", std::to_string(id_)}, {"callback", where}, {"error", "unknown"}});
+  }
+  try {
+    end_reason_ = EndReason::internal_error;
+    closing_ = true;
+    finish();
+  } catch (...) {
+    // Nothing more can be done for this session; the worker frees it with the others.
+  }
+}
+
 Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
     : worker_(worker),
       id_(id),
@@ -175,8 +214,11 @@ void Session::start() {
     // Until TLS starts, the session reads the socket itself: one recv per event, where the
     // bufferevent would add an ioctl(FIONREAD) to every read.
     plain_reader_ = std::make_unique<PlainSocketReader>(
-        worker_.base(), client_.get(), kInputHighWater, [this] { on_read(); },
-        [this](short what) { event_cb(client_.get(), what, this); });
+        worker_.base(), client_.get(), kInputHighWater,
+        [this] { guarded("read", [this] { on_read(); }); },
+        [this](short what) {
+          guarded("event", [this, what] { on_client_event(client_.get(), what); });
+        });
   }
   log_info("connect", {{"session", std::to_string(id_)}, {"client", client_text_}});
 
@@ -199,7 +241,9 @@ void Session::start() {
     proxy_deadline_.reset(evtimer_new(
         worker_.base(),
         [](evutil_socket_t, short, void* self) {
-          static_cast<Session*>(self)->on_proxy_header_timeout();
+          auto* session = static_cast<Session*>(self);
+          session->guarded("proxy_header_deadline",
+                           [session] { session->on_proxy_header_timeout(); });
         },
         this));
     timeval timeout{static_cast<time_t>(config_->trust.proxy_timeout), 0};
@@ -356,15 +400,29 @@ bool Session::start_tls() {
     return false;
   }
   bufferevent_openssl_set_allow_dirty_shutdown(wrapped, 1);
+  bufferevent_setwatermark(plain, EV_READ, 0, kTlsRecordHighWater);
+  bufferevent_setwatermark(plain, EV_WRITE, 0, kTlsRecordHighWater);
   client_.reset(wrapped);
   timeouts_set_ = false;  // a new bufferevent, without the old one's timeouts
   bufferevent_setcb(wrapped, &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
   bufferevent_setwatermark(wrapped, EV_READ, 0, kInputHighWater);
   tls_handshaking_ = true;
+  // From the first byte: a handshake that trickles or stalls ends when this passes.
+  arm_deadline(Deadline::tls_handshake, std::chrono::seconds(config_->timeouts.command));
   return true;
 }
 
+void Session::tls_handshake_failed(const std::string& reason) {
+  log_warning("tls_handshake_failed",
+              {{"session", std::to_string(id_)}, {"client", client_text_}, {"reason", reason}});
+  metrics().tls_handshakes_total.with({"failed"}).increment();
+  end_reason_ = EndReason::tls_failed;
+  closing_ = true;
+  finish();
+}
+
 void Session::on_tls_established() {
+  if (deadline_kind_ == Deadline::tls_handshake) cancel_deadline();
   tls_handshaking_ = false;
   tls_active_ = true;
   metrics().tls_handshakes_total.with({"ok"}).increment();
@@ -426,13 +484,21 @@ void Session::process_input() {
   if (processing_ || finished_) return;
   processing_ = true;
   // Re-read each time: STARTTLS replaces the bufferevent in the middle of this loop.
-  while (!busy_ && !closing_ && !awaiting_proxy_header_ &&
+  while (!busy_ && !closing_ && !awaiting_proxy_header_ && !output_paused_ &&
          evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) {
     evbuffer* input = bufferevent_get_input(client_.get());
     if (shutting_down_ && !in_transaction_) {
       processing_ = false;
       return shut_down();
     }
+    if (client_output_full()) {
+      // write_cb takes the input up again once the client has read its replies; meanwhile
+      // the write timeout ([timeouts] command, time without progress) bounds the wait.
+      output_paused_ = true;
+      stop_reading();
+      break;
+    }
+    const bool was_in_data = parser_.in_data();
     evbuffer_iovec vec;
     if (evbuffer_peek(input, -1, nullptr, &vec, 1) < 1) break;
     std::string_view chunk(static_cast<const char*>(vec.iov_base), vec.iov_len);
@@ -448,6 +514,7 @@ void Session::process_input() {
       }
     }
     evbuffer_drain(input, step.consumed);
+    if (was_in_data) data_bytes_ += step.consumed;
     if (step.event == SmtpParser::Event::command) {
       handle_command(std::move(command));
     } else if (step.event == SmtpParser::Event::data_end) {
@@ -457,14 +524,84 @@ void Session::process_input() {
     }
   }
   processing_ = false;
-  if (!closing_) update_reading();
+  if (closing_ || finished_) return;
+  update_reading();
+  update_command_line_deadline();
+}
+
+// A command line must be complete within [timeouts] command of the moment the session starts
+// waiting for its rest, however slowly its bytes trickle in (each read re-arms the idle
+// timeout, not this deadline).
+void Session::update_command_line_deadline() {
+  if (busy_ || output_paused_ || !parser_.mid_command_line()) {
+    if (deadline_kind_ == Deadline::command_line) cancel_deadline();
+    return;
+  }
+  if (deadline_kind_ == Deadline::none) {
+    arm_deadline(Deadline::command_line, std::chrono::seconds(config_->timeouts.command));
+  }
+}
+
+void Session::arm_deadline(Deadline kind, std::chrono::milliseconds after) {
+  if (!deadline_) {
+    deadline_.reset(evtimer_new(
+        worker_.base(),
+        [](evutil_socket_t, short, void* self) {
+          auto* session = static_cast<Session*>(self);
+          session->guarded("deadline", [session] { session->on_deadline(); });
+        },
+        this));
+  }
+  if (!deadline_) return;
+  deadline_kind_ = kind;
+  const timeval timeout = to_timeval(after);
+  evtimer_add(deadline_.get(), &timeout);
+}
+
+void Session::cancel_deadline() {
+  if (deadline_) evtimer_del(deadline_.get());
+  deadline_kind_ = Deadline::none;
+}
+
+void Session::on_deadline() {
+  const Deadline kind = deadline_kind_;
+  deadline_kind_ = Deadline::none;
+  if (finished_ || closing_) return;
+  const std::string timeout_text =
+      fmt::format("4.4.2 {} Error: timeout exceeded", config_->server.hostname);
+  switch (kind) {
+    case Deadline::none:
+      return;
+    case Deadline::command_line:
+      log_info("command_line_timeout", {{"session", std::to_string(id_)},
+                                        {"client", client_text_},
+                                        {"seconds", std::to_string(config_->timeouts.command)}});
+      reply(421, timeout_text);
+      return close_session(EndReason::timeout);
+    case Deadline::tls_handshake:
+      return tls_handshake_failed("timeout: the handshake did not complete within " +
+                                  std::to_string(config_->timeouts.command) + " s");
+    case Deadline::data: {
+      using namespace std::chrono;
+      const auto elapsed = duration_cast<milliseconds>(steady_clock::now() - data_started_);
+      const auto allowed = milliseconds(seconds(config_->timeouts.data_block)) +
+                           milliseconds(data_bytes_ * 1000 / kMinDataRate);
+      if (elapsed < allowed) return arm_deadline(Deadline::data, allowed - elapsed);
+      log_info("data_rate_timeout", {{"session", std::to_string(id_)},
+                                     {"client", client_text_},
+                                     {"bytes", std::to_string(data_bytes_)},
+                                     {"seconds", std::to_string(elapsed.count() / 1000)}});
+      reply(421, timeout_text);
+      return close_session(EndReason::timeout);
+    }
+  }
 }
 
 // Reading stays enabled while a command waits for the upstream (what the client pipelines is
 // bounded by the input high-water mark), so there is no epoll_ctl per command; timeouts are
 // set only when the state changes between commands and DATA.
 void Session::update_reading() {
-  if (!client_ || closing_ || busy_ || client_eof_) return;
+  if (!client_ || closing_ || busy_ || client_eof_ || output_paused_) return;
   const bool data = parser_.in_data();
   if (!timeouts_set_ || timeouts_for_data_ != data) {
     const TimeoutsConfig& timeouts = config_->timeouts;
@@ -488,6 +625,27 @@ void Session::start_reading(const timeval* timeout) {
   if (!(bufferevent_get_enabled(client_.get()) & EV_READ)) {
     bufferevent_enable(client_.get(), EV_READ);
   }
+}
+
+size_t Session::client_output_pending() const {
+  if (!client_) return 0;
+  size_t pending = evbuffer_get_length(bufferevent_get_output(client_.get()));
+  if (bufferevent* socket = bufferevent_get_underlying(client_.get())) {
+    pending += evbuffer_get_length(bufferevent_get_output(socket));
+  }
+  return pending;
+}
+
+bool Session::client_output_full() const {
+  return client_output_pending() > kClientOutputHighWater;
+}
+
+// The write callback: the client has read enough of its replies for its input to be taken up
+// again.
+void Session::on_client_output_drained() {
+  if (!output_paused_ || client_output_full()) return;
+  output_paused_ = false;
+  process_input();
 }
 
 void Session::stop_reading() {
@@ -539,13 +697,16 @@ void Session::handle_command(Command command) {
       return on_quit(command);
     case Verb::noop:
       count(command.verb, true);
+      if (!note_junk_command()) return;
       return reply(250, "2.0.0 Ok", &command);
     case Verb::vrfy:
       count(command.verb, true);
+      if (!note_junk_command()) return;
       return reply(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
                    &command);
     case Verb::help:
       count(command.verb, true);
+      if (!note_junk_command()) return;
       return reply(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
                    &command);
     case Verb::starttls:
@@ -554,6 +715,20 @@ void Session::handle_command(Command command) {
       count(command.verb, false);
       return reply(500, "5.5.2 Error: command not recognized", &command);
   }
+}
+
+bool Session::note_junk_command() {
+  if (++junk_commands_ <= config_->limits.max_junk_commands) return true;
+  return note_error();
+}
+
+bool Session::note_error() {
+  if (++errors_ < config_->limits.max_errors) return true;
+  const SmtpReply too_many = SmtpReply::make(
+      421, fmt::format("4.7.0 {} Error: too many errors", config_->server.hostname));
+  write_to_client(too_many.wire);
+  close_session(EndReason::too_many_errors);
+  return false;
 }
 
 void Session::refuse_command_error(const Command& command) {
@@ -590,6 +765,7 @@ void Session::refuse_command_error(const Command& command) {
 
 void Session::on_helo(const Command& command, bool extended) {
   count(command.verb, true);
+  if (!helo_.empty() && !note_junk_command()) return;
   // RFC 5321 4.1.4: HELO/EHLO resets the transaction, at the upstream too.
   reset_transaction([this, command, extended] {
     if (upstream_ && command.argument != helo_) {
@@ -710,9 +886,13 @@ void Session::on_data(const Command& command) {
   message_store_failed_ = false;
   reply(354, "End data with <CR><LF>.<CR><LF>", &command);
   parser_.begin_data();
+  data_started_ = std::chrono::steady_clock::now();
+  data_bytes_ = 0;
+  arm_deadline(Deadline::data, std::chrono::seconds(config_->timeouts.data_block));
 }
 
 void Session::handle_data_end(const DataEnd& end) {
+  if (deadline_kind_ == Deadline::data) cancel_deadline();
   Command data_command;
   data_command.verb = Verb::data;
   data_command.line = "(end of data)";
@@ -815,6 +995,7 @@ void Session::deliver_message(uint64_t size) {
 
 void Session::on_rset(const Command& command) {
   count(command.verb, true);
+  if (!note_junk_command()) return;
   reset_transaction([this, command] { reply(250, "2.0.0 Ok", &command); });
 }
 
@@ -1068,12 +1249,7 @@ void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool fr
                                         : std::to_string(code) + " " + smtp_reply.lines.front(),
                true}});
   }
-  if (++errors_ >= config_->limits.max_errors) {
-    std::string text = fmt::format("4.7.0 {} Error: too many errors", config_->server.hostname);
-    SmtpReply too_many = SmtpReply::make(421, text);
-    write_to_client(too_many.wire);
-    close_session(EndReason::too_many_errors);
-  }
+  note_error();
 }
 
 void Session::close_session(EndReason reason) {
@@ -1099,13 +1275,15 @@ void Session::finish() {
   }
   log_end();
   proxy_deadline_.reset();
+  cancel_deadline();
   drop_upstream();
   stop_reading();
   plain_reader_.reset();
   if (client_) {
     // Over TLS the last replies may still sit, encrypted, in the socket's own buffer: the
     // worker keeps the connection until they are written (bounded), then frees it.
-    if (tls_active_ || tls_handshaking_) worker_.linger(std::move(client_));
+    // A handshake that failed has nothing worth waiting for: its socket closes now.
+    if (tls_active_ && client_output_pending() > 0) worker_.linger(std::move(client_));
   }
   worker_.session_finished(id_);
 }
@@ -1140,6 +1318,8 @@ const char* Session::end_reason_name(EndReason reason) {
       return "shutdown";
     case EndReason::policy:
       return "policy";
+    case EndReason::internal_error:
+      return "internal_error";
   }
   return "unknown";
 }
@@ -1326,23 +1506,37 @@ void Session::write_to_client(std::string_view bytes) {
 // libevent callbacks
 
 void Session::read_cb(bufferevent*, void* self) {
-  static_cast<Session*>(self)->on_read();
+  auto* session = static_cast<Session*>(self);
+  session->guarded("read", [session] { session->on_read(); });
 }
 
 void Session::write_cb(bufferevent* bev, void* self) {
   auto* session = static_cast<Session*>(self);
-  if (session->closing_ && !session->finished_ &&
-      evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-    session->finish();
-  }
+  session->guarded("write", [session, bev] {
+    if (session->finished_) return;
+    if (session->closing_) {
+      if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) session->finish();
+      return;
+    }
+    session->on_client_output_drained();
+  });
 }
 
-void Session::event_cb(bufferevent*, short what, void* self) {
+void Session::event_cb(bufferevent* bev, short what, void* self) {
   auto* session = static_cast<Session*>(self);
+  session->guarded("event", [session, bev, what] { session->on_client_event(bev, what); });
+}
+
+void Session::on_client_event(bufferevent*, short what) {
+  Session* session = this;
   if (session->finished_) return;
   if (what & BEV_EVENT_CONNECTED) {
     if (session->tls_handshaking_) session->on_tls_established();
     return;
+  }
+  if (session->tls_handshaking_ && (what & BEV_EVENT_TIMEOUT)) {
+    return session->tls_handshake_failed((what & BEV_EVENT_READING) ? "timeout: nothing read"
+                                                                    : "timeout: nothing written");
   }
   if (session->tls_handshaking_ && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
     std::string reason;
@@ -1352,14 +1546,8 @@ void Session::event_cb(bufferevent*, short what, void* self) {
       if (!reason.empty()) reason += "; ";
       reason += text;
     }
-    log_warning("tls_handshake_failed",
-                {{"session", std::to_string(session->id_)},
-                 {"client", session->client_text_},
-                 {"reason", reason.empty() ? "connection closed during the handshake" : reason}});
-    metrics().tls_handshakes_total.with({"failed"}).increment();
-    session->end_reason_ = EndReason::tls_failed;
-    session->closing_ = true;
-    return session->finish();
+    return session->tls_handshake_failed(reason.empty() ? "connection closed during the handshake"
+                                                        : reason);
   }
   if (what & BEV_EVENT_TIMEOUT) {
     if (session->awaiting_proxy_header_) return session->on_proxy_header_timeout();

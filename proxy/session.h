@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -65,8 +66,14 @@ class Session final : public FilterServices {
     xclient_refused,
     write_failed,
     shutdown,
-    policy,  // a policy refusal that ends the session (disconnect, 421)
+    policy,          // a policy refusal that ends the session (disconnect, 421)
+    internal_error,  // an exception reached a callback: this session ends, the process lives
   };
+
+  // Runs a libevent callback's body: an exception ends this session with a log line and never
+  // crosses into libevent.
+  template <typename Body>
+  void guarded(const char* where, Body&& body) noexcept;
 
   // connection set-up
   const ListenConfig& listener() const;
@@ -87,6 +94,18 @@ class Session final : public FilterServices {
   void update_reading();
   void start_reading(const timeval* timeout);
   void stop_reading();
+  // Replies waiting unwritten for the client (over TLS: plaintext and records).
+  size_t client_output_pending() const;
+  bool client_output_full() const;
+  void on_client_output_drained();
+
+  // Deadlines that trickling bytes do not extend (the idle timeouts are re-armed by every read).
+  enum class Deadline { none, command_line, tls_handshake, data };
+  void arm_deadline(Deadline kind, std::chrono::milliseconds after);
+  void cancel_deadline();
+  void on_deadline();
+  void update_command_line_deadline();
+  void tls_handshake_failed(const std::string& reason);
 
   // commands
   void on_helo(const Command& command, bool extended);
@@ -96,6 +115,11 @@ class Session final : public FilterServices {
   void on_rset(const Command& command);
   void on_quit(const Command& command);
   void refuse_command_error(const Command& command);
+  // NOOP, RSET, VRFY, HELP and repeated HELO/EHLO past [limits] max_junk_commands count as
+  // errors (Postfix's smtpd_junk_command_limit); false when that closed the session.
+  bool note_junk_command();
+  // One more error; false when max_errors was reached and the session is closing.
+  bool note_error();
 
   // upstream
   template <typename Then>
@@ -142,6 +166,7 @@ class Session final : public FilterServices {
   static void read_cb(bufferevent* bev, void* self);
   static void write_cb(bufferevent* bev, void* self);
   static void event_cb(bufferevent* bev, short what, void* self);
+  void on_client_event(bufferevent* bev, short what);
 
   Worker& worker_;
   uint64_t id_;
@@ -176,6 +201,14 @@ class Session final : public FilterServices {
   bool client_eof_ = false;  // the client half-closed while a command was in flight
   bool timeouts_set_ = false;
   bool timeouts_for_data_ = false;
+  // More than kClientOutputHighWater bytes of replies wait for the client: its input is
+  // neither read nor processed until they drain.
+  bool output_paused_ = false;
+  EventPtr deadline_;
+  Deadline deadline_kind_ = Deadline::none;
+  std::chrono::steady_clock::time_point data_started_{};
+  uint64_t data_bytes_ = 0;  // DATA bytes read so far, for the minimum data rate
+  unsigned junk_commands_ = 0;
   EndReason end_reason_ = EndReason::client_closed;
   unsigned errors_ = 0;
 

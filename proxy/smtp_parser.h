@@ -102,6 +102,8 @@ class SmtpParser {
   // After the 354 reply: what follows is message content.
   void begin_data();
   bool in_data() const { return in_data_; }
+  // Part of a command line is held, waiting for the rest of it.
+  bool mid_command_line() const { return !in_data_ && (!line_.empty() || discarding_); }
 
   // Forget any partial line (used after STARTTLS, where buffered plaintext is discarded).
   void reset();

@@ -129,6 +129,7 @@ BOOST_AUTO_TEST_CASE(minimal_file_gets_the_documented_defaults) {
   BOOST_TEST(config.limits.max_message_size == 52428800u);
   BOOST_TEST(config.limits.max_recipients == 1000u);
   BOOST_TEST(config.limits.max_errors == 20u);
+  BOOST_TEST(config.limits.max_junk_commands == 100u);
   BOOST_TEST(config.limits.max_line_length == 65536u);
   BOOST_TEST(config.limits.max_header_size == 102400u);
   BOOST_TEST(config.limits.spill_threshold == 1048576u);
@@ -454,6 +455,7 @@ BOOST_AUTO_TEST_CASE(ranges_accept_their_bounds_and_refuse_beyond) {
       {"limits", "max_message_size", 1024, 1099511627776LL},
       {"limits", "max_recipients", 1, 100000},
       {"limits", "max_errors", 1, 1000},
+      {"limits", "max_junk_commands", 1, 1000000000},
       {"limits", "max_line_length", 1000, 1073741824},
       {"limits", "max_header_size", 1000, 1073741824},
       {"limits", "spill_threshold", 0, 1073741824},
