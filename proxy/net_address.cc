@@ -78,6 +78,21 @@ std::optional<NetAddress> NetAddress::from_sockaddr(const sockaddr* sa, socklen_
     return std::nullopt;
   }
   std::memcpy(&result.storage, sa, result.length);
+  return result.without_ipv4_mapping();
+}
+
+NetAddress NetAddress::without_ipv4_mapping() const {
+  if (storage.ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&as_ipv6(storage)->sin6_addr)) {
+    return *this;
+  }
+  const sockaddr_in6* mapped = as_ipv6(storage);
+  sockaddr_in ipv4{};
+  ipv4.sin_family = AF_INET;
+  ipv4.sin_port = mapped->sin6_port;
+  std::memcpy(&ipv4.sin_addr, mapped->sin6_addr.s6_addr + 12, 4);
+  NetAddress result;
+  std::memcpy(&result.storage, &ipv4, sizeof ipv4);
+  result.length = sizeof ipv4;
   return result;
 }
 

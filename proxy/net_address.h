@@ -20,6 +20,12 @@ struct NetAddress {
   // A numeric address without a port.
   static std::optional<NetAddress> parse_ip(std::string_view text, uint16_t port = 0);
 
+  // An IPv4-mapped IPv6 address (::ffff:192.0.2.1, what a dual-stack socket or load balancer
+  // gives for an IPv4 client) as the IPv4 address it stands for; any other address unchanged.
+  // Applied where an address enters (accept, PROXY header), so XCLIENT, limits, logs, headers
+  // and filters all see the IPv4 client.
+  NetAddress without_ipv4_mapping() const;
+
   bool is_ipv6() const { return storage.ss_family == AF_INET6; }
   std::string ip() const;  // "192.0.2.1", "2001:db8::1" (IPv4-mapped IPv6 → IPv4 text)
   uint16_t port() const;

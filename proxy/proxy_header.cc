@@ -98,7 +98,7 @@ NetAddress make_address(int family, const unsigned char* ip, uint16_t port) {
     std::memcpy(&address.storage, &sin6, sizeof sin6);
     address.length = sizeof sin6;
   }
-  return address;
+  return address.without_ipv4_mapping();
 }
 
 // ---- v1 --------------------------------------------------------------------------------------

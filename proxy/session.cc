@@ -1163,18 +1163,30 @@ void Session::upstream_failed(const Command& command, const UpstreamResult& resu
                                   {"reply", result.reply.wire, true},
                                   {"transaction", transaction_was_open ? "open" : "none"}});
   switch (result.error) {
-    case UpstreamError::xclient_refused:
-      log_error("xclient_refused",
-                {{"session", std::to_string(id_)},
-                 {"detail", result.detail, true},
-                 {"hint",
-                  "the upstream must list Portcullis's address in smtpd_authorized_xclient_hosts "
-                  "(Postfix), or set [upstream] pass_client to proxy-v2 or none"}});
+    case UpstreamError::xclient_refused: {
+      // Postfix answers an unauthorised XCLIENT with 550 5.7.0 and offers no XCLIENT keyword to
+      // a host outside smtpd_authorized_xclient_hosts (its EHLO reply, 250, is then what we
+      // have); other replies (501 bad syntax, …) are a
+      // different problem and must not send the administrator to that setting.
+      const bool authorization =
+          result.reply.code == 0 || result.reply.code == 250 || result.reply.code == 550;
+      std::vector<LogField> fields{{"session", std::to_string(id_)},
+                                   {"detail", result.detail, true}};
+      if (authorization) {
+        fields.push_back(
+            {"hint",
+             "the upstream must list Portcullis's address in smtpd_authorized_xclient_hosts "
+             "(Postfix), or set [upstream] pass_client to proxy-v2 or none"});
+      }
+      log_error("xclient_refused", fields);
       reply(421,
             "4.3.0 " + config_->server.hostname +
-                " Error: the upstream refuses XCLIENT (see smtpd_authorized_xclient_hosts)",
+                (authorization
+                     ? " Error: the upstream refuses XCLIENT (see smtpd_authorized_xclient_hosts)"
+                     : " Error: the upstream refused the client's identity, try again later"),
             &command);
       return close_session(EndReason::xclient_refused);
+    }
     case UpstreamError::refused:
       if (result.reply.code == 421) {
         reply(result.reply, &command, true);

@@ -182,8 +182,12 @@ void UpstreamConnection::greet_step(UpstreamResult result) {
     case GreetStage::tls_handshake:
       return;
     case GreetStage::xclient:
-      if (reply.code == 421) return finish(std::move(result));
-      if (reply.klass() != 2) {
+      // SECURITY: only 220/250 means the upstream took the client's identity; on anything else
+      // the connection would carry the client's commands as the proxy's own.
+      if (reply.code == 421) {
+        return finish(UpstreamResult{UpstreamError::refused, reply, "XCLIENT answered 421"});
+      }
+      if (reply.code != 220 && reply.code != 250) {
         return finish(UpstreamResult{UpstreamError::xclient_refused, reply, "XCLIENT refused"});
       }
       if (xclient_sent_ < xclient_lines_.size()) return next(xclient_lines_[xclient_sent_++]);

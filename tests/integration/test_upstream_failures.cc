@@ -324,6 +324,40 @@ BOOST_AUTO_TEST_CASE(upstream_421_at_mail_is_passed_on_and_closes) {
   BOOST_TEST(client.wait_closed(5s));
 }
 
+// SECURITY: only 220/250 to XCLIENT means the upstream took the client's identity; a connection
+// that got anything else must carry nothing of the client's, or the upstream would see it as the
+// proxy's own (issue 11: a 2xx other than 250 was taken as success).
+BOOST_AUTO_TEST_CASE(an_xclient_reply_other_than_220_or_250_relays_nothing) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{"XCLIENT", "251 2.0.0 odd but positive"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(mail.code == 421, mail.describe());
+  BOOST_TEST(mail.enhanced() == "4.3.0");
+  // Not a matter of smtpd_authorized_xclient_hosts: the reply does not send the reader there.
+  BOOST_TEST(mail.text().find("smtpd_authorized_xclient_hosts") == std::string::npos);
+  BOOST_TEST(client.wait_closed(5s));
+  for (const auto& connection : env().upstream->session_connections()) {
+    BOOST_TEST(connection.count_verb("MAIL") == 0u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_xclient_421_is_passed_on_and_nothing_is_relayed) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{"XCLIENT", "421 4.3.2 upstream.test Service shutting down"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(mail.raw == "421 4.3.2 upstream.test Service shutting down\r\n", mail.describe());
+  BOOST_TEST(client.wait_closed(5s));
+  for (const auto& connection : env().upstream->session_connections()) {
+    BOOST_TEST(connection.count_verb("MAIL") == 0u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(upstream_421_at_end_of_data_is_never_2xx) {
   UpstreamBehaviour behaviour;
   behaviour.replies = {{".", "421 4.3.2 upstream.test Service shutting down"}};

@@ -168,3 +168,28 @@ BOOST_AUTO_TEST_CASE(empty_address_has_empty_texts) {
   BOOST_TEST(empty.host_port().empty());
   BOOST_TEST(empty.client_key().empty());
 }
+
+BOOST_AUTO_TEST_CASE(an_ipv4_mapped_socket_address_enters_as_ipv4) {
+  sockaddr_in6 mapped{};
+  mapped.sin6_family = AF_INET6;
+  mapped.sin6_port = htons(2525);
+  BOOST_REQUIRE(inet_pton(AF_INET6, "::ffff:127.0.0.9", &mapped.sin6_addr) == 1);
+  const auto address =
+      NetAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&mapped), sizeof mapped);
+  BOOST_REQUIRE(address);
+  BOOST_TEST(!address->is_ipv6());
+  BOOST_TEST(address->length == sizeof(sockaddr_in));
+  BOOST_TEST(address->ip() == "127.0.0.9");
+  BOOST_TEST(address->port() == 2525);
+  BOOST_TEST(address->host_port() == "127.0.0.9:2525");
+  BOOST_TEST(address->client_key() == NetAddress::parse_ip("127.0.0.9")->client_key());
+
+  sockaddr_in6 plain{};
+  plain.sin6_family = AF_INET6;
+  BOOST_REQUIRE(inet_pton(AF_INET6, "2001:db8::9", &plain.sin6_addr) == 1);
+  const auto ipv6 =
+      NetAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&plain), sizeof plain);
+  BOOST_REQUIRE(ipv6);
+  BOOST_TEST(ipv6->is_ipv6());
+  BOOST_TEST(ipv6->ip() == "2001:db8::9");
+}

@@ -170,7 +170,9 @@ BOOST_AUTO_TEST_CASE(v1_tcp6_longest_line_and_mapped_ipv4) {
 
   Result mapped = expect_done("PROXY TCP6 ::ffff:192.0.2.7 ::1 1 2\r\n");
   BOOST_REQUIRE(mapped.source && mapped.destination);
-  BOOST_TEST(endpoint_text(*mapped.source) == "6 ::ffff:192.0.2.7 1");
+  // What a dual-stack load balancer sends for an IPv4 client: taken as the IPv4 client it is,
+  // so XCLIENT says ADDR=192.0.2.7 (Postfix refuses ADDR=IPV6:192.0.2.7).
+  BOOST_TEST(endpoint_text(*mapped.source) == "4 192.0.2.7 1");
   BOOST_TEST(endpoint_text(*mapped.destination) == "6 ::1 2");
 }
 
