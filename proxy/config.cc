@@ -677,6 +677,16 @@ void check_required_sections(const toml::value& root, Config& config, Context& c
     context.error(table.at("listen"), "listen", "at least one [[listen]] block is required");
   }
   if (table.count("upstream") == 0) context.file_error("upstream.address", "missing required key");
+  // SECURITY: "required" promises an authenticated upstream; without a name to check, any
+  // certificate from a trusted CA would pass for it.
+  if (config.upstream.tls == UpstreamTls::required && config.upstream.verify_name.empty() &&
+      table.count("upstream") != 0 && table.at("upstream").is_table()) {
+    const auto& upstream = table.at("upstream").as_table();
+    const auto tls = upstream.find("tls");
+    context.error(tls != upstream.end() ? tls->second : table.at("upstream"), "upstream.verify_name",
+                  "required when upstream.tls is \"required\": the name the upstream's "
+                  "certificate must carry");
+  }
 }
 
 void check_duplicate_listeners(Context& context) {

@@ -768,8 +768,9 @@ void Session::on_helo(const Command& command, bool extended) {
   if (!helo_.empty() && !note_junk_command()) return;
   // RFC 5321 4.1.4: HELO/EHLO resets the transaction, at the upstream too.
   reset_transaction([this, command, extended] {
-    if (upstream_ && command.argument != helo_) {
-      // The upstream was greeted with the old name; greet it again at the next transaction.
+    if (upstream_ && (command.argument != helo_ || extended != esmtp_)) {
+      // The upstream was greeted with the old name or verb (XCLIENT PROTO SMTP/ESMTP): greet it
+      // again at the next transaction.
       drop_upstream();
     }
     auto greet = [this, command, extended] {

@@ -61,6 +61,7 @@ void SmtpReplyParser::reset() {
   line_.clear();
   partial_ = SmtpReply{};
   failed_ = false;
+  dropped_lines_ = 0;
 }
 
 SmtpReplyParser::Step SmtpReplyParser::fail(size_t consumed) {
@@ -97,15 +98,22 @@ SmtpReplyParser::Step SmtpReplyParser::feed(std::string_view input, SmtpReply* r
     if (line.size() > 3 && line[3] != '-' && line[3] != ' ') return fail(position);
     const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     if (!partial_.lines.empty() && code != partial_.code) return fail(position);
-    if (partial_.lines.size() >= max_lines) return fail(position);
-
-    partial_.code = code;
-    partial_.lines.emplace_back(line.size() > 4 ? line.substr(4) : std::string_view{});
-    partial_.wire.append(line);
-    partial_.wire.append("\r\n");
     const bool last = line.size() == 3 || line[3] == ' ';
+    partial_.code = code;
+    if (partial_.lines.size() < max_lines) {
+      partial_.lines.emplace_back(line.size() > 4 ? line.substr(4) : std::string_view{});
+      partial_.wire.append(line);
+      partial_.wire.append("\r\n");
+    } else {
+      ++dropped_lines_;
+    }
     line_.clear();
     if (last) {
+      if (dropped_lines_ > 0) {
+        // The kept lines, the last of them now the final one ("NNN text").
+        partial_ = SmtpReply::make(code, partial_.lines);
+        dropped_lines_ = 0;
+      }
       if (reply != nullptr) *reply = std::move(partial_);
       partial_ = SmtpReply{};
       return Step{position, true, false};

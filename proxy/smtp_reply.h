@@ -24,6 +24,9 @@ struct SmtpReply {
 class SmtpReplyParser {
  public:
   static constexpr size_t max_line = 4096;
+  // Lines kept of a multi-line reply: the rest is read and dropped (an upstream that accepted a
+  // message with a 2,000-line 250 still accepted it), and the reply is passed on as its code
+  // with these lines.
   static constexpr size_t max_lines = 200;
 
   struct Step {
@@ -40,9 +43,10 @@ class SmtpReplyParser {
  private:
   Step fail(size_t consumed);
 
-  std::string line_;     // the current line, at most max_line bytes plus its CR
-  SmtpReply partial_;    // the lines of a multi-line reply read so far
-  bool failed_ = false;  // the stream is not SMTP; stays so until reset()
+  std::string line_;          // the current line, at most max_line bytes plus its CR
+  SmtpReply partial_;         // the lines of a multi-line reply read so far
+  bool failed_ = false;       // the stream is not SMTP; stays so until reset()
+  size_t dropped_lines_ = 0;  // of the current reply, past max_lines
 };
 
 }  // namespace portcullis

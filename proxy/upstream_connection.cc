@@ -348,6 +348,16 @@ void UpstreamConnection::send_message(MessageStore* message, std::string prefix,
   message_skip_ = normalised_skips(std::move(skip), message->size());
   send_line("DATA");
   expect_reply([this, done = std::move(done)](UpstreamResult result) mutable {
+    if (result.ok() && result.reply.code < 400 && result.reply.code != 354) {
+      // SECURITY: a 2xx to DATA before any message byte was sent cannot be an acceptance of
+      // the message; taking it as one would answer 250 for mail nobody received.
+      failed_ = true;
+      clean_ = false;
+      close_connection();
+      done(UpstreamResult{UpstreamError::protocol, std::move(result.reply),
+                          "DATA answered with something other than 354"});
+      return;
+    }
     if (!result.ok() || result.reply.code != 354) {
       if (result.ok()) clean_ = false;
       done(std::move(result));
@@ -483,12 +493,22 @@ void UpstreamConnection::on_read() {
     evbuffer_drain(input, step.consumed);
     if (step.error) return fail(UpstreamError::protocol, "malformed reply from the upstream");
     if (!step.complete) continue;
+    // SECURITY: one command is in flight at a time, so bytes behind a complete reply were sent
+    // before the next command existed: more replies than commands. Taking them as the next
+    // command's reply would put the upstream and the client out of step.
+    if (evbuffer_get_length(input) > 0) {
+      return fail(UpstreamError::protocol, "the upstream sent more replies than commands");
+    }
     event_del(timer_.get());
     auto handler = std::move(pending_);
     pending_ = nullptr;
     std::weak_ptr<bool> alive = alive_;
     handler(UpstreamResult{UpstreamError::none, std::move(reply), {}});
     if (alive.expired() || !bev_) return;
+  }
+  if (streaming_ && bev_ && evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) {
+    // A reply while the message is still being sent answers no command of ours.
+    return fail(UpstreamError::protocol, "the upstream replied before the end of the message");
   }
   if (!pending_ && bev_ && stage_ != GreetStage::tls_handshake &&
       evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) {

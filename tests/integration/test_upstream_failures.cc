@@ -507,4 +507,59 @@ BOOST_AUTO_TEST_CASE(several_transactions_reuse_one_upstream_connection) {
              env().proxy->log_text());
 }
 
+// DATA answered 250 before any message byte went out is no acceptance of the message.
+BOOST_AUTO_TEST_CASE(data_answered_with_250_instead_of_354_is_never_2xx) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{"DATA", "250 2.0.0 Ok: queued as BOGUS"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.command("DATA"), make_message(500, "early", "EARLY"));
+  note_final(final_reply);
+  BOOST_TEST(is_451_4_4_2(final_reply), final_reply.describe());
+  BOOST_TEST(env().proxy->wait_for_event("upstream_failed", 5s, [](const LogEvent& event) {
+    return event.field("error") == "protocol";
+  }));
+}
+
+// Two replies to one MAIL: the second would otherwise be taken as the RCPT's reply.
+BOOST_AUTO_TEST_CASE(more_replies_than_commands_retire_the_connection) {
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{"MAIL", "250 2.1.0 Ok\r\n550 5.1.1 stray second reply"}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+  BOOST_TEST(is_451_4_4_2(mail), mail.describe());
+  const SmtpReply rcpt = client.command("RCPT TO:<b@example.test>");
+  BOOST_TEST(rcpt.code == 503, rcpt.describe());  // no transaction: MAIL was not accepted
+  BOOST_TEST(rcpt.text().find("stray") == std::string::npos);
+}
+
+// What is kept of a long reply is bounded; whether it counts as accepted is not.
+BOOST_AUTO_TEST_CASE(a_2000_line_final_reply_is_passed_on_shortened_and_still_accepted) {
+  std::string long_reply;
+  for (int i = 0; i < 1999; ++i)
+    long_reply += fmt::format("250-2.0.0 line {}\r\n", i);
+  long_reply += "250 2.0.0 Ok: queued as QIDLONG";
+  UpstreamBehaviour behaviour;
+  behaviour.replies = {{".", long_reply}};
+  env().upstream->set_behaviour(behaviour);
+  auto client = connect_client();
+  BOOST_REQUIRE(greet(client));
+  BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
+  BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
+  const SmtpReply final_reply =
+      send_message_after(client, client.command("DATA"), make_message(500, "long", "LONG"));
+  note_final(final_reply);
+  BOOST_TEST(final_reply.code == 250, final_reply.describe());
+  BOOST_TEST(final_reply.lines.size() == 200u);
+  BOOST_TEST(final_reply.lines.front() == "2.0.0 line 0");
+  BOOST_TEST(env().upstream->acknowledged_messages() == 1u);
+  BOOST_TEST(client.command("QUIT").code == 221);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -412,6 +412,12 @@ BOOST_AUTO_TEST_CASE(tls_settings_refer_to_tls_blocks) {
   BOOST_REQUIRE(required.errors.empty());
   BOOST_TEST(static_cast<int>(required.config->upstream.tls) ==
              static_cast<int>(portcullis::UpstreamTls::required));
+  // "required" without a name to check would take any trusted certificate for the upstream.
+  BOOST_TEST(errors_of(listen + upstream + "tls = \"required\"\n", false) ==
+                 std::vector<std::string>{
+                     "t.toml:5:7: upstream.verify_name: required when upstream.tls is "
+                     "\"required\": the name the upstream's certificate must carry"},
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(trust_lists_proxy_peers) {

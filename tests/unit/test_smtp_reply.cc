@@ -260,13 +260,42 @@ BOOST_AUTO_TEST_CASE(overlong_lines_are_errors) {
   BOOST_TEST(step.error);
 }
 
-BOOST_AUTO_TEST_CASE(too_many_lines_are_an_error) {
+BOOST_AUTO_TEST_CASE(lines_past_the_bound_are_read_and_dropped) {
   std::string at_limit;
   for (size_t i = 0; i + 1 < SmtpReplyParser::max_lines; ++i)
-    at_limit += "250-line\r\n";
+    at_limit += "250-line " + std::to_string(i) + "\r\n";
   SmtpReply reply = read_one(at_limit + "250 last\r\n");
   BOOST_TEST(reply.lines.size() == SmtpReplyParser::max_lines);
-  expect_error(at_limit + "250-one too many\r\n250 last\r\n");
+  BOOST_TEST(reply.lines.back() == "last");
+
+  // 2,000 lines: the reply is still a 250 (an upstream that accepted a message accepted it),
+  // of its first max_lines lines, and valid on the wire (the last kept line is the final one).
+  std::string long_reply;
+  for (size_t i = 0; i < 1999; ++i)
+    long_reply += (i < SmtpReplyParser::max_lines ? "250-line " : "250-dropped ") +
+                  std::to_string(i) + "\r\n";
+  long_reply += "250 really last\r\n";
+  SmtpReplyParser parser;
+  SmtpReply shortened;
+  const SmtpReplyParser::Step step = parser.feed(long_reply + "220 next\r\n", &shortened);
+  BOOST_TEST(!step.error);
+  BOOST_TEST(step.complete);
+  BOOST_TEST(step.consumed == long_reply.size());
+  BOOST_TEST(shortened.code == 250);
+  BOOST_TEST(shortened.lines.size() == SmtpReplyParser::max_lines);
+  BOOST_TEST(shortened.lines.front() == "line 0");
+  BOOST_TEST(shortened.wire.find("dropped") == std::string::npos);
+  const std::string last_line =
+      "250 line " + std::to_string(SmtpReplyParser::max_lines - 1) + "\r\n";
+  BOOST_TEST(shortened.wire.size() >= last_line.size());
+  BOOST_TEST(shortened.wire.compare(shortened.wire.size() - last_line.size(), last_line.size(),
+                                    last_line) == 0,
+             shortened.wire.substr(shortened.wire.size() - 40));
+  // The next reply starts clean.
+  SmtpReply next;
+  BOOST_TEST(parser.feed("220 next\r\n", &next).complete);
+  BOOST_TEST(next.code == 220);
+  BOOST_TEST(next.lines.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(error_sticks_until_reset) {
