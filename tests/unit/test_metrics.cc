@@ -292,8 +292,21 @@ BOOST_AUTO_TEST_CASE(family_refuses_the_wrong_number_of_label_values) {
   BOOST_TEST(family.children().empty());
 }
 
-BOOST_AUTO_TEST_CASE(the_global_instance_is_one_object) {
-  BOOST_TEST(&metrics() == &metrics());
+// Workers are threads: what one thread records through metrics() must be what another thread
+// (the metrics listener) renders, so the instance must be process-wide, not per thread or per
+// call.
+BOOST_AUTO_TEST_CASE(the_global_instance_is_shared_by_every_thread) {
+  const std::uint64_t before = metrics().sessions_total.value();
+  std::thread recorder([] {
+    metrics().sessions_total.increment(5);
+    metrics().upstream_errors_total.with({"global_instance_test"}).increment(3);
+  });
+  recorder.join();
+  BOOST_TEST(metrics().sessions_total.value() == before + 5);
+  const std::string text = metrics().render();
+  BOOST_TEST(contains_line(text, "portcullis_sessions_total " + std::to_string(before + 5)));
+  BOOST_TEST(
+      contains_line(text, "portcullis_upstream_errors_total{kind=\"global_instance_test\"} 3"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
