@@ -183,9 +183,8 @@ BOOST_AUTO_TEST_CASE(commands_out_of_sequence) {
   CHECK_REPLY(client.command("DATA"), 503, "5.5.1");
   BOOST_TEST(client.command("MAIL FROM:<a@example.test>").code == 250);
   CHECK_REPLY(client.command("MAIL FROM:<a@example.test>"), 503, "5.5.1");
-  const SmtpReply data = client.command("DATA");
-  BOOST_TEST(((data.code == 503 || data.code == 554) && data.enhanced() == "5.5.1"),
-             data.describe());
+  // A transaction is open (the first MAIL was taken) but has no recipient.
+  CHECK_REPLY(client.command("DATA"), 554, "5.5.1");
   const uint16_t client_port = client.local_port();
   BOOST_TEST(client.command("QUIT").code == 221);
   // Each refusal is logged with its reply.
@@ -316,8 +315,8 @@ BOOST_AUTO_TEST_CASE(too_many_errors_close_the_session) {
     if (reply.code != 500) break;
     ++errors_before_421;
   }
-  // "max_errors error replies -> 421": the 421 replaces the last error or follows it.
-  BOOST_TEST((errors_before_421 == max_errors - 1 || errors_before_421 == max_errors),
+  // The max_errors-th error is answered, and the 421 follows it at once.
+  BOOST_TEST(errors_before_421 == max_errors,
              errors_before_421 << " error replies before " << reply.describe());
   CHECK_REPLY(reply, 421, "4.7.0");
   BOOST_TEST(client.wait_closed(5s));

@@ -231,7 +231,8 @@ BOOST_AUTO_TEST_CASE(helo_client_is_announced_as_smtp) {
   XclientSeen seen = xclient_of(*session);
   BOOST_TEST(seen.attributes["PROTO"] == "SMTP");
   BOOST_TEST(seen.attributes["HELO"] == "old.example.test");
-  // A HELO client is greeted upstream with HELO too (so Postfix's PROTO and Received agree).
+  // The upstream is greeted the way the client greeted us (UpstreamGreeting::client_esmtp), so
+  // Postfix records the same protocol and offers no ESMTP extensions the client never asked for.
   BOOST_TEST(seen.after == "HELO old.example.test");
 }
 
