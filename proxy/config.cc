@@ -724,17 +724,6 @@ void check_duplicate_listeners(Context& context) {
   }
 }
 
-// Without a name to check, a required TLS upstream would accept any certificate whose chain
-// verifies: anyone with a certificate from a trusted CA could stand in for the upstream.
-void check_upstream_tls(const toml::value& root, const Config& config, Context& context) {
-  if (config.upstream.tls != UpstreamTls::required || !config.upstream.verify_name.empty()) return;
-  const auto& upstream = root.as_table().at("upstream");
-  if (upstream.as_table().count("verify_name") != 0) return;  // written, but wrong: reported
-  context.error(upstream.as_table().at("tls"), "upstream.verify_name",
-                "missing; with tls = \"required\" set verify_name to the name the upstream's "
-                "certificate must carry");
-}
-
 // Listener TLS settings refer to [tls.NAME] blocks, which may come later in the file.
 void check_listener_tls(const toml::value& root, const Config& config, Context& context) {
   const auto& table = root.as_table();
@@ -1065,7 +1054,6 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
   }
   check_required_sections(root, config, context);
   check_duplicate_listeners(context);
-  check_upstream_tls(root, config, context);
   check_listener_tls(root, config, context);
   const bool section_errors = context.has_errors();
   build_filters(config, context);
