@@ -214,7 +214,19 @@ BOOST_AUTO_TEST_CASE(a_kept_connection_that_fails_its_regreeting_gives_way_to_a_
   // The proxy may race the lift: the MAIL is tried until the new connection is in place.
   SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
   lift.join();
-  if (mail.code != 250) mail = client.command("MAIL FROM:<a@example.test>");
+  if (mail.code == 421) {
+    // The race went the other way: the new connection's XCLIENT got the 421 too, and an
+    // upstream 421 to XCLIENT is passed on and ends the session (nothing may be relayed on
+    // that connection). The client comes back, as a client would.
+    BOOST_TEST(client.wait_closed(5s));
+    client = SmtpTestClient("127.0.0.1", env.proxy->port(),
+                            {.source_address = "127.0.0.3", .timeout = 20s});
+    BOOST_REQUIRE(client.read_reply().code == 220);
+    BOOST_REQUIRE(client.command("EHLO second.example.test").code == 250);
+    mail = client.command("MAIL FROM:<a@example.test>");
+  } else if (mail.code != 250) {
+    mail = client.command("MAIL FROM:<a@example.test>");
+  }
   BOOST_TEST(mail.code == 250, mail.describe());
   BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250);
   BOOST_REQUIRE(client.command("DATA").code == 354);

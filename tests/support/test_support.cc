@@ -549,6 +549,23 @@ SmtpTestClient::~SmtpTestClient() {
   close();
 }
 
+SmtpTestClient::SmtpTestClient(SmtpTestClient&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      options_(std::move(other.options_)),
+      buffer_(std::move(other.buffer_)),
+      peer_closed_(other.peer_closed_) {}
+
+SmtpTestClient& SmtpTestClient::operator=(SmtpTestClient&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+    options_ = std::move(other.options_);
+    buffer_ = std::move(other.buffer_);
+    peer_closed_ = other.peer_closed_;
+  }
+  return *this;
+}
+
 void SmtpTestClient::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
