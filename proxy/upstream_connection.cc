@@ -496,7 +496,9 @@ void UpstreamConnection::on_read() {
     // SECURITY: one command is in flight at a time, so bytes behind a complete reply were sent
     // before the next command existed: more replies than commands. Taking them as the next
     // command's reply would put the upstream and the client out of step.
-    if (evbuffer_get_length(input) > 0) {
+    // (Bytes behind the 220 to STARTTLS are discarded before the handshake instead, as the
+    // STARTTLS injection rule says.)
+    if (stage_ != GreetStage::starttls && evbuffer_get_length(input) > 0) {
       return fail(UpstreamError::protocol, "the upstream sent more replies than commands");
     }
     event_del(timer_.get());
