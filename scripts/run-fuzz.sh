@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
-corpora=../shared/corpora/smtp
+corpora=tests/corpora/smtp
 seed_dir=$corpora/profuzzbench-exim/in-smtp
 dictionary=$corpora/profuzzbench-exim/smtp.dict
 eod_sequences=$corpora/smuggling/eod-sequences.tsv
