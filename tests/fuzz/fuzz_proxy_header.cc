@@ -2,8 +2,9 @@
 // a result breaks the parser's contract:
 //  - consumed never exceeds the input and is 0 unless done;
 //  - done means a complete header of the kind the input starts with (a v1 line ending in CRLF
-//    within 107 octets, or exactly 16 + the declared length for v2), with both addresses of one
-//    family (IPv4 or IPv6) or none when local;
+//    within 107 octets, or exactly 16 + the declared length for v2), with two addresses or none
+//    when local; each is IPv4 or IPv6, and never an IPv4-mapped IPv6 address (those enter as
+//    IPv4, so the two may differ in family);
 //  - need_more only while the input is shorter than kMaxHeaderSize;
 //  - an error has a reason made of printable ASCII (never raw input bytes);
 //  - the first prefix of the input that decides (as a listener reading one byte at a time would
@@ -46,10 +47,15 @@ bool same_result(const Result& a, const Result& b) {
          same_address(a.destination, b.destination);
 }
 
-void require_valid_address(const std::optional<NetAddress>& address, int family) {
+void require_valid_address(const std::optional<NetAddress>& address) {
   require(address.has_value());
-  require(address->storage.ss_family == family);
+  const int family = address->storage.ss_family;
+  require(family == AF_INET || family == AF_INET6);
   require(address->length == (family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6)));
+  if (family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address->storage);
+    require(!IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr));
+  }
 }
 
 void require_consistent(const Result& result, std::string_view input) {
@@ -81,11 +87,8 @@ void require_consistent(const Result& result, std::string_view input) {
       if (result.local) {
         require(!result.source.has_value() && !result.destination.has_value());
       } else {
-        require(result.source.has_value());
-        const int family = result.source->storage.ss_family;
-        require(family == AF_INET || family == AF_INET6);
-        require_valid_address(result.source, family);
-        require_valid_address(result.destination, family);
+        require_valid_address(result.source);
+        require_valid_address(result.destination);
       }
       break;
     }
