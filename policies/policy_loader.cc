@@ -20,9 +20,6 @@ namespace {
 using TomlValue = toml::basic_value<toml::discard_comments, std::map, std::vector>;
 
 constexpr std::size_t max_rule_name = 200;
-// toml11 parses arrays and inline tables recursively; deeper nesting than this is refused
-// before it reaches toml11.
-constexpr int max_toml_nesting = 32;
 
 std::string type_with_article(const TomlValue& value) {
   switch (value.type()) {
@@ -60,45 +57,6 @@ bool is_keyword(std::string_view name) {
     if (name == keyword) return true;
   }
   return false;
-}
-
-// Deepest nesting of '[' and '{' in values, outside strings and comments. Table headers
-// ([x], [[x]]) count too; they are shallow.
-int toml_nesting_depth(std::string_view text) {
-  int depth = 0;
-  int deepest = 0;
-  std::size_t i = 0;
-  // SECURITY: one forward pass over the size-bounded text.
-  while (i < text.size()) {
-    const char c = text[i];
-    if (c == '#') {
-      while (i < text.size() && text[i] != '\n')
-        ++i;
-      continue;
-    }
-    if (c == '"' || c == '\'') {
-      const bool triple = text.substr(i, 3) == std::string(3, c);
-      const std::string closing(triple ? 3 : 1, c);
-      i += triple ? 3 : 1;
-      while (i < text.size()) {
-        if (c == '"' && text[i] == '\\') {
-          i += 2;
-          continue;
-        }
-        if (!triple && text[i] == '\n') break;  // unterminated: toml11 reports it
-        if (text.substr(i, closing.size()) == closing) {
-          i += closing.size();
-          break;
-        }
-        ++i;
-      }
-      continue;
-    }
-    if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
-    if ((c == ']' || c == '}') && depth > 0) --depth;
-    ++i;
-  }
-  return deepest;
 }
 
 struct ListDefinition {
@@ -662,26 +620,7 @@ std::string LoadResult::error_text() const {
 }
 
 std::optional<std::string> read_file_from_disk(const std::string& path, std::string* error) {
-  std::error_code code;
-  const auto size = std::filesystem::file_size(path, code);
-  if (code) {
-    *error = code.message();
-    return std::nullopt;
-  }
-  // SECURITY: bounded read; a huge or endless file (e.g. a device) is refused.
-  if (size > max_policy_file_size) {
-    *error = fmt::format("larger than {} bytes", max_policy_file_size);
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open";
-    return std::nullopt;
-  }
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return text;
+  return read_regular_file(path, max_policy_file_size, error);
 }
 
 LoadResult load_policy(const std::vector<std::string>& files, const FactCatalog& catalog,

@@ -1,6 +1,14 @@
 #include "policy_toml_text.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+
+#include <fmt/format.h>
 
 namespace portcullis::policy {
 
@@ -180,6 +188,81 @@ TextPosition position_of(std::string_view text, std::size_t offset) {
     }
   }
   return position;
+}
+
+// Deepest nesting of '[' and '{' in values, outside strings and comments. Table headers
+// ([x], [[x]]) count too; they are shallow.
+int toml_nesting_depth(std::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  std::size_t i = 0;
+  // SECURITY: one forward pass over the size-bounded text.
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '#') {
+      while (i < text.size() && text[i] != '\n')
+        ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      const bool triple = text.substr(i, 3) == std::string(3, c);
+      const std::string closing(triple ? 3 : 1, c);
+      i += triple ? 3 : 1;
+      while (i < text.size()) {
+        if (c == '"' && text[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (!triple && text[i] == '\n') break;  // unterminated: toml11 reports it
+        if (text.substr(i, closing.size()) == closing) {
+          i += closing.size();
+          break;
+        }
+        ++i;
+      }
+      continue;
+    }
+    if (c == '[' || c == '{') deepest = std::max(deepest, ++depth);
+    if ((c == ']' || c == '}') && depth > 0) --depth;
+    ++i;
+  }
+  return deepest;
+}
+
+std::optional<std::string> read_regular_file(const std::string& path, std::size_t max_size,
+                                             std::string* error) {
+  // SECURITY: the file is opened once and checked through its descriptor (no race between
+  // a check and the read), and the read is bounded by what fstat said and by max_size.
+  struct OwnedFd {
+    int fd;
+    ~OwnedFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } owned{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)};
+  const int fd = owned.fd;
+  const auto fail = [&](std::string message) -> std::optional<std::string> {
+    *error = std::move(message);
+    return std::nullopt;
+  };
+  if (fd < 0) return fail(fmt::format("cannot open: {}", std::strerror(errno)));
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) return fail(fmt::format("cannot stat: {}", std::strerror(errno)));
+  if (!S_ISREG(status.st_mode)) return fail("not a regular file");
+  if (static_cast<std::uint64_t>(status.st_size) > max_size) {
+    return fail(fmt::format("larger than {} bytes", max_size));
+  }
+  std::string text;
+  text.resize(static_cast<std::size_t>(status.st_size));
+  std::size_t filled = 0;
+  while (filled < text.size()) {
+    const ssize_t got = ::read(fd, text.data() + filled, text.size() - filled);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return fail(fmt::format("cannot read: {}", std::strerror(errno)));
+    if (got == 0) break;  // shrank meanwhile
+    filled += static_cast<std::size_t>(got);
+  }
+  text.resize(filled);
+  return text;
 }
 
 }  // namespace portcullis::policy

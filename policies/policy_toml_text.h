@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -31,5 +32,17 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text);
 
 // 1-based line and byte column of an offset.
 TextPosition position_of(std::string_view text, std::size_t offset);
+
+// Deepest nesting of '[' and '{' in `text`, outside strings and comments. toml11 parses arrays
+// and inline tables recursively, so a loader refuses deep text before handing it over (the
+// main config and policy files alike).
+int toml_nesting_depth(std::string_view text);
+inline constexpr int max_toml_nesting = 32;
+
+// Reads the regular file at `path` whole when it is at most `max_size` bytes; nullopt with
+// *error set otherwise (a device, FIFO or directory is refused, not read until memory runs
+// out).
+std::optional<std::string> read_regular_file(const std::string& path, std::size_t max_size,
+                                             std::string* error);
 
 }  // namespace portcullis::policy

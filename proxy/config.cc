@@ -15,11 +15,13 @@
 #include <thread>
 #include <toml.hpp>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "net_prefix.h"
+#include "policy_toml_text.h"
 #include "registry.h"
 
 namespace portcullis {
@@ -30,7 +32,28 @@ constexpr int64_t one_tib = int64_t{1} << 40;
 
 class Context {
  public:
-  explicit Context(std::string file) : file_(std::move(file)) {}
+  Context(std::string file, std::string_view text) : file_(std::move(file)) {
+    line_starts_.push_back(0);
+    for (size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '\n') line_starts_.push_back(i + 1);
+    }
+  }
+
+  struct Position {
+    int line = 0;
+    int column = 0;
+  };
+  // Where `value` starts. toml11's location() counts the lines from the start of the file on
+  // every call, which made a file with many messages quadratic; this looks the offset up in a
+  // line index built once.
+  Position position(const toml::value& value) const {
+    const auto* region = dynamic_cast<const toml::detail::region*>(toml::detail::get_region(value));
+    if (!region || !region->source()) return {};
+    const auto offset = static_cast<size_t>(region->first() - region->begin());
+    const auto next_line = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
+    const auto line = static_cast<size_t>(next_line - line_starts_.begin());
+    return {static_cast<int>(line), static_cast<int>(offset - line_starts_[line - 1] + 1)};
+  }
 
   void error(const toml::value& at, std::string key, std::string text) {
     errors_.push_back(message(at, std::move(key), std::move(text)));
@@ -64,9 +87,8 @@ class Context {
 
  private:
   ConfigMessage message(const toml::value& at, std::string key, std::string text) const {
-    const toml::source_location location = at.location();
-    return ConfigMessage{file_, static_cast<int>(location.line()),
-                         static_cast<int>(location.column()), std::move(key), std::move(text)};
+    const Position where = position(at);
+    return ConfigMessage{file_, where.line, where.column, std::move(key), std::move(text)};
   }
 
   // In file order; messages about the file as a whole (line 0) come last.
@@ -84,6 +106,7 @@ class Context {
   }
 
   std::string file_;
+  std::vector<size_t> line_starts_;  // offset of each line's first byte
   std::vector<ConfigMessage> errors_;
   std::vector<ConfigMessage> warnings_;
 };
@@ -691,14 +714,13 @@ void check_required_sections(const toml::value& root, Config& config, Context& c
 
 void check_duplicate_listeners(Context& context) {
   const auto& seen = context.listener_addresses;
+  std::unordered_map<std::string_view, size_t> first_use;
   for (size_t i = 0; i < seen.size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if (seen[i].host_port != seen[j].host_port) continue;
-      context.error(*seen[i].value, seen[i].key,
-                    fmt::format("duplicate listener address {}, also used by {}",
-                                quote_value(seen[i].host_port), seen[j].key));
-      break;
-    }
+    const auto [found, inserted] = first_use.emplace(seen[i].host_port, i);
+    if (inserted) continue;
+    context.error(*seen[i].value, seen[i].key,
+                  fmt::format("duplicate listener address {}, also used by {}",
+                              quote_value(seen[i].host_port), seen[found->second].key));
   }
 }
 
@@ -735,9 +757,9 @@ void check_listener_tls(const toml::value& root, const Config& config, Context& 
 std::optional<SettingValue> setting_value(const toml::value& value, Context& context,
                                           const std::string& key) {
   SettingValue out;
-  const toml::source_location location = value.location();
-  out.line = static_cast<unsigned>(location.line());
-  out.column = static_cast<unsigned>(location.column());
+  const Context::Position where = context.position(value);
+  out.line = static_cast<unsigned>(where.line);
+  out.column = static_cast<unsigned>(where.column);
   switch (value.type()) {
     case toml::value_t::boolean:
       out.value = value.as_boolean();
@@ -835,14 +857,12 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
   } catch (const std::exception& error) {
     errors.push_back({"", error.what()});
   }
-  const toml::source_location block_location =
-      block ? block->location() : toml::source_location(nullptr);
+  const Context::Position block_position = block ? context.position(*block) : Context::Position{};
   for (const auto& error : errors) {
     const bool positioned = error.line > 0;
     context.add(ConfigMessage{
-        context.file(),
-        positioned ? static_cast<int>(error.line) : static_cast<int>(block_location.line()),
-        positioned ? static_cast<int>(error.column) : static_cast<int>(block_location.column()),
+        context.file(), positioned ? static_cast<int>(error.line) : block_position.line,
+        positioned ? static_cast<int>(error.column) : block_position.column,
         error.key.empty() ? prefix : prefix + "." + error.key, error.message});
   }
   if (!ok || !errors.empty() || !factory) {
@@ -854,10 +874,9 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
   if (definition.minimum_timeout) {
     const auto least = definition.minimum_timeout(settings);
     if (instance.timeout < least) {
-      const toml::source_location at = block ? block->location() : toml::source_location(nullptr);
+      const Context::Position at = block ? context.position(*block) : Context::Position{};
       context.add(ConfigMessage{
-          context.file(), block ? static_cast<int>(at.line()) : 0,
-          block ? static_cast<int>(at.column()) : 0, prefix + ".timeout",
+          context.file(), at.line, at.column, prefix + ".timeout",
           fmt::format("must be at least {} s with these settings (every call would time out), "
                       "got {} s",
                       std::chrono::ceil<std::chrono::seconds>(least).count(),
@@ -998,7 +1017,15 @@ std::string ConfigMessage::to_string() const {
 
 ConfigResult load_config_text(const std::string& text, const std::string& name) {
   ConfigResult result;
-  Context context(name);
+  if (policy::toml_nesting_depth(text) > policy::max_toml_nesting) {
+    // SECURITY: toml11 parses arrays and inline tables recursively; deep nesting would
+    // overflow the stack (a crash of `check`, or of the running proxy on SIGHUP).
+    result.errors.push_back(ConfigMessage{
+        name, 0, 0, "",
+        fmt::format("arrays and tables nest deeper than {} levels", policy::max_toml_nesting)});
+    return result;
+  }
+  Context context(name, text);
   toml::value root;
   try {
     std::istringstream stream(text);
@@ -1040,29 +1067,14 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
 }
 
 ConfigResult load_config(const std::string& path) {
-  const auto read_error = [&](const char* what, int error_number) {
+  std::string error;
+  auto text = policy::read_regular_file(path, max_config_file_size, &error);
+  if (!text) {
     ConfigResult result;
-    result.errors.push_back(
-        ConfigMessage{path, 0, 0, "", fmt::format("{}: {}", what, std::strerror(error_number))});
+    result.errors.push_back(ConfigMessage{path, 0, 0, "", "cannot read the file: " + error});
     return result;
-  };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return read_error("cannot open the file", errno);
-  std::string text;
-  char buffer[65536];
-  for (;;) {
-    const ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      const int read_errno = errno;
-      ::close(fd);
-      return read_error("cannot read the file", read_errno);
-    }
-    if (got == 0) break;
-    text.append(buffer, static_cast<size_t>(got));
   }
-  ::close(fd);
-  return load_config_text(text, path);
+  return load_config_text(*text, path);
 }
 
 }  // namespace portcullis

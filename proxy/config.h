@@ -160,7 +160,11 @@ struct ConfigResult {
   std::vector<ConfigMessage> warnings;  // e.g. pass_client = "none"
 };
 
-// Reads and validates a config file: every error is reported (not only the first).
+// A larger main config is refused unread (a few KiB is typical).
+inline constexpr size_t max_config_file_size = 16 * 1024 * 1024;
+
+// Reads and validates a config file (a regular file of at most max_config_file_size bytes):
+// every error is reported (not only the first).
 ConfigResult load_config(const std::string& path);
 // Same, from text (tests); `name` stands for the file name in messages.
 ConfigResult load_config_text(const std::string& text, const std::string& name);
