@@ -257,13 +257,14 @@ BOOST_AUTO_TEST_CASE(unreadable_files_name_the_file_and_the_reason) {
   BOOST_TEST(!result.config.has_value());
   BOOST_TEST(
       texts(result.errors) ==
-          std::vector<std::string>{missing + ": cannot open the file: No such file or directory"},
+          std::vector<std::string>{missing + ": cannot read the file: No such file or directory"},
       boost::test_tools::per_element());
 
   result = load_config(data_path(""));  // a directory
-  BOOST_TEST(texts(result.errors) ==
-                 std::vector<std::string>{data_path("") + ": cannot read the file: Is a directory"},
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      texts(result.errors) ==
+          std::vector<std::string>{data_path("") + ": cannot read the file: not a regular file"},
+      boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(listen_and_upstream_are_required) {
