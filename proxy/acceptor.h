@@ -31,8 +31,10 @@ class Acceptor {
   std::vector<std::shared_ptr<const ListenConfig>> bound() const;
 
  private:
+  // *handed_over turns true once the socket belongs to a worker (the caller closes it otherwise).
   void on_accept(const std::shared_ptr<const ListenConfig>& listener, evutil_socket_t fd,
-                 const sockaddr* address, int length);
+                 const sockaddr* address, int length, bool* handed_over);
+  void on_error(evconnlistener* listener);
 
   struct ListenerSlot {
     Acceptor* acceptor;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "acceptor.h"
+#include "callback_guard.h"
 #include "metrics.h"
 #include "privilege.h"
 #include "upstream_probe.h"
@@ -115,15 +116,19 @@ int Server::run() {
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
     auto* server = static_cast<Server*>(self);
-    switch (signal_number) {
-      case SIGTERM:
-      case SIGINT:
-        return server->on_terminate();
-      case SIGHUP:
-        return server->on_reload();
-      case SIGUSR1:
-        return server->on_reopen_logs();
-    }
+    // A reload that throws keeps the configuration in force: nothing is replaced before the
+    // new one is complete.
+    guard_callback("signal", [&] {
+      switch (signal_number) {
+        case SIGTERM:
+        case SIGINT:
+          return server->on_terminate();
+        case SIGHUP:
+          return server->on_reload();
+        case SIGUSR1:
+          return server->on_reopen_logs();
+      }
+    });
   };
   for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
