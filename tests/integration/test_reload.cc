@@ -151,7 +151,7 @@ namespace {
 // refused, the process lives, and new sessions still get the old config's host name.
 void expect_refused_reload(const std::string& what,
                            const std::function<void(PortcullisFixture&)>& write_hostile,
-                           const std::string& error_part) {
+                           const std::string& error_part, const std::string& never_logged = "") {
   BOOST_TEST_CONTEXT(what) {
     RecordingUpstream upstream;
     PortcullisOptions options;
@@ -163,6 +163,9 @@ void expect_refused_reload(const std::string& what,
     BOOST_TEST(std::any_of(failures.begin(), failures.end(),
                            [&](const LogEvent& e) { return contains(e.raw, error_part); }),
                proxy.diagnostics());
+    if (!never_logged.empty()) {
+      BOOST_TEST(!contains(proxy.log_text(), never_logged), proxy.diagnostics());
+    }
     BOOST_TEST(proxy.running(), proxy.diagnostics());
     expect_plain(proxy.port(), "portcullis.test");
     BOOST_TEST(count_events(proxy, "reloaded") == 0u);
@@ -175,7 +178,7 @@ std::string renamed(const PortcullisFixture& proxy) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(hostile_config_files_are_refused_on_sighup) {
+BOOST_AUTO_TEST_CASE(deeply_nested_config_is_refused_on_sighup) {
   expect_refused_reload(
       "arrays nested 10,000 deep",
       [](PortcullisFixture& proxy) {
@@ -183,6 +186,9 @@ BOOST_AUTO_TEST_CASE(hostile_config_files_are_refused_on_sighup) {
                              std::string(10000, ']') + "\n");
       },
       "nest deeper than 32");
+}
+
+BOOST_AUTO_TEST_CASE(fifo_config_is_refused_on_sighup) {
   expect_refused_reload(
       "a FIFO",
       [](PortcullisFixture& proxy) {
@@ -190,6 +196,9 @@ BOOST_AUTO_TEST_CASE(hostile_config_files_are_refused_on_sighup) {
         BOOST_REQUIRE(::mkfifo(proxy.config_path().c_str(), 0644) == 0);
       },
       "not a regular file");
+}
+
+BOOST_AUTO_TEST_CASE(oversized_config_is_refused_on_sighup) {
   expect_refused_reload(
       "over 16 MiB",
       [](PortcullisFixture& proxy) {
@@ -200,6 +209,11 @@ BOOST_AUTO_TEST_CASE(hostile_config_files_are_refused_on_sighup) {
         proxy.rewrite_config(text);
       },
       "larger than");
+}
+
+// Before the positions came from a line index this reload took about 18 s on this machine,
+// longer than reload_and_wait waits.
+BOOST_AUTO_TEST_CASE(config_with_40000_tables_is_judged_quickly_on_sighup) {
   expect_refused_reload(
       "40,000 unknown filter tables",
       [](PortcullisFixture& proxy) {
@@ -222,7 +236,7 @@ BOOST_AUTO_TEST_CASE(a_list_file_that_is_not_a_list_is_quoted_only_briefly) {
         proxy.rewrite_config(renamed(proxy) + fmt::format("[policy]\nfiles = [\"{}\"]\n",
                                                           (directory / "policy.toml").string()));
       },
-      "list 'secrets'");
+      "list 'secrets'", "THEHASH");
 }
 
 BOOST_AUTO_TEST_CASE(check_quotes_a_bad_list_entry_only_briefly) {
