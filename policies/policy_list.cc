@@ -6,7 +6,29 @@
 
 namespace portcullis::policy {
 
+std::string quoted_entry(std::string_view text) {
+  // SECURITY: a list file may be any file the configuration names (file:/etc/shadow when
+  // `check` runs as root); an error shows only a short prefix, escaped, of a bad entry.
+  constexpr std::size_t shown = quoted_entry_length;
+  std::string out = "'";
+  for (unsigned char c : text.substr(0, shown)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("\\x{:02x}", c);
+    }
+  }
+  out += text.size() > shown ? "'..." : "'";
+  return out;
+}
+
 namespace {
+
+// A corrected entry, as written when the bad entry was shown whole; else quoted like it.
+std::string suggestion(std::string_view text) {
+  const std::string quoted = quoted_entry(text);
+  return quoted.size() == text.size() + 2 ? std::string(text) : quoted;
+}
 
 char lower(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
@@ -30,20 +52,23 @@ bool looks_numeric(std::string_view text) {
 
 // Checks a lower-cased domain without its trailing dot; "" when valid, else why not.
 std::string domain_problem(std::string_view domain, std::string_view original) {
-  if (domain.empty()) return fmt::format("'{}' is not a domain", original);
-  if (domain.size() > 253) return fmt::format("'{}' is longer than 253 bytes", original);
+  if (domain.empty()) return fmt::format("{} is not a domain", quoted_entry(original));
+  if (domain.size() > 253)
+    return fmt::format("{} is longer than 253 bytes", quoted_entry(original));
   std::size_t start = 0;
   while (start <= domain.size()) {
     std::size_t dot = domain.find('.', start);
     if (dot == std::string_view::npos) dot = domain.size();
     const std::string_view label = domain.substr(start, dot - start);
-    if (label.empty()) return fmt::format("'{}' has an empty label", original);
-    if (label.size() > 63) return fmt::format("'{}' has a label longer than 63 bytes", original);
+    if (label.empty()) return fmt::format("{} has an empty label", quoted_entry(original));
+    if (label.size() > 63)
+      return fmt::format("{} has a label longer than 63 bytes", quoted_entry(original));
     if (label.front() == '-' || label.back() == '-') {
-      return fmt::format("'{}' has a label that starts or ends with '-'", original);
+      return fmt::format("{} has a label that starts or ends with '-'", quoted_entry(original));
     }
     if (!std::all_of(label.begin(), label.end(), is_label_char)) {
-      return fmt::format("'{}' is not a CIDR network, an address or a domain", original);
+      return fmt::format("{} is not a CIDR network, an address or a domain",
+                         quoted_entry(original));
     }
     start = dot + 1;
   }
@@ -77,15 +102,15 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
   for (unsigned char c : text) {
     if (c >= 0x80) {
       return fail(
-          fmt::format("'{}' is not ASCII; write an internationalized domain as its "
+          fmt::format("{} is not ASCII; write an internationalized domain as its "
                       "A-label (xn--...)",
-                      text));
+                      quoted_entry(text)));
     }
     if (c <= 0x20 || c == 0x7f) {
-      return fail(
-          c == ' ' || c == '\t'
-              ? fmt::format("'{}' contains a space; write one entry per string or line", text)
-              : "entry contains a control character");
+      return fail(c == ' ' || c == '\t'
+                      ? fmt::format("{} contains a space; write one entry per string or line",
+                                    quoted_entry(text))
+                      : "entry contains a control character");
     }
   }
   const bool exact = text.front() == '=';
@@ -93,16 +118,17 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
   if (body.empty()) return fail("'=' needs a domain after it: =example.org");
   const auto at = body.rfind('@');
   if (at != std::string_view::npos) {
-    if (exact) return fail(fmt::format("'{}': '=' applies to domains only", text));
+    if (exact) return fail(fmt::format("{}: '=' applies to domains only", quoted_entry(text)));
     if (at == 0) {
       return fail(
-          fmt::format("'{}' has no local part; write {} for the domain and its "
-                      "subdomains, or ={} for the domain only",
-                      text, body.substr(1), body.substr(1)));
+          fmt::format("{} has no local part; write {} for the domain and its "
+                      "subdomains, or {} for the domain only",
+                      quoted_entry(text), suggestion(body.substr(1)),
+                      suggestion("=" + std::string(body.substr(1)))));
     }
     const std::string_view local = body.substr(0, at);
     if (local.find_first_of("@\"") != std::string_view::npos) {
-      return fail(fmt::format("'{}' is not a plain address (local@domain)", text));
+      return fail(fmt::format("{} is not a plain address (local@domain)", quoted_entry(text)));
     }
     const std::string domain = to_lower(body.substr(at + 1));
     if (const std::string problem = domain_problem(domain, text); !problem.empty()) {
@@ -114,26 +140,26 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
   }
   if (body.find(':') != std::string_view::npos || body.find('/') != std::string_view::npos ||
       looks_numeric(body)) {
-    if (exact) return fail(fmt::format("'{}': '=' applies to domains only", text));
+    if (exact) return fail(fmt::format("{}: '=' applies to domains only", quoted_entry(text)));
     IpNetwork::ParseError why = IpNetwork::ParseError::none;
     auto network = IpNetwork::parse(body, &why);
     if (!network) {
       switch (why) {
         case IpNetwork::ParseError::bad_prefix:
           return fail(
-              fmt::format("'{}' has an invalid prefix length (0-32 for IPv4, 0-128 for "
+              fmt::format("{} has an invalid prefix length (0-32 for IPv4, 0-128 for "
                           "IPv6)",
-                          text));
+                          quoted_entry(text)));
         case IpNetwork::ParseError::host_bits_set: {
           const auto slash = body.find('/');
           auto address = IpAddress::parse(body.substr(0, slash));
           const unsigned prefix =
               static_cast<unsigned>(std::stoul(std::string(body.substr(slash + 1))));
-          return fail(fmt::format("'{}' has host bits set; the network is {}/{}", text,
+          return fail(fmt::format("{} has host bits set; the network is {}/{}", quoted_entry(text),
                                   address->masked(prefix).to_string(), prefix));
         }
         default:
-          return fail(fmt::format("'{}' is not an IP address or CIDR network", text));
+          return fail(fmt::format("{} is not an IP address or CIDR network", quoted_entry(text)));
       }
     }
     entry.kind = ListEntry::Kind::network;
@@ -142,11 +168,12 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
     return entry;
   }
   if (body.front() == '.') {
-    return fail(fmt::format("'{}': a domain entry already matches its subdomains; write {}", text,
-                            body.substr(1)));
+    return fail(fmt::format("{}: a domain entry already matches its subdomains; write {}",
+                            quoted_entry(text), suggestion(body.substr(1))));
   }
   if (body.find('*') != std::string_view::npos) {
-    return fail(fmt::format("'{}': no wildcards; a domain entry matches its subdomains", text));
+    return fail(
+        fmt::format("{}: no wildcards; a domain entry matches its subdomains", quoted_entry(text)));
   }
   std::string domain = to_lower(body);
   if (!domain.empty() && domain.back() == '.') domain.pop_back();

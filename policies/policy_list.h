@@ -41,6 +41,11 @@ std::optional<ListEntry> parse_list_entry(std::string_view text, std::string* er
 // path limit; a little room for "=" and a prefix).
 inline constexpr std::size_t max_list_entry_length = 320;
 
+// An entry as error messages show it: in single quotes, its first quoted_entry_length bytes
+// at most (then "..."), anything but printable ASCII (and ' and \) as \xNN.
+inline constexpr std::size_t quoted_entry_length = 24;
+std::string quoted_entry(std::string_view text);
+
 class NamedList {
  public:
   NamedList(std::string name, std::string location, std::vector<ListEntry> entries);

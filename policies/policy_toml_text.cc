@@ -244,9 +244,9 @@ std::optional<std::string> read_regular_file(const std::string& path, std::size_
     *error = std::move(message);
     return std::nullopt;
   };
-  if (fd < 0) return fail(fmt::format("cannot open: {}", std::strerror(errno)));
+  if (fd < 0) return fail(std::strerror(errno));
   struct stat status {};
-  if (::fstat(fd, &status) != 0) return fail(fmt::format("cannot stat: {}", std::strerror(errno)));
+  if (::fstat(fd, &status) != 0) return fail(std::strerror(errno));
   if (!S_ISREG(status.st_mode)) return fail("not a regular file");
   if (static_cast<std::uint64_t>(status.st_size) > max_size) {
     return fail(fmt::format("larger than {} bytes", max_size));
@@ -257,7 +257,7 @@ std::optional<std::string> read_regular_file(const std::string& path, std::size_
   while (filled < text.size()) {
     const ssize_t got = ::read(fd, text.data() + filled, text.size() - filled);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return fail(fmt::format("cannot read: {}", std::strerror(errno)));
+    if (got < 0) return fail(std::strerror(errno));
     if (got == 0) break;  // shrank meanwhile
     filled += static_cast<std::size_t>(got);
   }

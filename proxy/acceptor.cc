@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "callback_guard.h"
 #include "log_sink.h"
 #include "worker.h"
 
@@ -17,11 +18,10 @@ Acceptor::Acceptor(event_base* base, const ServerContext& context, std::vector<W
     : base_(base), context_(context), workers_(std::move(workers)) {}
 
 bool Acceptor::bind_all(std::string* error) {
-  listen_config_ = context_.config->current();
-  const auto& listeners = listen_config_->listeners;
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    const ListenConfig& listen = listeners[i];
-    auto slot = std::make_unique<ListenerSlot>(ListenerSlot{this, i});
+  const auto config = context_.config->current();
+  for (const ListenConfig& listen : config->listeners) {
+    auto slot = std::make_unique<ListenerSlot>(
+        ListenerSlot{this, std::make_shared<const ListenConfig>(listen)});
     const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
                            LEV_OPT_DISABLED |
                            (listen.address.is_ipv6() ? LEV_OPT_BIND_IPV6ONLY : 0);
@@ -45,13 +45,20 @@ void Acceptor::enable_all() {
     evconnlistener_enable(listener.get());
 }
 
+std::vector<std::shared_ptr<const ListenConfig>> Acceptor::bound() const {
+  std::vector<std::shared_ptr<const ListenConfig>> out;
+  for (const auto& slot : slots_)
+    out.push_back(slot->listener);
+  return out;
+}
+
 void Acceptor::close_all() {
   closed_ = true;
   listeners_.clear();
 }
 
-void Acceptor::on_accept(size_t listener_index, evutil_socket_t fd, const sockaddr* address,
-                         int length) {
+void Acceptor::on_accept(const std::shared_ptr<const ListenConfig>& listener, evutil_socket_t fd,
+                         const sockaddr* address, int length, bool* handed_over) {
   auto peer = NetAddress::from_sockaddr(address, static_cast<socklen_t>(length));
   NetAddress local_address;
   sockaddr_storage local{};
@@ -84,29 +91,46 @@ void Acceptor::on_accept(size_t listener_index, evutil_socket_t fd, const sockad
     return;
   }
   Worker* worker = workers_[next_worker_++ % workers_.size()];
-  worker->hand_over(AcceptedConnection{fd, *peer, local_address, listener_index, key});
+  worker->hand_over(AcceptedConnection{fd, *peer, local_address, listener, key});
+  *handed_over = true;  // from here the connection (and its fd) is the worker's
 }
 
 void Acceptor::accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* address, int length,
                          void* slot) {
   auto* listener_slot = static_cast<ListenerSlot*>(slot);
-  listener_slot->acceptor->on_accept(listener_slot->index, fd, address, length);
+  bool handed_over = false;
+  guard_callback(
+      "accept",
+      [&] {
+        listener_slot->acceptor->on_accept(listener_slot->listener, fd, address, length,
+                                           &handed_over);
+      },
+      [&] {
+        // Not yet a session's: the socket is still ours to close.
+        if (!handed_over) evutil_closesocket(fd);
+      });
 }
 
 void Acceptor::error_cb(evconnlistener* listener, void* slot) {
+  guard_callback("accept_error",
+                 [&] { static_cast<ListenerSlot*>(slot)->acceptor->on_error(listener); });
+}
+
+void Acceptor::on_error(evconnlistener* listener) {
   // EMFILE and friends: the pending connection stays in the backlog, so accepting again at once
   // would spin. Pause this listener for a second.
   log_error("accept_failed", {{"error", std::strerror(errno)}, {"retry_seconds", "1"}});
   evconnlistener_disable(listener);
-  auto* acceptor = static_cast<ListenerSlot*>(slot)->acceptor;
   timeval pause{1, 0};
   event_base_once(
-      acceptor->base_, -1, EV_TIMEOUT,
+      base_, -1, EV_TIMEOUT,
       [](evutil_socket_t, short, void* self) {
-        auto* owner = static_cast<Acceptor*>(self);
-        if (!owner->closed_) owner->enable_all();
+        guard_callback("accept_resume", [self] {
+          auto* owner = static_cast<Acceptor*>(self);
+          if (!owner->closed_) owner->enable_all();
+        });
       },
-      acceptor, &pause);
+      this, &pause);
 }
 
 }  // namespace portcullis

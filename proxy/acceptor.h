@@ -27,13 +27,18 @@ class Acceptor {
   void enable_all();
   // Stops accepting (SIGTERM): the sockets are closed.
   void close_all();
+  // The [[listen]] blocks as bound, in bind order.
+  std::vector<std::shared_ptr<const ListenConfig>> bound() const;
 
  private:
-  void on_accept(size_t listener_index, evutil_socket_t fd, const sockaddr* address, int length);
+  // *handed_over turns true once the socket belongs to a worker (the caller closes it otherwise).
+  void on_accept(const std::shared_ptr<const ListenConfig>& listener, evutil_socket_t fd,
+                 const sockaddr* address, int length, bool* handed_over);
+  void on_error(evconnlistener* listener);
 
   struct ListenerSlot {
     Acceptor* acceptor;
-    size_t index;
+    std::shared_ptr<const ListenConfig> listener;  // as bound; reloads leave it alone
   };
 
   static void accept_cb(evconnlistener* listener, evutil_socket_t fd, sockaddr* address, int length,
@@ -45,7 +50,6 @@ class Acceptor {
   std::vector<Worker*> workers_;
   size_t next_worker_ = 0;
   bool closed_ = false;
-  std::shared_ptr<const Config> listen_config_;  // listeners change only with a restart
   std::vector<ListenerPtr> listeners_;
   std::vector<std::unique_ptr<ListenerSlot>> slots_;
 };

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <utility>
 
+#include "callback_guard.h"
+
 namespace portcullis {
 
 PlainSocketReader::PlainSocketReader(event_base* base, bufferevent* bev, size_t high_water,
@@ -37,7 +39,15 @@ void PlainSocketReader::stop() {
 }
 
 void PlainSocketReader::readable_cb(evutil_socket_t, short what, void* self) {
-  static_cast<PlainSocketReader*>(self)->on_readable(what);
+  auto* reader = static_cast<PlainSocketReader*>(self);
+  // The owner's callbacks guard themselves; what throws here is the reader's own work (before
+  // any callback ran), so the owner is told of an error and closes its session.
+  auto on_event = reader->on_event_;
+  guard_callback(
+      "plain_socket_read", [&] { reader->on_readable(what); },
+      [&] {
+        if (on_event) on_event(BEV_EVENT_ERROR | BEV_EVENT_READING);
+      });
 }
 
 void PlainSocketReader::on_readable(short what) {

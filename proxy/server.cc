@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <csignal>
 #include <utility>
 
 #include "acceptor.h"
+#include "callback_guard.h"
 #include "metrics.h"
 #include "privilege.h"
 #include "upstream_probe.h"
@@ -114,15 +116,19 @@ int Server::run() {
 
   auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
     auto* server = static_cast<Server*>(self);
-    switch (signal_number) {
-      case SIGTERM:
-      case SIGINT:
-        return server->on_terminate();
-      case SIGHUP:
-        return server->on_reload();
-      case SIGUSR1:
-        return server->on_reopen_logs();
-    }
+    // A reload that throws keeps the configuration in force: nothing is replaced before the
+    // new one is complete.
+    guard_callback("signal", [&] {
+      switch (signal_number) {
+        case SIGTERM:
+        case SIGINT:
+          return server->on_terminate();
+        case SIGHUP:
+          return server->on_reload();
+        case SIGUSR1:
+          return server->on_reopen_logs();
+      }
+    });
   };
   for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
@@ -176,14 +182,8 @@ void Server::on_reload() {
     metrics().reloads_total.with({"failed"}).increment();
     return;
   }
+  log_listener_changes(*next);
   std::vector<std::string> restart_only;
-  if (next->listeners.size() != current->listeners.size()) restart_only.push_back("listen");
-  for (size_t i = 0; i < next->listeners.size() && i < current->listeners.size(); ++i) {
-    if (next->listeners[i].address.host_port() != current->listeners[i].address.host_port()) {
-      restart_only.push_back("listen");
-      break;
-    }
-  }
   if (next->server.workers != current->server.workers) restart_only.push_back("server.workers");
   if (next->server.user != current->server.user) restart_only.push_back("server.user");
   if (next->server.cpu_scheduling != current->server.cpu_scheduling)
@@ -215,6 +215,39 @@ void Server::on_reload() {
             {"filters", std::to_string(next->filters.chain.size())},
             {"policy_rules",
              std::to_string(next->policy.policy ? next->policy.policy->rules().size() : 0)}});
+}
+
+void Server::log_listener_changes(const Config& next) const {
+  // Matched by address: a block that moved in the file is the same listener.
+  const auto bound = acceptor_->bound();
+  const auto same_settings = [](const ListenConfig& a, const ListenConfig& b) {
+    return a.mode == b.mode && a.tls == b.tls && a.proxy_protocol == b.proxy_protocol;
+  };
+  const auto needs_restart = [](const std::string& address, const char* change) {
+    log_warning("reload_needs_restart",
+                {{"setting", "listen"}, {"address", address}, {"change", change}});
+  };
+  for (const auto& listener : bound) {
+    const std::string address = listener->address.host_port();
+    const auto found = std::find_if(
+        next.listeners.begin(), next.listeners.end(),
+        [&](const ListenConfig& candidate) { return candidate.address.host_port() == address; });
+    if (found == next.listeners.end()) {
+      needs_restart(address, "removed; still accepting until a restart");
+    } else if (!same_settings(*found, *listener)) {
+      needs_restart(address, "changed; the bound settings stay until a restart");
+    }
+    if (!listener->tls.empty() && !next.tls_block(listener->tls)) {
+      needs_restart(address, "its [tls] block is gone: TLS on it fails until a restart");
+    }
+  }
+  for (const auto& listener : next.listeners) {
+    const std::string address = listener.address.host_port();
+    const bool known = std::any_of(bound.begin(), bound.end(), [&](const auto& candidate) {
+      return candidate->address.host_port() == address;
+    });
+    if (!known) needs_restart(address, "added; not bound until a restart");
+  }
 }
 
 bool Server::load_tls(const Config& config) {

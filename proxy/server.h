@@ -37,6 +37,9 @@ class Server {
   void on_reopen_logs();
   // Loads certificates and keys of `config`; false (logged) keeps what is in force.
   bool load_tls(const Config& config);
+  // Logs reload_needs_restart for each [[listen]] block of `next` added, removed or changed
+  // against the bound sockets.
+  void log_listener_changes(const Config& next) const;
 
   std::shared_ptr<const Config> config_;
   std::unique_ptr<LogSink> log_;

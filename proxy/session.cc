@@ -183,7 +183,7 @@ Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
       local_(connection.local),
       client_key_(std::move(connection.client_key)),
       client_text_(connection.peer.host_port()),
-      listener_index_(connection.listener_index),
+      listener_(std::move(connection.listener)),
       parser_(ParserLimits{}) {
   set_no_delay(connection.fd);
   client_.reset(bufferevent_socket_new(worker_.base(), connection.fd, BEV_OPT_CLOSE_ON_FREE));
@@ -255,7 +255,7 @@ void Session::start() {
 }
 
 const ListenConfig& Session::listener() const {
-  return config_->listeners.at(listener_index_);
+  return *listener_;
 }
 
 void Session::on_proxy_header_bytes() {

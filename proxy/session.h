@@ -175,7 +175,7 @@ class Session final : public FilterServices {
   NetAddress local_;
   std::string client_key_;
   std::string client_text_;  // "ip:port" for logs
-  size_t listener_index_;
+  std::shared_ptr<const ListenConfig> listener_;  // as bound, whatever a reload says
   BufferEventPtr client_;
   std::shared_ptr<const TlsServerContexts> tls_contexts_;
   EventPtr proxy_deadline_;

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "callback_guard.h"
+
 namespace portcullis {
 
 namespace {
@@ -166,7 +168,13 @@ const TlsServerContexts::Block* TlsServerContexts::block_for_name(
   return nullptr;
 }
 
-int TlsServerContexts::on_servername(SSL* ssl, int*, void* self) {
+int TlsServerContexts::on_servername(SSL* ssl, int* alert, void* self) {
+  int result = SSL_TLSEXT_ERR_ALERT_FATAL;
+  guard_callback("tls_servername", [&] { result = select_block(ssl, alert, self); });
+  return result;
+}
+
+int TlsServerContexts::select_block(SSL* ssl, int*, void* self) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   if (!name) return SSL_TLSEXT_ERR_NOACK;
   const Block* block = static_cast<const TlsServerContexts*>(self)->block_for_name(name);

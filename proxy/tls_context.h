@@ -38,6 +38,7 @@ class TlsServerContexts {
   };
 
   static int on_servername(SSL* ssl, int* alert, void* self);
+  static int select_block(SSL* ssl, int* alert, void* self);
   const Block* block_for_name(const std::string& server_name) const;
 
   std::vector<Block> blocks_;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "callback_guard.h"
+
 namespace portcullis {
 
 namespace {
@@ -47,7 +49,10 @@ int TlsTicketKeys::callback(SSL* ssl, unsigned char key_name[16], unsigned char*
   SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
   auto* keys = static_cast<TlsTicketKeys*>(SSL_CTX_get_ex_data(ctx, ticket_keys_index()));
   if (!keys) return 0;
-  return keys->handle(key_name, iv, cipher, mac, encrypt);
+  int result = encrypt ? -1 : 0;  // on failure: no ticket issued, or a full handshake
+  guard_callback("tls_ticket_key",
+                 [&] { result = keys->handle(key_name, iv, cipher, mac, encrypt); });
+  return result;
 }
 
 // OpenSSL's contract: on encrypt fill name and IV and initialise both contexts, return 1; on

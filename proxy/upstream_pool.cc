@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "callback_guard.h"
+
 namespace portcullis {
 
 namespace {
@@ -11,7 +13,11 @@ constexpr timeval kSweepInterval{1, 0};
 UpstreamPool::UpstreamPool(event_base* base, std::function<void()> release_slot)
     : base_(base), release_slot_(std::move(release_slot)) {
   sweep_timer_.reset(evtimer_new(
-      base_, [](evutil_socket_t, short, void* self) { static_cast<UpstreamPool*>(self)->sweep(); },
+      base_,
+      [](evutil_socket_t, short, void* self) {
+        guard_callback("upstream_pool_sweep",
+                       [self] { static_cast<UpstreamPool*>(self)->sweep(); });
+      },
       this));
 }
 

@@ -2,18 +2,21 @@
 
 #include <utility>
 
+#include "callback_guard.h"
 #include "log_sink.h"
 
 namespace portcullis {
 
 UpstreamProbe::UpstreamProbe(event_base* base, UpstreamStatus* status)
     : base_(base), status_(status) {
-  request_event_.reset(event_new(
-      base_, -1, 0,
-      [](evutil_socket_t, short, void* self) { static_cast<UpstreamProbe*>(self)->run(); }, this));
-  retry_timer_.reset(evtimer_new(
-      base_, [](evutil_socket_t, short, void* self) { static_cast<UpstreamProbe*>(self)->run(); },
-      this));
+  request_event_.reset(event_new(base_, -1, 0, &UpstreamProbe::run_cb, this));
+  retry_timer_.reset(evtimer_new(base_, &UpstreamProbe::run_cb, this));
+}
+
+void UpstreamProbe::run_cb(evutil_socket_t, short, void* self) {
+  auto* probe = static_cast<UpstreamProbe*>(self);
+  // A probe that failed to start is tried again at the next request or retry.
+  guard_callback("upstream_probe", [probe] { probe->run(); });
 }
 
 void UpstreamProbe::reconfigure(std::shared_ptr<const Config> config) {

@@ -33,6 +33,7 @@ class UpstreamProbe {
 
  private:
   void run();
+  static void run_cb(evutil_socket_t fd, short what, void* self);
   void on_result(UpstreamResult result);
 
   event_base* base_;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <utility>
 
+#include "callback_guard.h"
 #include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
@@ -19,7 +20,7 @@ std::atomic<uint64_t> next_session_id{1};
 
 template <void (Worker::*Method)()>
 void call(evutil_socket_t, short, void* self) {
-  (static_cast<Worker*>(self)->*Method)();
+  guard_callback("worker", [self] { (static_cast<Worker*>(self)->*Method)(); });
 }
 }  // namespace
 

@@ -27,7 +27,9 @@ struct AcceptedConnection {
   evutil_socket_t fd = -1;
   NetAddress peer;
   NetAddress local;
-  size_t listener_index = 0;
+  // The [[listen]] block the socket was bound with: a reload does not change it (the session
+  // reads mode, tls and proxy_protocol from here, not from the current config).
+  std::shared_ptr<const ListenConfig> listener;
   std::string client_key;  // SessionLimits key, released when the session ends
 };
 

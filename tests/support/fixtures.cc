@@ -178,6 +178,8 @@ std::string render_portcullis_config(const PortcullisOptions& options, uint16_t 
   for (const auto& address : options.extra_listen) {
     text += "[[listen]]\naddress = " + toml_string(address) + "\n\n";
   }
+  for (const auto& block : options.extra_listen_blocks)
+    text += "[[listen]]\n" + block + "\n\n";
   text +=
       render("upstream",
              merged("upstream",
@@ -209,6 +211,13 @@ PortcullisFixture::PortcullisFixture(PortcullisOptions options) : options_(std::
   config_text_ = render_portcullis_config(options_, port_, state_dir_, log_path_);
   write_file(config_path_, config_text_, 0644);
   start();
+}
+
+void PortcullisFixture::rewrite_config(const std::string& text) const {
+  // Written aside and renamed, so that the proxy never reads half a file.
+  const fs::path written = config_path_.string() + ".new";
+  write_file(written, text, 0644);
+  fs::rename(written, config_path_);
 }
 
 void PortcullisFixture::start() {

@@ -87,6 +87,8 @@ struct PortcullisOptions {
   std::vector<std::string> extra_listen;  // more [[listen]] addresses
   // More keys of the first [[listen]] block (mode, tls, proxy_protocol), raw TOML values.
   std::map<std::string, std::string> listen_settings;
+  // More [[listen]] blocks after extra_listen, each the raw TOML of its body (address = ...).
+  std::vector<std::string> extra_listen_blocks;
   // Before returning: wait until a session gets a 220 banner (the upstream probe is done).
   // Off for tests that expect the unreachable-upstream banner.
   bool wait_ready = true;
@@ -103,6 +105,10 @@ class PortcullisFixture {
   const std::filesystem::path& state_dir() const { return state_dir_; }
   const std::filesystem::path& log_path() const { return log_path_; }
   const std::string& config_text() const { return config_text_; }
+  const std::filesystem::path& config_path() const { return config_path_; }
+  // Replaces the config file (for a SIGHUP); config_text() keeps the text the proxy started
+  // with.
+  void rewrite_config(const std::string& text) const;
 
   std::string log_text() const;
   std::string stderr_text() const;
