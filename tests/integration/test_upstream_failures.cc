@@ -4,10 +4,22 @@
 // upstream's 2xx for it; otherwise the client gets a 4xx (451 4.4.2, or the upstream's 421).
 // Also: replies pass through unchanged, one upstream connection serves several transactions,
 // and the main log records deliveries, refusals and session ends.
+//
+// Built twice (tests/integration/meson.build). Without PORTCULLIS_REUSED_UPSTREAM every case runs
+// on a fresh upstream connection (idle_timeout = 0). With it (integration/upstream_failures_reused,
+// issue 11 point 2) the proxy keeps connections and has one worker, and before each case a
+// well-behaved delivery leaves one connection in the pool: the case's session then runs on that
+// kept connection (re-greeted with XCLIENT and the client's EHLO), and the fixture checks that it
+// did, from the upstream's records and portcullis_upstream_connections_reused_total.
+#ifdef PORTCULLIS_REUSED_UPSTREAM
+#define BOOST_TEST_MODULE integration_upstream_failures_reused
+#else
 #define BOOST_TEST_MODULE integration_upstream_failures
+#endif
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
 #include <memory>
+#include <optional>
 
 #include "fixtures.h"
 #include "recording_upstream.h"
@@ -19,6 +31,13 @@ namespace {
 
 constexpr int reply_timeout_seconds = 3;
 constexpr const char* client_address = "127.0.0.2";
+#ifdef PORTCULLIS_REUSED_UPSTREAM
+constexpr bool reused_upstream = true;
+#else
+constexpr bool reused_upstream = false;
+#endif
+// The priming delivery's client, so the upstream's records tell its XCLIENT from the case's.
+constexpr const char* priming_address = "127.0.0.3";
 
 struct FailureEnvironment {
   FailureEnvironment() {
@@ -28,9 +47,18 @@ struct FailureEnvironment {
     options.pass_client = "xclient";
     options.settings["upstream"]["reply_timeout"] = std::to_string(reply_timeout_seconds);
     options.settings["limits"]["max_errors"] = "50";
-    // Each case judges what happened on its own sessions' connections: none is kept for the
-    // next case (connection reuse has its own module, integration/upstream_reuse).
-    options.settings["upstream"]["idle_timeout"] = "0";
+    if (reused_upstream) {
+      // One worker, so the connection the priming session leaves is in the pool the case's
+      // session takes from; kept long enough for the slowest case.
+      options.settings["server"]["workers"] = "1";
+      options.settings["upstream"]["idle_timeout"] = "60";
+      metrics_port = free_loopback_port();
+      options.settings["metrics"]["address"] = fmt::format("\"127.0.0.1:{}\"", metrics_port);
+    } else {
+      // Each case judges what happened on its own sessions' connections: none is kept for the
+      // next case (connection reuse has its own module, integration/upstream_reuse).
+      options.settings["upstream"]["idle_timeout"] = "0";
+    }
     proxy = std::make_unique<PortcullisFixture>(options);
     instance = this;
   }
@@ -47,11 +75,23 @@ struct FailureEnvironment {
   size_t upstream_acknowledged() const {
     return retired_acknowledged + upstream->total_acknowledged();
   }
+  // portcullis_upstream_connections_reused_total from /metrics; -1 when absent.
+  long long reused_total() const {
+    SmtpTestClient http("127.0.0.1", metrics_port, {.source_address = "", .timeout = 5s});
+    http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    const std::string body = http.read_until_close(5s);
+    const std::string name = "portcullis_upstream_connections_reused_total ";
+    for (const auto& line : split_lines(body)) {
+      if (line.rfind(name, 0) == 0) return std::stoll(line.substr(name.size()));
+    }
+    return -1;
+  }
 
   std::unique_ptr<RecordingUpstream> upstream;
   std::unique_ptr<PortcullisFixture> proxy;
   size_t accepted_at_client = 0;  // 2xx final replies seen by clients
   size_t retired_acknowledged = 0;
+  uint16_t metrics_port = 0;  // reused variant only
 
   static FailureEnvironment* instance;
 };
@@ -68,7 +108,17 @@ SmtpTestClient connect_client() {
                         {.source_address = client_address, .timeout = 20s});
 }
 
-// Each test starts from a well-behaved upstream with nothing recorded.
+void note_final(const SmtpReply& reply);
+
+// What a case's session does with the connection the fixture left in the pool (reused variant).
+enum class KeptConnection {
+  serves_the_session,      // re-greeted for the case's client, then carries its commands
+  refuses_the_regreeting,  // answers the case client's XCLIENT with a refusal: never used
+  cannot_be_used,          // dead before the session needs it (the upstream went away)
+};
+
+// Each test starts from a well-behaved upstream with nothing recorded (and, in the reused
+// variant, one upstream connection kept by the proxy after a delivery).
 struct FreshUpstream {
   FreshUpstream() {
     env().upstream->set_behaviour({});
@@ -83,9 +133,14 @@ struct FreshUpstream {
         },
         15s, 250ms);
     BOOST_TEST_REQUIRE(ready, "no 220 banner within 15 s\n" << env().proxy->diagnostics());
-    env().upstream->clear();
+    if (reused_upstream) {
+      prime_kept_connection();
+    } else {
+      env().upstream->clear();
+    }
   }
   ~FreshUpstream() {
+    if (reused_upstream) check_the_kept_connection_was_used();
     // The invariant of the whole module, checked after every test. The upstream marks a
     // message acknowledged just after writing its 250, so give it a moment.
     std::this_thread::sleep_for(100ms);
@@ -94,6 +149,91 @@ struct FreshUpstream {
                                                       << ", 2xx final replies at clients: "
                                                       << env().accepted_at_client);
     BOOST_TEST(env().proxy->running(), env().proxy->diagnostics());
+  }
+
+  // For a case whose session cannot run on the kept connection; `why` says what kills it.
+  void expect_kept_connection_unusable(const std::string& why) {
+    kept_connection = KeptConnection::cannot_be_used;
+    BOOST_TEST_MESSAGE("the kept upstream connection cannot serve this case: " << why);
+  }
+  // For a case whose upstream refuses XCLIENT: the kept connection meets the refusal first.
+  void expect_kept_connection_refuses_the_regreeting() {
+    kept_connection = KeptConnection::refuses_the_regreeting;
+  }
+
+  KeptConnection kept_connection = KeptConnection::serves_the_session;
+  size_t kept_index = 0;         // the upstream's index of the kept connection
+  long long reused_before = -1;  // portcullis_upstream_connections_reused_total after priming
+
+ private:
+  // One complete, well-behaved delivery whose session ends cleanly, so the proxy keeps its
+  // upstream connection; then the upstream forgets everything, that connection's past included.
+  void prime_kept_connection() {
+    const size_t acknowledged_before = env().upstream->total_acknowledged();
+    {
+      SmtpTestClient client("127.0.0.1", env().proxy->port(),
+                            {.source_address = priming_address, .timeout = 20s});
+      BOOST_TEST_REQUIRE(client.read_reply().code == 220);
+      BOOST_TEST_REQUIRE(client.command("EHLO primer.example.test").code == 250);
+      BOOST_TEST_REQUIRE(client.command("MAIL FROM:<primer@example.test>").code == 250);
+      BOOST_TEST_REQUIRE(client.command("RCPT TO:<b@example.test>").code == 250);
+      BOOST_TEST_REQUIRE(client.command("DATA").code == 354);
+      client.send(dot_stuff(make_message(500, "primer", "PRIMER-MARKER")) + ".\r\n");
+      const SmtpReply final_reply = client.read_reply();
+      note_final(final_reply);
+      BOOST_TEST_REQUIRE(final_reply.code == 250, final_reply.describe());
+      BOOST_TEST_REQUIRE(client.command("QUIT").code == 221);
+      BOOST_TEST_REQUIRE(client.wait_closed(5s));
+    }
+    // The upstream marks the message acknowledged just after writing its 250.
+    BOOST_TEST_REQUIRE(wait_until(
+        [&] { return env().upstream->total_acknowledged() > acknowledged_before; }, 5s, 10ms));
+    std::optional<size_t> index;
+    for (const auto& connection : env().upstream->session_connections()) {
+      for (const auto& message : connection.messages) {
+        if (contains(message.raw, "PRIMER-MARKER") && connection.open) index = connection.index;
+      }
+    }
+    BOOST_TEST_REQUIRE(index.has_value(), "the priming delivery's upstream connection closed");
+    kept_index = *index;
+    reused_before = env().reused_total();
+    BOOST_TEST_REQUIRE(reused_before >= 0, "no reuse counter in /metrics");
+    env().upstream->clear_including_open();
+  }
+
+  void check_the_kept_connection_was_used() const {
+    const long long reused_after = env().reused_total();
+    if (kept_connection == KeptConnection::cannot_be_used) {
+      // Nothing can have been served by a kept connection: the one the fixture left died.
+      BOOST_TEST(reused_after == reused_before);
+      return;
+    }
+    std::optional<RecordedConnection> kept;
+    for (const auto& connection : env().upstream->connections()) {
+      if (connection.index == kept_index) kept = connection;
+    }
+    BOOST_TEST_REQUIRE(kept.has_value(), "the kept connection's record is gone");
+    std::string commands;
+    std::string xclient;
+    for (const auto& command : kept->commands) {
+      commands += command + " | ";
+      if (starts_with_nocase(command, "XCLIENT ")) xclient += command + " ";
+    }
+    // The case's session went to the kept connection first: its XCLIENT, before anything else.
+    BOOST_TEST((!kept->commands.empty() && starts_with_nocase(kept->commands[0], "XCLIENT ")),
+               "kept connection: " << commands);
+    BOOST_TEST(contains(xclient, std::string("ADDR=") + client_address), commands);
+    if (kept_connection == KeptConnection::serves_the_session) {
+      BOOST_TEST(kept->count_verb("MAIL") >= 1u, commands);
+      BOOST_TEST(reused_after > reused_before,
+                 "reused " << reused_before << " -> " << reused_after);
+    } else {
+      // SECURITY: a connection whose XCLIENT was refused carries nothing of the client's.
+      BOOST_TEST(kept->count_verb("MAIL") == 0u, commands);
+      BOOST_TEST(reused_after == reused_before);
+      BOOST_TEST(env().proxy->wait_for_event("upstream_reuse_failed", 5s),
+                 env().proxy->diagnostics());
+    }
   }
 };
 
@@ -142,7 +282,15 @@ BOOST_AUTO_TEST_CASE(baseline_delivery_with_xclient) {
   BOOST_REQUIRE(sessions.size() == 1u);
   const auto& session = sessions[0];
   BOOST_REQUIRE(session.commands.size() >= 4u);
+#ifdef PORTCULLIS_REUSED_UPSTREAM
+  // A kept connection is greeted already: XCLIENT first, never the proxy's own EHLO again.
+  BOOST_TEST(starts_with_nocase(session.commands[0], "XCLIENT "), session.commands[0]);
+  for (const auto& command : session.commands) {
+    BOOST_TEST(command != "EHLO portcullis.test");
+  }
+#else
   BOOST_TEST(starts_with_nocase(session.commands[0], "EHLO "));
+#endif
   // XCLIENT carries the client's address and port; the EHLO after it, the client's HELO.
   std::string xclient;
   for (const auto& command : session.commands) {
@@ -166,6 +314,7 @@ BOOST_AUTO_TEST_CASE(baseline_delivery_with_xclient) {
 }
 
 BOOST_AUTO_TEST_CASE(upstream_gone_before_mail) {
+  expect_kept_connection_unusable("the upstream's stop closes every connection, the kept one too");
   auto client = connect_client();
   BOOST_REQUIRE(greet(client));
   // The MTA dies between the session start and the first transaction: nothing listens.
@@ -332,6 +481,7 @@ BOOST_AUTO_TEST_CASE(an_xclient_reply_other_than_220_or_250_relays_nothing) {
   UpstreamBehaviour behaviour;
   behaviour.replies = {{"XCLIENT", "251 2.0.0 odd but positive"}};
   env().upstream->set_behaviour(behaviour);
+  expect_kept_connection_refuses_the_regreeting();
   auto client = connect_client();
   BOOST_REQUIRE(greet(client));
   const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
@@ -349,6 +499,7 @@ BOOST_AUTO_TEST_CASE(an_xclient_421_is_passed_on_and_nothing_is_relayed) {
   UpstreamBehaviour behaviour;
   behaviour.replies = {{"XCLIENT", "421 4.3.2 upstream.test Service shutting down"}};
   env().upstream->set_behaviour(behaviour);
+  expect_kept_connection_refuses_the_regreeting();
   auto client = connect_client();
   BOOST_REQUIRE(greet(client));
   const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");

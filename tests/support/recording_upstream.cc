@@ -194,6 +194,17 @@ void RecordingUpstream::clear() {
   std::erase_if(records_, [](const RecordedConnection& record) { return !record.open; });
 }
 
+void RecordingUpstream::clear_including_open() {
+  std::lock_guard lock(mutex_);
+  std::erase_if(records_, [](const RecordedConnection& record) { return !record.open; });
+  for (RecordedConnection& record : records_) {
+    record.proxy_header.clear();
+    record.received.clear();
+    record.commands.clear();
+    record.messages.clear();
+  }
+}
+
 RecordedConnection& RecordingUpstream::record(Connection& connection) {
   // Called with mutex_ held. Open connections are never cleared, so the record exists.
   auto it = std::find_if(records_.begin(), records_.end(),
@@ -532,7 +543,8 @@ void RecordingUpstream::flush_due(Connection& connection) {
     std::lock_guard lock(mutex_);
     RecordedConnection& recorded = record(connection);
     for (size_t index : connection.acknowledge_when_flushed) {
-      recorded.messages[index].acknowledged = true;
+      // clear_including_open() may have forgotten the message; the total still counts it.
+      if (index < recorded.messages.size()) recorded.messages[index].acknowledged = true;
       ++total_acknowledged_;
     }
     connection.acknowledge_when_flushed.clear();

@@ -96,6 +96,10 @@ class RecordingUpstream {
                 Millis timeout) const;
   // Forget what was recorded so far (open connections keep being recorded under new records).
   void clear();
+  // clear(), and open connections start their records again too: index, peer and open state
+  // stay, commands, messages and bytes are forgotten. For a test that runs on a connection an
+  // earlier delivery left open (a proxy's kept connection). Call it when no reply is pending.
+  void clear_including_open();
   // Stops listening and closes every connection, as a crashed MTA would. Idempotent.
   void stop();
 
