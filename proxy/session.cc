@@ -25,154 +25,24 @@
 #include "plain_socket_reader.h"
 #include "proxy_header.h"
 #include "session_facts.h"
+#include "session_internal.h"
 #include "worker.h"
 
 namespace portcullis {
 
-namespace {
+using namespace session_detail;
 
-constexpr size_t kInputHighWater = 256 * 1024;
-// SECURITY: a client that pipelines commands and reads nothing must not make its replies pile
-// up in memory: past this many unwritten bytes its input is neither read nor processed until
-// it has read them (docs/configuration.md, "Memory per session").
-constexpr size_t kClientOutputHighWater = 64 * 1024;
-// Over TLS, at most this much ciphertext waits in the socket's bufferevent in each direction:
-// the TLS layer stops encrypting replies, or decrypting input, until it has moved on.
-constexpr size_t kTlsRecordHighWater = 64 * 1024;
-// Once [timeouts] data_block has passed, DATA must have brought at least this many bytes a
-// second on average (Postfix's smtpd_min_data_rate), so that a message trickled in a byte at a
-// time cannot hold a session for long: at most data_block + max_message_size / kMinDataRate
-// seconds in all.
-constexpr uint64_t kMinDataRate = 500;
-
-timeval to_timeval(std::chrono::milliseconds duration) {
-  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 0);
-  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-// Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
-// Case-insensitive position of `needle` in `text`, or npos.
-size_t ifind(std::string_view text, std::string_view needle) {
-  for (size_t at = 0; at + needle.size() <= text.size(); ++at) {
-    if (iequals(text.substr(at, needle.size()), needle)) return at;
-  }
-  return std::string_view::npos;
-}
-
-// The id after "queued as" or "id=" (up to 64 of [A-Za-z0-9._-]); a plain scan, since it runs
-// for every delivered message.
-std::string queue_id_from(const SmtpReply& reply) {
-  auto id_char = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  };
-  for (const std::string& line : reply.lines) {
-    for (std::string_view marker : {std::string_view("queued as"), std::string_view("id=")}) {
-      size_t at = ifind(line, marker);
-      if (at == std::string_view::npos) continue;
-      at += marker.size();
-      while (at < line.size() && std::isspace(static_cast<unsigned char>(line[at])))
-        ++at;
-      size_t end = at;
-      while (end < line.size() && end - at < 64 && id_char(line[end]))
-        ++end;
-      if (end > at) return line.substr(at, end - at);
-    }
-  }
-  return {};
-}
-
-// The counters a session bumps for every command, looked up once per process.
-Counter& command_counter(Verb verb, bool ok) {
-  static const auto table = [] {
-    std::array<std::array<Counter*, 2>, static_cast<size_t>(Verb::unknown) + 1> counters{};
-    for (size_t i = 0; i < counters.size(); ++i) {
-      const std::string verb_name(to_string(static_cast<Verb>(i)));
-      counters[i][0] = &metrics().commands_total.with({verb_name, "refused"});
-      counters[i][1] = &metrics().commands_total.with({verb_name, "accepted"});
-    }
-    return counters;
-  }();
-  return *table[static_cast<size_t>(verb)][ok ? 1 : 0];
-}
-
-enum class MessageOutcome { delivered, refused, failed };
-
-// portcullis_messages_total, once per message: looked up once per process.
-Counter& message_counter(MessageOutcome outcome) {
-  static const std::array<Counter*, 3> table = {
-      &metrics().messages_total.with({"delivered"}),
-      &metrics().messages_total.with({"refused"}),
-      &metrics().messages_total.with({"failed"}),
-  };
-  return *table[static_cast<size_t>(outcome)];
-}
-
-Counter& upstream_reply_counter(int code) {
-  static const auto table = [] {
-    std::array<Counter*, 6> counters{};
-    for (int i = 0; i < 6; ++i) {
-      counters[i] = &metrics().upstream_replies_total.with({fmt::format("{}xx", i)});
-    }
-    return counters;
-  }();
-  return *table[std::clamp(code / 100, 0, 5)];
-}
-
-Phase phase_of(Verb verb) {
-  switch (verb) {
-    case Verb::helo:
-    case Verb::ehlo:
-      return Phase::helo;
-    case Verb::mail:
-      return Phase::mail;
-    case Verb::rcpt:
-      return Phase::rcpt;
-    default:
-      return Phase::data;
-  }
-}
-
-// Header values come from policy placeholders, i.e. maybe from the client: a CR or LF would
-// start a header of the client's choosing.
-std::string header_safe(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 && c != '\t') c = ' ';
-    if (byte == 0x7f) c = ' ';
-  }
-  return out;
-}
-
-}  // namespace
-
-template <typename Body>
-void Session::guarded(const char* where, Body&& body) noexcept {
-  try {
-    body();
+void Session::enter(SessionState next) {
+  if (session_transition_allowed(state_, next)) {
+    state_ = next;
     return;
-  } catch (const std::exception& error) {
-    log_error(
-        "session_callback_failed",
-        {{"session", std::to_string(id_)}, {"callback", where}, {"error", error.what(), true}});
-  } catch (...) {
-    log_error("session_callback_failed",
-              {{"session", std::to_string(id_)}, {"callback", where}, {"error", "unknown"}});
   }
-  try {
-    end_reason_ = EndReason::internal_error;
-    closing_ = true;
-    finish();
-  } catch (...) {
-    // Nothing more can be done for this session; the worker frees it with the others.
-  }
+  const SessionState from = state_;
+  log_error("session_state_invalid", {{"session", std::to_string(id_)},
+                                      {"from", std::string(to_string(from))},
+                                      {"to", std::string(to_string(next))}});
+  throw std::logic_error(
+      fmt::format("session state {} cannot move to {}", to_string(from), to_string(next)));
 }
 
 Session::Session(Worker& worker, uint64_t id, AcceptedConnection connection)
@@ -202,9 +72,12 @@ Session::~Session() {
 }
 
 void Session::start() {
+  guarded("start", [this] { open_connection(); });
+}
+
+void Session::open_connection() {
   if (!client_) {
     log_error("session_failed", {{"session", std::to_string(id_)}, {"reason", "bufferevent"}});
-    closing_ = true;
     finish();
     return;
   }
@@ -233,10 +106,9 @@ void Session::start() {
     if (!trusted) {
       log_warning("proxy_untrusted", {{"session", std::to_string(id_)}, {"client", client_text_}});
       end_reason_ = EndReason::proxy_header_refused;
-      closing_ = true;
       return finish();
     }
-    awaiting_proxy_header_ = true;
+    enter(SessionState::proxy_header);
     // A deadline for the whole header, not an idle timeout: trickling bytes do not extend it.
     proxy_deadline_.reset(evtimer_new(
         worker_.base(),
@@ -270,11 +142,9 @@ void Session::on_proxy_header_bytes() {
         "proxy_header_refused",
         {{"session", std::to_string(id_)}, {"client", client_text_}, {"error", result.error}});
     end_reason_ = EndReason::proxy_header_refused;
-    closing_ = true;
     return finish();
   }
   evbuffer_drain(input, result.consumed);
-  awaiting_proxy_header_ = false;
   proxy_deadline_.reset();
   if (!result.local && result.source && result.destination) {
     const std::string proxy_text = client_text_;
@@ -299,19 +169,26 @@ void Session::on_proxy_header_bytes() {
 }
 
 void Session::on_proxy_header_timeout() {
-  if (!awaiting_proxy_header_ || finished_) return;
+  if (state_ != SessionState::proxy_header) return;
   log_warning("proxy_header_refused",
               {{"session", std::to_string(id_)}, {"client", client_text_}, {"error", "timeout"}});
   end_reason_ = EndReason::proxy_header_refused;
-  closing_ = true;
   finish();
 }
 
 void Session::begin_smtp() {
-  const Config& config = *config_;
-  if (listener().mode == ListenMode::smtps && !start_tls()) {
-    return close_session(EndReason::tls_failed);
+  if (listener().mode == ListenMode::smtps) {
+    // Implicit TLS: the SMTP session (and the connect phase's judgement) starts once the
+    // handshake is done (on_tls_established).
+    if (!start_tls()) return close_session(EndReason::tls_failed);
+    update_reading();
+    return;
   }
+  open_smtp();
+}
+
+void Session::open_smtp() {
+  const Config& config = *config_;
   upstream_offer_ = worker_.context().upstream_status->capabilities();
   if (!upstream_offer_) {
     end_reason_ = EndReason::upstream_unavailable;
@@ -322,6 +199,7 @@ void Session::begin_smtp() {
   }
   compute_offer();
   if (!screening_) {
+    enter(SessionState::command);
     send_banner();
     update_reading();
     return;
@@ -367,7 +245,7 @@ void Session::send_banner() {
 void Session::compute_offer() {
   const Config& config = *config_;
   const bool starttls = !listener().tls.empty() && listener().mode != ListenMode::smtps &&
-                        !tls_active_ && !tls_handshaking_;
+                        !tls_active_ && state_ != SessionState::tls_handshake;
   offer_ = compute_client_offer(*upstream_offer_, config.limits.max_message_size, starttls);
   ParserLimits limits;
   limits.command_line = 512;
@@ -406,7 +284,7 @@ bool Session::start_tls() {
   timeouts_set_ = false;  // a new bufferevent, without the old one's timeouts
   bufferevent_setcb(wrapped, &Session::read_cb, &Session::write_cb, &Session::event_cb, this);
   bufferevent_setwatermark(wrapped, EV_READ, 0, kInputHighWater);
-  tls_handshaking_ = true;
+  enter(SessionState::tls_handshake);
   // From the first byte: a handshake that trickles or stalls ends when this passes.
   arm_deadline(Deadline::tls_handshake, std::chrono::seconds(config_->timeouts.command));
   return true;
@@ -417,13 +295,11 @@ void Session::tls_handshake_failed(const std::string& reason) {
               {{"session", std::to_string(id_)}, {"client", client_text_}, {"reason", reason}});
   metrics().tls_handshakes_total.with({"failed"}).increment();
   end_reason_ = EndReason::tls_failed;
-  closing_ = true;
   finish();
 }
 
 void Session::on_tls_established() {
   if (deadline_kind_ == Deadline::tls_handshake) cancel_deadline();
-  tls_handshaking_ = false;
   tls_active_ = true;
   metrics().tls_handshakes_total.with({"ok"}).increment();
   SSL* ssl = bufferevent_openssl_get_ssl(client_.get());
@@ -434,7 +310,13 @@ void Session::on_tls_established() {
                    {"tls", tls_description_},
                    {"sni", server_name ? server_name : "", true},
                    {"resumed", ssl && SSL_session_reused(ssl) ? "yes" : "no"}});
-  if (upstream_offer_) compute_offer();
+  if (!upstream_offer_) {
+    open_smtp();  // implicit TLS: the banner comes now
+  } else {
+    enter(SessionState::command);  // STARTTLS: the client starts over with EHLO
+    compute_offer();
+  }
+  if (!session_closing(state_)) process_input();
 }
 
 void Session::on_starttls(const Command& command) {
@@ -476,20 +358,20 @@ void Session::on_starttls(const Command& command) {
 // input
 
 void Session::on_read() {
-  if (awaiting_proxy_header_) return on_proxy_header_bytes();
+  if (state_ == SessionState::proxy_header) return on_proxy_header_bytes();
   process_input();
 }
 
 void Session::process_input() {
-  if (processing_ || finished_) return;
+  if (processing_ || state_ == SessionState::closed) return;
   processing_ = true;
   // Re-read each time: STARTTLS replaces the bufferevent in the middle of this loop.
-  while (!busy_ && !closing_ && !awaiting_proxy_header_ && !output_paused_ &&
+  while (reads_commands() && !output_paused_ &&
          evbuffer_get_length(bufferevent_get_input(client_.get())) > 0) {
     evbuffer* input = bufferevent_get_input(client_.get());
     if (shutting_down_ && !in_transaction_) {
       processing_ = false;
-      return shut_down();
+      return shut_down_now();
     }
     if (client_output_full()) {
       // write_cb takes the input up again once the client has read its replies; meanwhile
@@ -524,7 +406,7 @@ void Session::process_input() {
     }
   }
   processing_ = false;
-  if (closing_ || finished_) return;
+  if (session_closing(state_)) return;
   update_reading();
   update_command_line_deadline();
 }
@@ -533,7 +415,7 @@ void Session::process_input() {
 // waiting for its rest, however slowly its bytes trickle in (each read re-arms the idle
 // timeout, not this deadline).
 void Session::update_command_line_deadline() {
-  if (busy_ || output_paused_ || !parser_.mid_command_line()) {
+  if (session_waits(state_) || output_paused_ || !parser_.mid_command_line()) {
     if (deadline_kind_ == Deadline::command_line) cancel_deadline();
     return;
   }
@@ -566,7 +448,7 @@ void Session::cancel_deadline() {
 void Session::on_deadline() {
   const Deadline kind = deadline_kind_;
   deadline_kind_ = Deadline::none;
-  if (finished_ || closing_) return;
+  if (session_closing(state_)) return;
   const std::string timeout_text =
       fmt::format("4.4.2 {} Error: timeout exceeded", config_->server.hostname);
   switch (kind) {
@@ -601,7 +483,10 @@ void Session::on_deadline() {
 // bounded by the input high-water mark), so there is no epoll_ctl per command; timeouts are
 // set only when the state changes between commands and DATA.
 void Session::update_reading() {
-  if (!client_ || closing_ || busy_ || client_eof_ || output_paused_) return;
+  if (!client_ || session_closing(state_) || session_waits(state_) || client_eof_ ||
+      output_paused_) {
+    return;
+  }
   const bool data = parser_.in_data();
   if (!timeouts_set_ || timeouts_for_data_ != data) {
     const TimeoutsConfig& timeouts = config_->timeouts;
@@ -654,588 +539,24 @@ void Session::stop_reading() {
 }
 
 void Session::resume() {
-  busy_ = false;
-  if (closing_ || finished_) return;
-  if (shutting_down_ && !in_transaction_) return shut_down();
+  if (session_closing(state_)) return;
+  if (session_waits(state_)) enter(SessionState::command);
+  if (shutting_down_ && !in_transaction_) return shut_down_now();
   process_input();
   // The client closed while a command was in flight: its last commands are answered first.
-  if (client_eof_ && !busy_ && !closing_ && !finished_) finish();
+  if (client_eof_ && state_ == SessionState::command) finish();
 }
 
 void Session::shut_down() {
+  guarded("shut_down", [this] { shut_down_now(); });
+}
+
+void Session::shut_down_now() {
   shutting_down_ = true;
-  if (closing_ || finished_ || busy_ || in_transaction_) return;
+  if (session_closing(state_) || session_waits(state_) || in_transaction_) return;
   reply(421,
         fmt::format("4.3.2 {} Service shutting down, try again later", config_->server.hostname));
   close_session(EndReason::shutdown);
-}
-
-void Session::handle_command(Command command) {
-  if (command.error != CommandError::none) {
-    count(command.verb, false);
-    refuse_command_error(command);
-    return;
-  }
-  if (greeting_refusal_ && command.verb != Verb::quit) {
-    count(command.verb, false);
-    return reply(*greeting_refusal_, &command);
-  }
-  switch (command.verb) {
-    case Verb::helo:
-      return on_helo(command, false);
-    case Verb::ehlo:
-      return on_helo(command, true);
-    case Verb::mail:
-      return on_mail(command);
-    case Verb::rcpt:
-      return on_rcpt(command);
-    case Verb::data:
-      return on_data(command);
-    case Verb::rset:
-      return on_rset(command);
-    case Verb::quit:
-      return on_quit(command);
-    case Verb::noop:
-      count(command.verb, true);
-      if (!note_junk_command()) return;
-      return reply(250, "2.0.0 Ok", &command);
-    case Verb::vrfy:
-      count(command.verb, true);
-      if (!note_junk_command()) return;
-      return reply(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery",
-                   &command);
-    case Verb::help:
-      count(command.verb, true);
-      if (!note_junk_command()) return;
-      return reply(214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
-                   &command);
-    case Verb::starttls:
-      return on_starttls(command);
-    case Verb::unknown:
-      count(command.verb, false);
-      return reply(500, "5.5.2 Error: command not recognized", &command);
-  }
-}
-
-bool Session::note_junk_command() {
-  if (++junk_commands_ <= config_->limits.max_junk_commands) return true;
-  return note_error();
-}
-
-bool Session::note_error() {
-  if (++errors_ < config_->limits.max_errors) return true;
-  const SmtpReply too_many = SmtpReply::make(
-      421, fmt::format("4.7.0 {} Error: too many errors", config_->server.hostname));
-  write_to_client(too_many.wire);
-  close_session(EndReason::too_many_errors);
-  return false;
-}
-
-void Session::refuse_command_error(const Command& command) {
-  switch (command.error) {
-    case CommandError::none:
-      return;
-    case CommandError::line_too_long:
-      return reply(500, "5.5.2 Error: line too long", &command);
-    case CommandError::nul_byte:
-      return reply(500, "5.5.2 Error: NUL character in command", &command);
-    case CommandError::bare_lf:
-      return reply(500, "5.5.2 Error: command line ends in a bare LF", &command);
-    case CommandError::bare_cr:
-      return reply(500, "5.5.2 Error: bare CR in command", &command);
-    case CommandError::forbidden:
-      // Postfix's answer to HTTP and header lines sent to an SMTP port.
-      reply(221, "2.7.0 Error: I can break rules, too. Goodbye.", &command);
-      return close_session(EndReason::forbidden_command);
-    case CommandError::unrecognized:
-      return reply(500, "5.5.2 Error: command not recognized", &command);
-    case CommandError::syntax:
-      return reply(501, "5.5.4 Syntax error in parameters or arguments", &command);
-    case CommandError::bad_sender_path:
-      return reply(501, "5.1.7 Bad sender address syntax", &command);
-    case CommandError::bad_recipient_path:
-      return reply(501, "5.1.3 Bad recipient address syntax", &command);
-    case CommandError::bad_parameter:
-      return reply(501, "5.5.4 Invalid parameter syntax", &command);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// commands
-
-void Session::on_helo(const Command& command, bool extended) {
-  count(command.verb, true);
-  if (!helo_.empty() && !note_junk_command()) return;
-  // RFC 5321 4.1.4: HELO/EHLO resets the transaction, at the upstream too.
-  reset_transaction([this, command, extended] {
-    if (upstream_ && (command.argument != helo_ || extended != esmtp_)) {
-      // The upstream was greeted with the old name or verb (XCLIENT PROTO SMTP/ESMTP): greet it
-      // again at the next transaction.
-      drop_upstream();
-    }
-    auto greet = [this, command, extended] {
-      helo_ = command.argument;
-      esmtp_ = extended;
-      if (extended) {
-        reply(build_ehlo_reply(config_->server.hostname, offer_), &command);
-      } else {
-        reply(250, config_->server.hostname, &command);
-      }
-    };
-    if (!policy_) return greet();
-    // A new HELO/EHLO is judged afresh: helo facts and decisions are made again.
-    helo_.clear();
-    policy_->starttls();
-    SSL* ssl = tls_active_ ? bufferevent_openssl_get_ssl(client_.get()) : nullptr;
-    record_helo_facts(facts_, catalog(), command.argument, tls_active_,
-                      ssl ? SSL_get_version(ssl) : "");
-    screen(Phase::helo, [this, command, greet](const policy::Verdict& verdict) {
-      if (answer_refusal(verdict, &command)) return;
-      greet();
-    });
-  });
-}
-
-const FactCatalog* Session::catalog() const {
-  return config_->filters.catalog.get();
-}
-
-void Session::on_mail(const Command& command) {
-  if (helo_.empty()) {
-    count(command.verb, false);
-    return reply(503, "5.5.1 Error: send HELO/EHLO first", &command);
-  }
-  if (in_transaction_) {
-    count(command.verb, false);
-    return reply(503, "5.5.1 Error: nested MAIL command", &command);
-  }
-  if (listener().mode == ListenMode::submission && !tls_active_) {
-    count(command.verb, false);
-    return reply(530, "5.7.0 Must issue a STARTTLS command first", &command);
-  }
-  std::optional<std::int64_t> declared_size;
-  for (const EsmtpParam& param : command.params) {
-    if (!iequals(param.keyword, "SIZE")) continue;
-    uint64_t declared = 0;
-    const char* first = param.value.data();
-    const char* last = first + param.value.size();
-    auto [end, ec] = std::from_chars(first, last, declared);
-    if (!param.has_value || ec != std::errc() || end != last) {
-      count(command.verb, false);
-      return reply(501, "5.5.4 Bad SIZE parameter", &command);
-    }
-    if (declared > offer_.size_limit) {
-      count(command.verb, false);
-      return reply(552, "5.3.4 Message size exceeds fixed limit", &command);
-    }
-    declared_size = static_cast<std::int64_t>(declared);
-  }
-  std::string line = "MAIL FROM:<" + command.path + ">";
-  if (!command.params_text.empty()) line += " " + command.params_text;
-  if (!policy_) return relay_command(command, std::move(line), &Session::mail_accepted);
-  policy_->reset_transaction();
-  record_mail_facts(facts_, catalog(), command.path, declared_size);
-  screen(Phase::mail,
-         [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
-           if (answer_refusal(verdict, &command)) return;
-           relay_command(command, std::move(line), &Session::mail_accepted);
-         });
-}
-
-void Session::mail_accepted(const Command& command) {
-  in_transaction_ = true;
-  sender_ = command.path;
-  recipients_.clear();
-}
-
-void Session::on_rcpt(const Command& command) {
-  if (!in_transaction_) {
-    count(command.verb, false);
-    return reply(503, "5.5.1 Error: need MAIL command", &command);
-  }
-  if (recipients_.size() >= config_->limits.max_recipients) {
-    count(command.verb, false);
-    return reply(452, "4.5.3 Error: too many recipients", &command);
-  }
-  std::string line = "RCPT TO:<" + command.path + ">";
-  if (!command.params_text.empty()) line += " " + command.params_text;
-  if (!policy_) return relay_command(command, std::move(line), &Session::rcpt_accepted);
-  record_rcpt_facts(facts_, catalog(), command.path, static_cast<std::int64_t>(recipients_.size()));
-  screen(Phase::rcpt,
-         [this, command, line = std::move(line)](const policy::Verdict& verdict) mutable {
-           if (answer_refusal(verdict, &command)) return;
-           relay_command(command, std::move(line), &Session::rcpt_accepted);
-         });
-}
-
-void Session::rcpt_accepted(const Command& command) {
-  recipients_.push_back(command.path);
-}
-
-void Session::on_data(const Command& command) {
-  if (!in_transaction_) {
-    count(command.verb, false);
-    return reply(503, "5.5.1 Error: need RCPT command", &command);
-  }
-  if (recipients_.empty()) {
-    count(command.verb, false);
-    return reply(554, "5.5.1 Error: no valid recipients", &command);
-  }
-  count(command.verb, true);
-  message_ =
-      std::make_unique<MessageStore>(config_->limits.spill_threshold, config_->server.state_dir);
-  message_store_failed_ = false;
-  reply(354, "End data with <CR><LF>.<CR><LF>", &command);
-  parser_.begin_data();
-  data_started_ = std::chrono::steady_clock::now();
-  data_bytes_ = 0;
-  arm_deadline(Deadline::data, std::chrono::seconds(config_->timeouts.data_block));
-}
-
-void Session::handle_data_end(const DataEnd& end) {
-  if (deadline_kind_ == Deadline::data) cancel_deadline();
-  Command data_command;
-  data_command.verb = Verb::data;
-  data_command.line = "(end of data)";
-  auto refuse = [&](int code, std::string_view text) {
-    const SmtpReply refusal = SmtpReply::make(code, text);
-    reset_transaction([this, refusal, data_command] { reply(refusal, &data_command); });
-  };
-  if (end.too_big) return refuse(552, "5.3.4 Message size exceeds fixed limit");
-  if (end.line_too_long) return refuse(552, "5.3.4 Message line too long");
-  if (end.header_too_large) return refuse(552, "5.3.4 Message header too large");
-  if (end.nul) return refuse(550, "5.6.0 Message contains NUL characters");
-  if (end.bare_cr) return refuse(550, "5.5.2 Message contains bare CR");
-  if (end.bare_lf) return refuse(550, "5.5.2 Message contains bare LF");
-  if (message_store_failed_ || !message_) {
-    return refuse(451, "4.3.0 Error: could not store the message, try again later");
-  }
-  if (!policy_) return deliver_message(end.size);
-  record_data_facts(facts_, catalog(), static_cast<std::int64_t>(end.size),
-                    static_cast<std::int64_t>(recipients_.size()));
-  const uint64_t size = end.size;
-  screen(Phase::data, [this, size, data_command](const policy::Verdict& verdict) {
-    if (verdict.refused() && verdict.answer != policy::AnswerTime::at_rcpt) {
-      message_counter(MessageOutcome::refused).increment();
-      const SmtpReply refusal = smtp_reply_for(*verdict.reply);
-      const bool close = verdict.answer == policy::AnswerTime::now_and_close;
-      return reset_transaction([this, refusal, data_command, close] {
-        count(Verb::data, false);
-        reply(refusal, &data_command);
-        if (close || refusal.code == 421) close_session(EndReason::policy);
-      });
-    }
-    deliver_message(size);
-  });
-}
-
-void Session::deliver_message(uint64_t size) {
-  Command data_command;
-  data_command.verb = Verb::data;
-  data_command.line = "(end of data)";
-  if (!upstream_ || !upstream_->idle_and_usable()) {
-    UpstreamResult gone{UpstreamError::closed, {}, "upstream connection lost before DATA"};
-    return upstream_failed(data_command, gone);
-  }
-  // SECURITY: an inbound Authentication-Results claiming our authserv-id is a forgery (RFC
-  // 8601 5): it is not forwarded.
-  std::vector<ByteRange> forged;
-  std::string header_section;
-  if (message_->read_header_section(config_->limits.max_header_size, &header_section)) {
-    forged = find_own_authentication_results(header_section, config_->server.authserv_id);
-    if (!forged.empty()) {
-      log_info("authentication_results_removed", {{"session", std::to_string(id_)},
-                                                  {"client", client_text_},
-                                                  {"fields", std::to_string(forged.size())}});
-    }
-  }
-  busy_ = true;
-  update_reading();
-  upstream_->send_message(
-      message_.get(), message_headers(), std::move(forged), [this, size](UpstreamResult result) {
-        Command final_command;
-        final_command.verb = Verb::data;
-        final_command.line = "(end of data)";
-        if (!result.ok()) {
-          message_counter(MessageOutcome::failed).increment();
-          upstream_failed(final_command, result);
-          return resume();
-        }
-        upstream_reply_counter(result.reply.code).increment();
-        if (!result.reply.positive()) {
-          message_counter(MessageOutcome::refused).increment();
-          record_upstream_refusal(Phase::data, result.reply, scene(),
-                                  worker_.context().rejection_log);
-        }
-        if (result.reply.positive()) {
-          ++messages_delivered_;
-          message_counter(MessageOutcome::delivered).increment();
-          metrics().message_bytes_total.increment(size);
-          if (config_->log.all_transactions) {
-            record_delivery(result.reply, queue_id_from(result.reply), scene(),
-                            worker_.context().rejection_log);
-          }
-          log_info(
-              "delivered",
-              {{"session", std::to_string(id_)},
-               {"client", client_text_},
-               {"helo", helo_, true},
-               {"sender", sender_, true},
-               {"rcpts", std::to_string(recipients_.size())},
-               {"size", std::to_string(size)},
-               {"queue_id", queue_id_from(result.reply), true},
-               {"reply", result.reply.lines.empty() ? std::string() : result.reply.lines.front(),
-                true}});
-        }
-        reply(result.reply, &final_command, true);
-        end_transaction();
-        if (result.reply.code == 421) close_session(EndReason::upstream_closed_session);
-        resume();
-      });
-}
-
-void Session::on_rset(const Command& command) {
-  count(command.verb, true);
-  if (!note_junk_command()) return;
-  reset_transaction([this, command] { reply(250, "2.0.0 Ok", &command); });
-}
-
-// Ends the transaction; when the upstream has one open, it is reset first (RSET) so the
-// connection can serve the next transaction. `then` runs once that is done (maybe at once).
-void Session::reset_transaction(std::function<void()> then) {
-  const bool upstream_open = in_transaction_ && upstream_ && upstream_->idle_and_usable();
-  end_transaction();
-  if (!upstream_open) return then();
-  busy_ = true;
-  update_reading();
-  upstream_->command("RSET", [this, then = std::move(then)](UpstreamResult result) {
-    busy_ = false;
-    if (result.ok() && result.reply.code == 421) {
-      then();
-      reply(result.reply, nullptr, true);
-      close_session(EndReason::upstream_closed_session);
-      return resume();
-    }
-    if (!result.ok() || !result.reply.positive()) drop_upstream();
-    then();
-    // `then` may have started more asynchronous work (the helo phase's filters).
-    if (!busy_) resume();
-  });
-}
-
-void Session::on_quit(const Command& command) {
-  count(command.verb, true);
-  reply(221, "2.0.0 Bye", &command);
-  close_session(EndReason::quit);
-}
-
-// ---------------------------------------------------------------------------------------------
-// upstream
-
-template <typename Then>
-void Session::with_upstream(const Command& command, Then then) {
-  if (upstream_ && upstream_->idle_and_usable()) {
-    then();
-    return;
-  }
-  drop_upstream();
-  if (auto kept = worker_.take_upstream(config_)) {
-    upstream_ = std::move(kept);
-    holds_upstream_slot_ = true;
-    UpstreamGreeting greeting = upstream_greeting();
-    if (!upstream_->needs_regreet(greeting)) {
-      metrics().upstream_connections_reused_total.increment();
-      then();
-      return;
-    }
-    busy_ = true;
-    update_reading();
-    upstream_->regreet(std::move(greeting), [this, command, then](UpstreamResult result) {
-      if (result.ok() && result.reply.code == 250) {
-        metrics().upstream_connections_reused_total.increment();
-        return then();
-      }
-      // The kept connection went stale (e.g. the upstream's idle timeout won the race): nothing
-      // of this session happened on it yet, so a new connection takes over.
-      log_info("upstream_reuse_failed", {{"session", std::to_string(id_)},
-                                         {"error", to_string(result.error)},
-                                         {"reply", result.reply.wire, true}});
-      drop_upstream();
-      busy_ = false;
-      open_upstream(command, then);
-      if (!busy_) resume();  // refused at once (no slot): the 451 is written
-    });
-    return;
-  }
-  open_upstream(command, then);
-}
-
-template <typename Then>
-void Session::open_upstream(const Command& command, Then then) {
-  const Config& config = *config_;
-  if (!worker_.acquire_upstream_slot(config.upstream.max_connections)) {
-    count(command.verb, false);
-    log_warning("upstream_busy",
-                {{"session", std::to_string(id_)},
-                 {"max_connections", std::to_string(config.upstream.max_connections)}});
-    return reply(451, "4.3.2 Too many connections to the upstream, try again later", &command);
-  }
-  holds_upstream_slot_ = true;
-  upstream_ = std::make_unique<UpstreamConnection>(worker_.base(), config.upstream.addresses,
-                                                   config.upstream.reply_timeout);
-  busy_ = true;
-  update_reading();
-  upstream_->open(upstream_greeting(), [this, command, then](UpstreamResult result) {
-    if (!result.ok()) {
-      upstream_failed(command, result);
-      return resume();
-    }
-    then();
-  });
-}
-
-UpstreamGreeting Session::upstream_greeting() const {
-  const Config& config = *config_;
-  UpstreamGreeting greeting;
-  greeting.pass_client = config.upstream.pass_client;
-  greeting.our_hostname = config.server.hostname;
-  greeting.client_helo = helo_;
-  greeting.client_esmtp = esmtp_;
-  greeting.identity.addr = peer_.ip();
-  greeting.identity.addr_is_ipv6 = peer_.is_ipv6();
-  greeting.identity.port = peer_.port();
-  greeting.identity.helo = helo_;
-  greeting.identity.proto = esmtp_ ? "ESMTP" : "SMTP";
-  greeting.identity.dest_addr = local_.ip();
-  greeting.identity.dest_is_ipv6 = local_.is_ipv6();
-  greeting.identity.dest_port = local_.port();
-  greeting.client_address = peer_;
-  greeting.local_address = local_;
-  greeting.tls = config.upstream.tls;
-  greeting.tls_context = worker_.context().upstream_tls->current();
-  greeting.verify_name = config.upstream.verify_name;
-  return greeting;
-}
-
-// Sends `line` upstream (opening the connection when needed) and passes the reply back
-// unchanged; on a positive reply `on_positive` records what the command established.
-void Session::relay_command(const Command& command, std::string line,
-                            void (Session::*on_positive)(const Command&)) {
-  with_upstream(command, [this, command, line = std::move(line), on_positive]() {
-    busy_ = true;
-    update_reading();
-    upstream_->command(line, [this, command, on_positive](UpstreamResult result) {
-      if (!result.ok()) {
-        upstream_failed(command, result);
-        return resume();
-      }
-      count(command.verb, result.reply.positive());
-      upstream_reply_counter(result.reply.code).increment();
-      if (!result.reply.positive()) {
-        DecisionScene refused_scene = scene();
-        if (command.verb == Verb::mail) refused_scene.sender = command.path;
-        if (command.verb == Verb::rcpt) {
-          if (!policy_) refused_scene.rcpts.push_back(command.path);
-        }
-        record_upstream_refusal(phase_of(command.verb), result.reply, refused_scene,
-                                worker_.context().rejection_log);
-      }
-      if (result.reply.positive()) (this->*on_positive)(command);
-      reply(result.reply, &command, true);
-      if (result.reply.code == 421) {
-        end_transaction();
-        close_session(EndReason::upstream_closed_session);
-      }
-      resume();
-    });
-  });
-}
-
-void Session::upstream_failed(const Command& command, const UpstreamResult& result) {
-  count(command.verb, false);
-  metrics().upstream_errors_total.with({std::string(to_string(result.error))}).increment();
-  const bool transaction_was_open = in_transaction_;
-  end_transaction();
-  drop_upstream();
-  log_warning("upstream_failed", {{"session", std::to_string(id_)},
-                                  {"client", client_text_},
-                                  {"error", to_string(result.error)},
-                                  {"detail", result.detail, true},
-                                  {"reply", result.reply.wire, true},
-                                  {"transaction", transaction_was_open ? "open" : "none"}});
-  switch (result.error) {
-    case UpstreamError::xclient_refused: {
-      // Postfix answers an unauthorised XCLIENT with 550 5.7.0 and offers no XCLIENT keyword to
-      // a host outside smtpd_authorized_xclient_hosts (its EHLO reply, 250, is then what we
-      // have); other replies (501 bad syntax, …) are a
-      // different problem and must not send the administrator to that setting.
-      const bool authorization =
-          result.reply.code == 0 || result.reply.code == 250 || result.reply.code == 550;
-      std::vector<LogField> fields{{"session", std::to_string(id_)},
-                                   {"detail", result.detail, true}};
-      if (authorization) {
-        fields.push_back(
-            {"hint",
-             "the upstream must list Portcullis's address in smtpd_authorized_xclient_hosts "
-             "(Postfix), or set [upstream] pass_client to proxy-v2 or none"});
-      }
-      log_error("xclient_refused", fields);
-      reply(421,
-            "4.3.0 " + config_->server.hostname +
-                (authorization
-                     ? " Error: the upstream refuses XCLIENT (see smtpd_authorized_xclient_hosts)"
-                     : " Error: the upstream refused the client's identity, try again later"),
-            &command);
-      return close_session(EndReason::xclient_refused);
-    }
-    case UpstreamError::refused:
-      if (result.reply.code == 421) {
-        reply(result.reply, &command, true);
-        return close_session(EndReason::upstream_closed_session);
-      }
-      return reply(451, "4.4.2 Error: the upstream refused the session, try again later", &command);
-    case UpstreamError::connect_failed:
-      worker_.context().upstream_status->request_probe();
-      return reply(451, "4.4.2 Error: upstream unreachable, try again later", &command);
-    case UpstreamError::timeout:
-      return reply(451, "4.4.2 Error: the upstream did not answer in time, try again later",
-                   &command);
-    case UpstreamError::tls_failed:
-      if (result.reply.code == 421) {
-        reply(result.reply, &command, true);
-        return close_session(EndReason::upstream_closed_session);
-      }
-      return reply(451, "4.7.5 Error: TLS to the upstream failed, try again later", &command);
-    case UpstreamError::none:
-    case UpstreamError::closed:
-    case UpstreamError::protocol:
-      return reply(451, "4.4.2 Error: upstream connection lost, try again later", &command);
-  }
-}
-
-void Session::drop_upstream() {
-  if (upstream_ && holds_upstream_slot_ && upstream_->reusable()) {
-    // The pool keeps it, or closes it and releases the slot.
-    holds_upstream_slot_ = false;
-    worker_.keep_upstream(std::move(upstream_), config_);
-    return;
-  }
-  if (upstream_) {
-    upstream_->quit();
-    upstream_.reset();
-  }
-  if (holds_upstream_slot_) {
-    worker_.release_upstream_slot();
-    holds_upstream_slot_ = false;
-  }
-}
-
-void Session::end_transaction() {
-  in_transaction_ = false;
-  sender_.clear();
-  recipients_.clear();
-  message_.reset();
-  message_store_failed_ = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1246,10 +567,10 @@ void Session::reply(int code, std::string_view text, const Command* command) {
 }
 
 void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool from_upstream) {
-  if (!client_ || finished_) return;
+  if (!client_ || state_ == SessionState::closed) return;
   write_to_client(smtp_reply.wire);
   const int code = smtp_reply.code;
-  if (code < 400 || code == 421 || closing_) return;
+  if (code < 400 || code == 421 || session_closing(state_)) return;
   if (command) {
     log_info("refused",
              {{"session", std::to_string(id_)},
@@ -1266,8 +587,8 @@ void Session::reply(const SmtpReply& smtp_reply, const Command* command, bool fr
 }
 
 void Session::close_session(EndReason reason) {
-  if (closing_) return;
-  closing_ = true;
+  if (session_closing(state_)) return;
+  enter(SessionState::draining);
   end_reason_ = reason;
   drop_upstream();
   if (!client_) return finish();
@@ -1279,9 +600,8 @@ void Session::close_session(EndReason reason) {
 }
 
 void Session::finish() {
-  if (finished_) return;
-  finished_ = true;
-  closing_ = true;
+  if (state_ == SessionState::closed) return;
+  enter(SessionState::closed);
   if (filters_) {
     filters_->session_end(view_);
     filters_.reset();
@@ -1301,201 +621,8 @@ void Session::finish() {
   worker_.session_finished(id_);
 }
 
-const char* Session::end_reason_name(EndReason reason) {
-  switch (reason) {
-    case EndReason::quit:
-      return "quit";
-    case EndReason::proxy_header_refused:
-      return "proxy_header_refused";
-    case EndReason::session_limit:
-      return "session_limit";
-    case EndReason::tls_failed:
-      return "tls_failed";
-    case EndReason::client_closed:
-      return "client_closed";
-    case EndReason::timeout:
-      return "timeout";
-    case EndReason::too_many_errors:
-      return "too_many_errors";
-    case EndReason::forbidden_command:
-      return "forbidden_command";
-    case EndReason::upstream_unavailable:
-      return "upstream_unavailable";
-    case EndReason::upstream_closed_session:
-      return "upstream_421";
-    case EndReason::xclient_refused:
-      return "xclient_refused";
-    case EndReason::write_failed:
-      return "write_failed";
-    case EndReason::shutdown:
-      return "shutdown";
-    case EndReason::policy:
-      return "policy";
-    case EndReason::internal_error:
-      return "internal_error";
-  }
-  return "unknown";
-}
-
-// Portcullis's own trace header (RFC 5321 4.4; protocol names from RFC 3848), so that what
-// XCLIENT cannot carry (TLS) reaches the message.
-std::string Session::received_header() const {
-  const char* protocol =
-      esmtp_ ? (tls_active_ ? "ESMTPS" : "ESMTP") : (tls_active_ ? "SMTPS" : "SMTP");
-  char date[64];
-  const time_t now = time(nullptr);
-  tm utc{};
-  gmtime_r(&now, &utc);
-  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
-  std::string header = fmt::format(
-      "Received: from {} (unknown [{}{}])\r\n\tby {} (Portcullis) with {} id {}", helo_,
-      peer_.is_ipv6() ? "IPv6:" : "", peer_.ip(), config_->server.hostname, protocol, id_);
-  if (tls_active_) header += fmt::format("\r\n\t(using {})", tls_description_);
-  header += fmt::format(";\r\n\t{}\r\n", date);
-  return header;
-}
-
-void Session::count(Verb verb, bool ok) {
-  command_counter(verb, ok).increment();
-  auto& slot = counts_[static_cast<size_t>(verb)];
-  ++slot[1];
-  if (ok) ++slot[0];
-}
-
-void Session::log_end() {
-  std::vector<LogField> fields{{"session", std::to_string(id_)},
-                               {"client", client_text_},
-                               {"helo", helo_, true},
-                               {"reason", end_reason_name(end_reason_)}};
-  unsigned accepted = 0;
-  unsigned total = 0;
-  for (size_t i = 0; i < counts_.size(); ++i) {
-    const auto& slot = counts_[i];
-    if (slot[1] == 0) continue;
-    accepted += slot[0];
-    total += slot[1];
-    std::string value =
-        slot[0] == slot[1] ? std::to_string(slot[1]) : fmt::format("{}/{}", slot[0], slot[1]);
-    fields.push_back({to_string(static_cast<Verb>(i)), std::move(value)});
-  }
-  fields.push_back({"commands", accepted == total ? std::to_string(total)
-                                                  : fmt::format("{}/{}", accepted, total)});
-  fields.push_back({"delivered", std::to_string(messages_delivered_)});
-  log_info("disconnect", fields);
-  metrics().session_ends_total.with({end_reason_name(end_reason_)}).increment();
-}
-
 // ---------------------------------------------------------------------------------------------
-// screening
-
-// Runs the filters of `phase`, then the policy, and hands the verdict to `then` (maybe at once).
-// While filters are parked the session is busy: pipelined input waits in the buffer.
-void Session::screen(Phase phase, VerdictThen then) {
-  auto decide = [this, phase, then = std::move(then)](const PhaseOutcome& outcome) {
-    policy::Verdict verdict = policy_->evaluate(phase, facts_, outcome.failed_filters);
-    record_verdict(verdict, scene(), worker_.context().rejection_log);
-    then(verdict);
-  };
-  if (!filters_) {
-    PhaseOutcome nothing;
-    nothing.phase = phase;
-    return decide(nothing);
-  }
-  view_.facts = &facts_;
-  busy_ = true;
-  in_filter_run_ = true;
-  filters_->run(phase, view_, facts_, [this, decide = std::move(decide)](PhaseOutcome outcome) {
-    busy_ = false;
-    if (finished_) return;
-    const bool parked = !in_filter_run_;
-    if (!closing_) decide(outcome);
-    if (parked && !busy_) resume();
-  });
-  in_filter_run_ = false;
-}
-
-bool Session::answer_refusal(const policy::Verdict& verdict, const Command* command) {
-  if (!verdict.refused() || !verdict.reply) return false;
-  if (verdict.answer != policy::AnswerTime::now &&
-      verdict.answer != policy::AnswerTime::now_and_close) {
-    return false;
-  }
-  if (command) count(command->verb, false);
-  const SmtpReply refusal = smtp_reply_for(*verdict.reply);
-  reply(refusal, command);
-  if (verdict.answer == policy::AnswerTime::now_and_close || refusal.code == 421) {
-    close_session(EndReason::policy);
-  }
-  return true;
-}
-
-void Session::deliver_filter_result(uint64_t call_id, FilterResult result) {
-  if (filters_ && !finished_) filters_->deliver(call_id, std::move(result));
-}
-
-DecisionScene Session::scene() const {
-  DecisionScene scene;
-  scene.session = id_;
-  scene.client_ip = peer_.ip();
-  scene.client_port = peer_.port();
-  if (const std::string* name = facts_.string("client.name")) scene.client_name = *name;
-  const std::string* helo = facts_.string("helo");
-  scene.helo = helo ? *helo : helo_;
-  scene.tls = tls_active_;
-  const std::string* sender = facts_.string("sender");
-  if (in_transaction_) {
-    scene.sender = sender_;
-  } else if (sender) {
-    scene.sender = *sender;
-  }
-  scene.rcpts = recipients_;
-  if (const std::string* rcpt = facts_.string("rcpt")) scene.rcpts.push_back(*rcpt);
-  return scene;
-}
-
-// The methods whose evidence exists (RFC 8601); none → "; none".
-std::vector<AuthenticationMethodResult> Session::authentication_results() const {
-  std::vector<AuthenticationMethodResult> results;
-  if (const std::string* name = facts_.string("client.name")) {
-    results.push_back({"iprev", "pass", {{"policy.iprev", peer_.ip()}}, *name});
-  }
-  if (const std::string* spf = facts_.string("spf")) {
-    AuthenticationMethodResult spf_result{"spf", *spf, {}, {}};
-    if (const std::string* domain = facts_.string("spf.domain")) {
-      spf_result.properties.push_back({"smtp.mailfrom", *domain});
-    }
-    results.push_back(std::move(spf_result));
-  }
-  if (const std::string* dkim = facts_.string("dkim")) {
-    AuthenticationMethodResult dkim_result{"dkim", *dkim, {}, {}};
-    const FactList* domains = facts_.list("dkim.domains");
-    if (domains && !domains->empty())
-      dkim_result.properties.push_back({"header.d", domains->front()});
-    results.push_back(std::move(dkim_result));
-  }
-  if (const std::string* dmarc = facts_.string("dmarc")) {
-    AuthenticationMethodResult dmarc_result{"dmarc", *dmarc, {}, {}};
-    if (const std::string* domain = facts_.string("dmarc.domain")) {
-      dmarc_result.properties.push_back({"header.from", *domain});
-    }
-    results.push_back(std::move(dmarc_result));
-  }
-  return results;
-}
-
-// What goes in front of the message: our Received header (RFC 5321 4.4: the top), our
-// Authentication-Results right below it (as an MTA with a milter writes them, RFC 8601 5), then
-// the policy's tags.
-std::string Session::message_headers() const {
-  std::string headers = received_header();
-  headers += authentication_results_header(config_->server.authserv_id, authentication_results());
-  if (policy_) {
-    for (const policy::Tag& tag : policy_->message_tags()) {
-      headers += header_safe(tag.header) + ": " + header_safe(tag.value) + "\r\n";
-    }
-  }
-  return headers;
-}
+// services the filters use (FilterServices) and writing to the client
 
 std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds delay,
                                                   std::function<void()> callback) {
@@ -1503,12 +630,12 @@ std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds dela
 }
 
 void Session::send_to_client(std::string_view bytes) {
-  if (banner_sent_ || !client_ || closing_) return;
+  if (banner_sent_ || !client_ || session_closing(state_)) return;
   write_to_client(bytes);
 }
 
 void Session::write_to_client(std::string_view bytes) {
-  if (tls_active_ || tls_handshaking_) {
+  if (tls_active_ || state_ == SessionState::tls_handshake) {
     bufferevent_write(client_.get(), bytes.data(), bytes.size());
   } else {
     write_now_or_queue(client_.get(), bytes);
@@ -1526,8 +653,8 @@ void Session::read_cb(bufferevent*, void* self) {
 void Session::write_cb(bufferevent* bev, void* self) {
   auto* session = static_cast<Session*>(self);
   session->guarded("write", [session, bev] {
-    if (session->finished_) return;
-    if (session->closing_) {
+    if (session->state_ == SessionState::closed) return;
+    if (session->state_ == SessionState::draining) {
       if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) session->finish();
       return;
     }
@@ -1542,16 +669,17 @@ void Session::event_cb(bufferevent* bev, short what, void* self) {
 
 void Session::on_client_event(bufferevent*, short what) {
   Session* session = this;
-  if (session->finished_) return;
+  if (session->state_ == SessionState::closed) return;
+  const bool handshaking = session->state_ == SessionState::tls_handshake;
   if (what & BEV_EVENT_CONNECTED) {
-    if (session->tls_handshaking_) session->on_tls_established();
+    if (handshaking) session->on_tls_established();
     return;
   }
-  if (session->tls_handshaking_ && (what & BEV_EVENT_TIMEOUT)) {
+  if (handshaking && (what & BEV_EVENT_TIMEOUT)) {
     return session->tls_handshake_failed((what & BEV_EVENT_READING) ? "timeout: nothing read"
                                                                     : "timeout: nothing written");
   }
-  if (session->tls_handshaking_ && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+  if (handshaking && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
     std::string reason;
     while (unsigned long code = bufferevent_get_openssl_error(session->client_.get())) {
       char text[256];
@@ -1563,9 +691,9 @@ void Session::on_client_event(bufferevent*, short what) {
                                                         : reason);
   }
   if (what & BEV_EVENT_TIMEOUT) {
-    if (session->awaiting_proxy_header_) return session->on_proxy_header_timeout();
-    if (session->closing_) return session->finish();
-    if ((what & BEV_EVENT_READING) && session->busy_) {
+    if (session->state_ == SessionState::proxy_header) return session->on_proxy_header_timeout();
+    if (session->state_ == SessionState::draining) return session->finish();
+    if ((what & BEV_EVENT_READING) && session_waits(session->state_)) {
       // A timeout disables the bufferevent's reading (the session's own read event stays).
       if (!session->plain_reader_) bufferevent_enable(session->client_.get(), EV_READ);
       return;
@@ -1579,8 +707,8 @@ void Session::on_client_event(bufferevent*, short what) {
     return session->finish();
   }
   if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-    if (!session->closing_) session->end_reason_ = EndReason::client_closed;
-    if ((what & BEV_EVENT_EOF) && session->busy_ && !session->closing_) {
+    if (!session_closing(session->state_)) session->end_reason_ = EndReason::client_closed;
+    if ((what & BEV_EVENT_EOF) && session_waits(session->state_)) {
       // A half-close: the upstream's answer to what was sent still goes out (resume()).
       session->client_eof_ = true;
       return;

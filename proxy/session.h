@@ -1,8 +1,10 @@
 // One client's SMTP session: the server side of the protocol, driven by SmtpParser, relaying
 // accepted commands through its own UpstreamConnection.
 // SECURITY: every byte from the client passes through SmtpParser (bounded lines, bounded
-// message via MessageStore and the size limit); while a command waits for the upstream, reading
-// from the client stops, so pipelined input stays bounded by the socket buffer.
+// message via MessageStore and the size limit). While the session waits (for filters, the
+// policy or the upstream) pipelined input is buffered up to kInputHighWater and not processed;
+// while more than kClientOutputHighWater of replies wait for the client, input is not read.
+// Where the session is, and which moves it may make, is SessionState (session_state.h).
 #pragma once
 
 #include <array>
@@ -25,6 +27,7 @@
 #include "net_address.h"
 #include "policy_session.h"
 #include "server_context.h"
+#include "session_state.h"
 #include "smtp_parser.h"
 #include "smtp_reply.h"
 #include "tls_context.h"
@@ -75,11 +78,23 @@ class Session final : public FilterServices {
   template <typename Body>
   void guarded(const char* where, Body&& body) noexcept;
 
+  // Moves to `next`; a move session_state.cc does not list is a defect, logged as
+  // session_state_invalid, and ends the session (internal_error).
+  void enter(SessionState next);
+  // Command lines (or message content) are taken from the input only in these states.
+  bool reads_commands() const {
+    return state_ == SessionState::command || state_ == SessionState::data;
+  }
+
   // connection set-up
+  void open_connection();
+  void shut_down_now();
   const ListenConfig& listener() const;
   void on_proxy_header_bytes();
   void on_proxy_header_timeout();
   void begin_smtp();
+  // The banner, or the connect phase's judgement first (after the handshake on smtps).
+  void open_smtp();
   void compute_offer();
   bool start_tls();
   void on_tls_established();
@@ -174,7 +189,7 @@ class Session final : public FilterServices {
   NetAddress peer_;
   NetAddress local_;
   std::string client_key_;
-  std::string client_text_;  // "ip:port" for logs
+  std::string client_text_;                       // "ip:port" for logs
   std::shared_ptr<const ListenConfig> listener_;  // as bound, whatever a reload says
   BufferEventPtr client_;
   std::shared_ptr<const TlsServerContexts> tls_contexts_;
@@ -187,16 +202,12 @@ class Session final : public FilterServices {
   ClientOffer offer_;
 
   // session state
+  SessionState state_ = SessionState::accepted;
   std::string helo_;
   bool esmtp_ = false;
-  bool awaiting_proxy_header_ = false;
-  bool tls_handshaking_ = false;
   bool tls_active_ = false;
   std::string tls_description_;  // "TLSv1.3 with cipher … (256/256 bits)"
-  bool busy_ = false;            // a command waits for the upstream; input is not read meanwhile
   bool processing_ = false;      // inside process_input (guards re-entry)
-  bool closing_ = false;
-  bool finished_ = false;
   bool shutting_down_ = false;
   bool client_eof_ = false;  // the client half-closed while a command was in flight
   bool timeouts_set_ = false;

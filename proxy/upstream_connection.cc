@@ -1,5 +1,6 @@
 #include "upstream_connection.h"
 
+#include "callback_guard.h"
 #include "direct_write.h"
 #include "plain_socket_reader.h"
 
@@ -113,8 +114,9 @@ void UpstreamConnection::on_connected() {
   set_no_delay(bufferevent_getfd(bev_.get()));
   // Replies are read by our own event until TLS starts (see plain_socket_reader.h).
   plain_reader_ = std::make_unique<PlainSocketReader>(
-      base_, bev_.get(), kInputHighWater, [this] { on_read(); },
-      [this](short what) { on_event(what); });
+      base_, bev_.get(), kInputHighWater,
+      [this] { guarded("upstream_read", [this] { on_read(); }); },
+      [this](short what) { guarded("upstream_event", [this, what] { on_event(what); }); });
   plain_reader_->start(nullptr);
   bufferevent_enable(bev_.get(), EV_WRITE);
   bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputLowWater, 0);
@@ -590,17 +592,29 @@ void UpstreamConnection::close_connection() {
   failed_ = true;
 }
 
+// What throws in this connection's own work fails the waiting command (the session's
+// handlers guard themselves), so no exception reaches libevent.
+template <typename Body>
+void UpstreamConnection::guarded(const char* where, Body&& body) noexcept {
+  guard_callback(where, std::forward<Body>(body),
+                 [this] { fail(UpstreamError::protocol, "internal error"); });
+}
+
 void UpstreamConnection::read_cb(bufferevent*, void* self) {
-  static_cast<UpstreamConnection*>(self)->on_read();
+  auto* connection = static_cast<UpstreamConnection*>(self);
+  connection->guarded("upstream_read", [connection] { connection->on_read(); });
 }
 void UpstreamConnection::write_cb(bufferevent*, void* self) {
-  static_cast<UpstreamConnection*>(self)->on_write();
+  auto* connection = static_cast<UpstreamConnection*>(self);
+  connection->guarded("upstream_write", [connection] { connection->on_write(); });
 }
 void UpstreamConnection::event_cb(bufferevent*, short what, void* self) {
-  static_cast<UpstreamConnection*>(self)->on_event(what);
+  auto* connection = static_cast<UpstreamConnection*>(self);
+  connection->guarded("upstream_event", [connection, what] { connection->on_event(what); });
 }
 void UpstreamConnection::timeout_cb(evutil_socket_t, short, void* self) {
-  static_cast<UpstreamConnection*>(self)->on_timeout();
+  auto* connection = static_cast<UpstreamConnection*>(self);
+  connection->guarded("upstream_timeout", [connection] { connection->on_timeout(); });
 }
 
 }  // namespace portcullis

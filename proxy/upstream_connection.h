@@ -123,6 +123,8 @@ class UpstreamConnection {
   void on_write();
   void on_timeout();
   void fail(UpstreamError error, std::string detail);
+  template <typename Body>
+  void guarded(const char* where, Body&& body) noexcept;
   void arm_timer();
   void pump_message();
   void close_connection();

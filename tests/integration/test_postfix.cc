@@ -3,6 +3,8 @@
 // into its Received header, and refuse to relay for it (the open-relay check), with its own
 // refusal reaching the client unchanged.
 #define BOOST_TEST_MODULE integration_postfix
+#include <arpa/inet.h>
+
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
 #include <memory>
@@ -300,4 +302,99 @@ BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_tru
   const std::string refusal_line =
       line_containing(log.substr(first_at), "reject: RCPT from unknown[127.0.0.2]");
   BOOST_TEST(pid_of(refusal_line) == pid, refusal_line);
+}
+
+namespace {
+
+std::string big_endian_16(unsigned value) {
+  return {static_cast<char>((value >> 8) & 0xFF), static_cast<char>(value & 0xFF)};
+}
+
+std::string ipv6_bytes(const std::string& text) {
+  unsigned char bytes[16] = {};
+  if (inet_pton(AF_INET6, text.c_str(), bytes) != 1) throw std::invalid_argument(text);
+  return std::string(reinterpret_cast<const char*>(bytes), sizeof bytes);
+}
+
+// A PROXY v2 header, command PROXY, AF_INET6 over STREAM.
+std::string v2_proxy_ipv6(const std::string& source, const std::string& destination,
+                          unsigned source_port, unsigned destination_port) {
+  const std::string body = ipv6_bytes(source) + ipv6_bytes(destination) +
+                           big_endian_16(source_port) + big_endian_16(destination_port);
+  return std::string("\r\n\r\n\0\r\nQUIT\n", 12) + '\x21' + '\x21' + big_endian_16(body.size()) +
+         body;
+}
+
+}  // namespace
+
+// Issue 11 point 2: what dual-stack load balancers send, a client address ::ffff:127.0.0.9 in a
+// v1 TCP6 or v2 AF_INET6 header, is the IPv4 client 127.0.0.9. This Postfix runs with
+// inet_protocols = ipv4 (scripts/postfix-instance.sh) and refuses XCLIENT ADDR=IPV6:... with
+// "501 5.5.4 Bad ADDR syntax": only an address normalised to IPv4 gets the message through,
+// and Postfix must log and write 127.0.0.9.
+BOOST_AUTO_TEST_CASE(an_ipv4_mapped_address_in_a_proxy_header_reaches_postfix_as_ipv4) {
+  PortcullisOptions options;
+  options.upstream_port = env().postfix->port();
+  options.pass_client = "xclient";
+  options.listen_settings = {{"proxy_protocol", "true"}};
+  options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
+  options.settings["upstream"]["reply_timeout"] = "30";
+  options.settings["upstream"]["idle_timeout"] = "0";
+  // The fixture's readiness check sends no PROXY header and would be closed.
+  options.wait_ready = false;
+  PortcullisFixture proxy(options);
+  BOOST_REQUIRE_MESSAGE(proxy.wait_for_event("upstream_reachable", 20s), proxy.diagnostics());
+
+  struct Header {
+    std::string name, bytes, marker;
+  };
+  const std::vector<Header> headers = {
+      {"v1 TCP6", "PROXY TCP6 ::ffff:127.0.0.9 ::1 40000 25\r\n", "MAPPED-V1-MARKER"},
+      {"v2 AF_INET6", v2_proxy_ipv6("::ffff:127.0.0.9", "::1", 40001, 25), "MAPPED-V2-MARKER"}};
+  for (const Header& header : headers) {
+    BOOST_TEST_CONTEXT(header.name) {
+      // Sent from the trusted peer 127.0.0.1; the header names the client.
+      SmtpTestClient client("127.0.0.1", proxy.port(),
+                            {.source_address = "127.0.0.1", .timeout = 30s});
+      BOOST_REQUIRE(client.send(header.bytes));
+      const SmtpReply banner = client.read_reply(5s);
+      BOOST_REQUIRE_MESSAGE(banner.code == 220, banner.describe() << "\n" << proxy.diagnostics());
+      BOOST_REQUIRE(client.command("EHLO mapped.example.test").code == 250);
+      const SmtpReply mail = client.command("MAIL FROM:<sender@example.test>");
+      BOOST_TEST_REQUIRE(mail.code == 250, mail.describe() << "\n" << proxy.diagnostics());
+      BOOST_TEST_REQUIRE(client.command("RCPT TO:<b@example.test>").code == 250);
+      BOOST_TEST_REQUIRE(client.command("DATA").code == 354);
+      client.send(dot_stuff(make_message(900, "mapped", header.marker)) + ".\r\n");
+      const SmtpReply queued = client.read_reply();
+      BOOST_TEST(queued.code == 250, queued.describe());
+      if (queued.code / 100 == 2) ++env().accepted_at_client;
+      const std::string queue_id = postfix_queue_id(queued);
+      BOOST_TEST_REQUIRE(!queue_id.empty());
+      BOOST_TEST(client.command("QUIT").code == 221);
+
+      // Postfix's log and its Received header name the IPv4 client, never an IPv6 form.
+      BOOST_TEST_REQUIRE(env().postfix->wait_for_log(queue_id + ": client=", 10s),
+                         env().postfix->log());
+      const std::string client_line = line_containing(env().postfix->log(), queue_id + ": client=");
+      BOOST_TEST(contains(client_line, "client=unknown[127.0.0.9]"), client_line);
+      BOOST_TEST(!contains(client_line, "ffff"), client_line);
+      auto& sink = env().postfix->relay_sink();
+      BOOST_TEST_REQUIRE(
+          wait_until([&] { return !sink.message_with(header.marker).empty(); }, 30s));
+      const std::string dump = sink.message_with(header.marker);
+      const std::string received = postfix_received_header(dump, queue_id);
+      BOOST_TEST_MESSAGE("Postfix's Received header: " << printable(received));
+      BOOST_TEST(contains(received, "[127.0.0.9]"), printable(dump, 2000));
+      for (const char* ipv6_form : {"IPV6:", "IPv6:", "ffff"}) {
+        BOOST_TEST(!contains(received, ipv6_form), printable(received));
+      }
+    }
+  }
+  // The proxy itself said 127.0.0.9 too: the session's log names it as the client.
+  BOOST_TEST(proxy.wait_for_event(
+                 "proxy_header", 5s,
+                 [](const LogEvent& event) { return event.field("client") == "127.0.0.9:40000"; }),
+             proxy.diagnostics());
+  BOOST_TEST(!contains(proxy.log_text(), "::ffff:"), proxy.diagnostics());
+  check_client_2xx_equals_sink_messages();
 }

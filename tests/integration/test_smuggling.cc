@@ -9,6 +9,7 @@
 #define BOOST_TEST_MODULE integration_smuggling
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
@@ -280,4 +281,87 @@ BOOST_AUTO_TEST_CASE(every_sequence_with_bare_lf_rejected) {
 
 BOOST_AUTO_TEST_CASE(every_sequence_with_bare_lf_normalized) {
   check_all(*env().normalize, true);
+}
+
+namespace {
+
+// Issue 11 point 2: every malformed vector again, one session after another, all on one upstream
+// connection the proxy keeps (one worker, idle_timeout 60). A vector that desynchronised the
+// proxy from its upstream would leave the next session's commands out of step on that
+// connection; so per session (from its XCLIENT to the next) the upstream must see exactly one
+// MAIL, nothing smuggled, DATA only for a message the proxy accepted, and the messages in order.
+void check_back_to_back_on_one_connection(const char* mode, bool normalize) {
+  PortcullisOptions options;
+  options.upstream_port = env().upstream->port();
+  options.pass_client = "xclient";
+  options.settings["limits"]["bare_lf"] = std::string("\"") + mode + "\"";
+  options.settings["server"]["workers"] = "1";
+  options.settings["upstream"]["idle_timeout"] = "60";
+  auto proxy = std::make_unique<PortcullisFixture>(options);
+
+  std::vector<uint16_t> client_ports;
+  std::vector<std::string> accepted_ids;  // the vectors whose message the proxy relayed
+  std::vector<std::string> ids;
+  for (const auto& vector : env().vectors) {
+    if (vector.is_end_of_data) continue;
+    BOOST_TEST_CONTEXT("vector " << vector.id << ", bare_lf=" << mode) {
+      const Outcome outcome = run_scanner(*proxy, vector);
+      BOOST_TEST_REQUIRE(outcome.after_payload.size() == 1u);
+      const Expected expected = expected_for(vector, normalize);
+      BOOST_TEST(outcome.after_payload.front().code == expected.code,
+                 outcome.after_payload.front().describe());
+      BOOST_TEST(outcome.quit.code == 221);
+      if (outcome.after_payload.front().code == 250) accepted_ids.push_back(vector.id);
+      client_ports.push_back(outcome.client_port);
+      ids.push_back(vector.id);
+    }
+  }
+  BOOST_REQUIRE(client_ports.size() == 12u);
+  // Stopping the proxy closes the kept connection (QUIT), so its record is complete.
+  proxy->stop();
+  const auto connection = upstream_session_for(client_ports.front());
+  BOOST_REQUIRE_MESSAGE(connection.has_value(), "no upstream connection for the first session");
+
+  // Split its commands at each XCLIENT: one part per session, in the order the clients came.
+  std::vector<std::vector<std::string>> sessions;
+  for (const auto& command : connection->commands) {
+    if (starts_with_nocase(command, "XCLIENT ")) sessions.emplace_back();
+    if (!sessions.empty()) sessions.back().push_back(command);
+  }
+  BOOST_REQUIRE_MESSAGE(sessions.size() == client_ports.size(),
+                        "sessions on the kept connection: " << sessions.size() << " of "
+                                                            << client_ports.size());
+  for (size_t k = 0; k < sessions.size(); ++k) {
+    BOOST_TEST_CONTEXT("session " << k << " (vector " << ids[k] << "), bare_lf=" << mode) {
+      const auto& commands = sessions[k];
+      BOOST_TEST(contains(commands.front(), fmt::format("PORT={}", client_ports[k])),
+                 commands.front());
+      size_t mail = 0, data = 0;
+      for (const auto& command : commands) {
+        if (starts_with_nocase(command, "MAIL ")) ++mail;
+        if (starts_with_nocase(command, "DATA")) ++data;
+        BOOST_TEST(!contains(command, "smuggled"), "smuggled command upstream: " << command);
+      }
+      BOOST_TEST(mail == 1u);
+      const bool accepted =
+          std::find(accepted_ids.begin(), accepted_ids.end(), ids[k]) != accepted_ids.end();
+      BOOST_TEST(data == (accepted ? 1u : 0u));
+    }
+  }
+  BOOST_TEST(!has_bare_cr_or_lf(connection->received), printable(connection->received, 2000));
+  BOOST_REQUIRE(connection->messages.size() == accepted_ids.size());
+  for (size_t k = 0; k < accepted_ids.size(); ++k) {
+    const std::string& raw = connection->messages[k].raw;
+    BOOST_TEST(contains(raw, "Subject: smuggling probe " + accepted_ids[k] + "\r\n"),
+               printable(raw, 600));
+    BOOST_TEST(count_occurrences(raw, "\r\n.\r\n") == 1u, printable(raw, 2000));
+  }
+  if (normalize) BOOST_TEST(!accepted_ids.empty(), "normalize mode relayed no vector at all");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_sequence_back_to_back_on_one_kept_upstream_connection) {
+  check_back_to_back_on_one_connection("reject", false);
+  check_back_to_back_on_one_connection("normalize", true);
 }

@@ -57,7 +57,7 @@ struct Environment {
 
   // portcullis_upstream_connections_reused_total from /metrics; -1 when absent.
   long long reused_total() const {
-    SmtpTestClient http("127.0.0.1", metrics_port, {.timeout = 5s});
+    SmtpTestClient http("127.0.0.1", metrics_port, {.source_address = "", .timeout = 5s});
     http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     const std::string body = http.read_until_close(5s);
     for (const auto& line : split_lines(body)) {

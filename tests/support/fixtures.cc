@@ -1,5 +1,7 @@
 #include "fixtures.h"
 
+#include <boost/test/unit_test.hpp>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -263,6 +265,20 @@ void PortcullisFixture::start() {
 
 PortcullisFixture::~PortcullisFixture() {
   if (process_) process_->stop(5s);
+  // Every test that runs the binary also checks that no session met a defect: a move its state
+  // table does not allow, or an exception stopped at a callback (each ends only its session,
+  // so the test's own checks could still pass).
+  try {
+    const std::string log = log_text();
+    for (const char* defect : {"session_state_invalid", "callback_failed"}) {
+      const size_t at = log.find(defect);
+      BOOST_CHECK_MESSAGE(at == std::string::npos, "the proxy logged "
+                                                       << defect << ": "
+                                                       << log.substr(log.rfind('\n', at) + 1, 400));
+    }
+  } catch (const std::exception& error) {
+    BOOST_CHECK_MESSAGE(false, "could not read the proxy's log: " << error.what());
+  }
 }
 
 ExitStatus PortcullisFixture::stop() {

@@ -1,0 +1,99 @@
+// The header fields the session prepends to a relayed message: Received, Authentication-Results
+// and the policy's tags.
+// SECURITY: values that may come from the client are made header-safe (no CR/LF).
+#include "session.h"
+#include "session_internal.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <utility>
+
+#include "authentication_results.h"
+#include "direct_write.h"
+#include "filter_observer.h"
+#include "log_sink.h"
+#include "metrics.h"
+#include "net_prefix.h"
+#include "plain_socket_reader.h"
+#include "proxy_header.h"
+#include "session_facts.h"
+#include "worker.h"
+namespace portcullis {
+
+using namespace session_detail;
+
+// Portcullis's own trace header (RFC 5321 4.4; protocol names from RFC 3848), so that what
+// XCLIENT cannot carry (TLS) reaches the message.
+std::string Session::received_header() const {
+  const char* protocol =
+      esmtp_ ? (tls_active_ ? "ESMTPS" : "ESMTP") : (tls_active_ ? "SMTPS" : "SMTP");
+  char date[64];
+  const time_t now = time(nullptr);
+  tm utc{};
+  gmtime_r(&now, &utc);
+  strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
+  std::string header = fmt::format(
+      "Received: from {} (unknown [{}{}])\r\n\tby {} (Portcullis) with {} id {}", helo_,
+      peer_.is_ipv6() ? "IPv6:" : "", peer_.ip(), config_->server.hostname, protocol, id_);
+  if (tls_active_) header += fmt::format("\r\n\t(using {})", tls_description_);
+  header += fmt::format(";\r\n\t{}\r\n", date);
+  return header;
+}
+
+// The methods whose evidence exists (RFC 8601); none → "; none".
+std::vector<AuthenticationMethodResult> Session::authentication_results() const {
+  std::vector<AuthenticationMethodResult> results;
+  if (const std::string* name = facts_.string("client.name")) {
+    results.push_back({"iprev", "pass", {{"policy.iprev", peer_.ip()}}, *name});
+  }
+  if (const std::string* spf = facts_.string("spf")) {
+    AuthenticationMethodResult spf_result{"spf", *spf, {}, {}};
+    if (const std::string* domain = facts_.string("spf.domain")) {
+      spf_result.properties.push_back({"smtp.mailfrom", *domain});
+    }
+    results.push_back(std::move(spf_result));
+  }
+  if (const std::string* dkim = facts_.string("dkim")) {
+    AuthenticationMethodResult dkim_result{"dkim", *dkim, {}, {}};
+    const FactList* domains = facts_.list("dkim.domains");
+    if (domains && !domains->empty())
+      dkim_result.properties.push_back({"header.d", domains->front()});
+    results.push_back(std::move(dkim_result));
+  }
+  if (const std::string* dmarc = facts_.string("dmarc")) {
+    AuthenticationMethodResult dmarc_result{"dmarc", *dmarc, {}, {}};
+    if (const std::string* domain = facts_.string("dmarc.domain")) {
+      dmarc_result.properties.push_back({"header.from", *domain});
+    }
+    results.push_back(std::move(dmarc_result));
+  }
+  return results;
+}
+
+// What goes in front of the message: our Received header (RFC 5321 4.4: the top), our
+// Authentication-Results right below it (as an MTA with a milter writes them, RFC 8601 5), then
+// the policy's tags.
+std::string Session::message_headers() const {
+  std::string headers = received_header();
+  headers += authentication_results_header(config_->server.authserv_id, authentication_results());
+  if (policy_) {
+    for (const policy::Tag& tag : policy_->message_tags()) {
+      headers += header_safe(tag.header) + ": " + header_safe(tag.value) + "\r\n";
+    }
+  }
+  return headers;
+}
+
+}  // namespace portcullis
