@@ -8,8 +8,8 @@
 // proof that the checks can see smuggling when it happens.
 #define BOOST_TEST_MODULE integration_smuggling
 #include <fmt/core.h>
-#include <boost/test/unit_test.hpp>
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <memory>
 
@@ -328,9 +328,9 @@ void check_back_to_back_on_one_connection(const char* mode, bool normalize) {
     if (starts_with_nocase(command, "XCLIENT ")) sessions.emplace_back();
     if (!sessions.empty()) sessions.back().push_back(command);
   }
-  BOOST_REQUIRE_MESSAGE(sessions.size() == client_ports.size(),
-                        "sessions on the kept connection: " << sessions.size() << " of "
-                                                            << client_ports.size());
+  BOOST_REQUIRE_MESSAGE(
+      sessions.size() == client_ports.size(),
+      "sessions on the kept connection: " << sessions.size() << " of " << client_ports.size());
   for (size_t k = 0; k < sessions.size(); ++k) {
     BOOST_TEST_CONTEXT("session " << k << " (vector " << ids[k] << "), bare_lf=" << mode) {
       const auto& commands = sessions[k];
