@@ -32,6 +32,32 @@ namespace portcullis {
 
 using namespace session_detail;
 
+namespace {
+
+constexpr size_t kInputHighWater = 256 * 1024;
+
+// SECURITY: a client that pipelines commands and reads nothing must not make its replies pile
+// up in memory: past this many unwritten bytes its input is neither read nor processed until
+// it has read them (docs/configuration.md, "Memory per session").
+constexpr size_t kClientOutputHighWater = 64 * 1024;
+
+// Over TLS, at most this much ciphertext waits in the socket's bufferevent in each direction:
+// the TLS layer stops encrypting replies, or decrypting input, until it has moved on.
+constexpr size_t kTlsRecordHighWater = 64 * 1024;
+
+// Once [timeouts] data_block has passed, DATA must have brought at least this many bytes a
+// second on average (Postfix's smtpd_min_data_rate), so that a message trickled in a byte at a
+// time cannot hold a session for long: at most data_block + max_message_size / kMinDataRate
+// seconds in all.
+constexpr uint64_t kMinDataRate = 500;
+
+timeval to_timeval(std::chrono::milliseconds duration) {
+  const auto ms = std::max<std::chrono::milliseconds::rep>(duration.count(), 0);
+  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+}
+
+}  // namespace
+
 void Session::enter(SessionState next) {
   if (session_transition_allowed(state_, next)) {
     state_ = next;

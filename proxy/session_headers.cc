@@ -2,37 +2,34 @@
 // and the policy's tags.
 // SECURITY: values that may come from the client are made header-safe (no CR/LF).
 #include "session.h"
-#include "session_internal.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
-#include <openssl/err.h>
-#include <sys/socket.h>
 
-#include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <cstring>
 #include <ctime>
-#include <functional>
-#include <utility>
 
 #include "authentication_results.h"
-#include "direct_write.h"
-#include "filter_observer.h"
-#include "log_sink.h"
-#include "metrics.h"
-#include "net_prefix.h"
-#include "plain_socket_reader.h"
-#include "proxy_header.h"
-#include "session_facts.h"
-#include "worker.h"
+
+#include "session_internal.h"
+
 namespace portcullis {
 
 using namespace session_detail;
+
+namespace {
+
+// Header values come from policy placeholders, i.e. maybe from the client: a CR or LF would
+// start a header of the client's choosing.
+std::string header_safe(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 && c != '\t') c = ' ';
+    if (byte == 0x7f) c = ' ';
+  }
+  return out;
+}
+
+}  // namespace
 
 // Portcullis's own trace header (RFC 5321 4.4; protocol names from RFC 3848), so that what
 // XCLIENT cannot carry (TLS) reaches the message.

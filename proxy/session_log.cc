@@ -1,36 +1,34 @@
 // The session's log lines and per-command counts, and the scene a decision is logged with.
 #include "session.h"
-#include "session_internal.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
-#include <openssl/err.h>
-#include <sys/socket.h>
 
-#include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <utility>
-
-#include "authentication_results.h"
-#include "direct_write.h"
-#include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
-#include "net_prefix.h"
-#include "plain_socket_reader.h"
-#include "proxy_header.h"
-#include "session_facts.h"
-#include "worker.h"
+
+#include "session_internal.h"
+
 namespace portcullis {
 
 using namespace session_detail;
+
+namespace {
+
+// The counters a session bumps for every command, looked up once per process.
+Counter& command_counter(Verb verb, bool ok) {
+  static const auto table = [] {
+    std::array<std::array<Counter*, 2>, static_cast<size_t>(Verb::unknown) + 1> counters{};
+    for (size_t i = 0; i < counters.size(); ++i) {
+      const std::string verb_name(to_string(static_cast<Verb>(i)));
+      counters[i][0] = &metrics().commands_total.with({verb_name, "refused"});
+      counters[i][1] = &metrics().commands_total.with({verb_name, "accepted"});
+    }
+    return counters;
+  }();
+  return *table[static_cast<size_t>(verb)][ok ? 1 : 0];
+}
+
+}  // namespace
 
 const char* Session::end_reason_name(EndReason reason) {
   switch (reason) {

@@ -3,37 +3,83 @@
 // SECURITY: nothing is relayed on an upstream reply that was not checked first
 // (UpstreamConnection checks the greeting, XCLIENT and EHLO).
 #include "session.h"
-#include "session_internal.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
-#include <openssl/err.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <charconv>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <utility>
+#include <string_view>
 
 #include "authentication_results.h"
-#include "direct_write.h"
-#include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
-#include "net_prefix.h"
-#include "plain_socket_reader.h"
-#include "proxy_header.h"
-#include "session_facts.h"
 #include "worker.h"
+
+#include "session_internal.h"
+
 namespace portcullis {
 
 using namespace session_detail;
+
+namespace {
+
+// Postfix: "250 2.0.0 Ok: queued as 3F2A41C0B1"; other MTAs: "… queued as <id>" / "id=<id>".
+// Case-insensitive position of `needle` in `text`, or npos.
+size_t ifind(std::string_view text, std::string_view needle) {
+  for (size_t at = 0; at + needle.size() <= text.size(); ++at) {
+    if (iequals(text.substr(at, needle.size()), needle)) return at;
+  }
+  return std::string_view::npos;
+}
+
+// The id after "queued as" or "id=" (up to 64 of [A-Za-z0-9._-]); a plain scan, since it runs
+// for every delivered message.
+std::string queue_id_from(const SmtpReply& reply) {
+  auto id_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  };
+  for (const std::string& line : reply.lines) {
+    for (std::string_view marker : {std::string_view("queued as"), std::string_view("id=")}) {
+      size_t at = ifind(line, marker);
+      if (at == std::string_view::npos) continue;
+      at += marker.size();
+      while (at < line.size() && std::isspace(static_cast<unsigned char>(line[at])))
+        ++at;
+      size_t end = at;
+      while (end < line.size() && end - at < 64 && id_char(line[end]))
+        ++end;
+      if (end > at) return line.substr(at, end - at);
+    }
+  }
+  return {};
+}
+
+Counter& upstream_reply_counter(int code) {
+  static const auto table = [] {
+    std::array<Counter*, 6> counters{};
+    for (int i = 0; i < 6; ++i) {
+      counters[i] = &metrics().upstream_replies_total.with({fmt::format("{}xx", i)});
+    }
+    return counters;
+  }();
+  return *table[std::clamp(code / 100, 0, 5)];
+}
+
+Phase phase_of(Verb verb) {
+  switch (verb) {
+    case Verb::helo:
+    case Verb::ehlo:
+      return Phase::helo;
+    case Verb::mail:
+      return Phase::mail;
+    case Verb::rcpt:
+      return Phase::rcpt;
+    default:
+      return Phase::data;
+  }
+}
+
+}  // namespace
 
 void Session::deliver_message(uint64_t size) {
   Command data_command;

@@ -2,34 +2,23 @@
 // apply, then answered here or relayed (session_relay.cc). OpenSMTPD's check -> filter ->
 // proceed, per verb.
 #include "session.h"
-#include "session_internal.h"
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <fmt/format.h>
-#include <openssl/err.h>
-#include <sys/socket.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <utility>
+#include <string_view>
 
-#include "authentication_results.h"
-#include "direct_write.h"
-#include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
-#include "net_prefix.h"
-#include "plain_socket_reader.h"
-#include "proxy_header.h"
 #include "session_facts.h"
 #include "worker.h"
+
+#include "session_internal.h"
+
 namespace portcullis {
 
 using namespace session_detail;
