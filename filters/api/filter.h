@@ -2,8 +2,8 @@
 //
 // A configured filter is a FilterFactory (immutable, shared by every worker; built by the
 // registry from its [filter.NAME] block when the config is loaded). Each session gets its own
-// SessionFilter from it. At each phase the runner (proxy/filter_runner.h) calls the hooks of
-// the chain in `[filters] chain` order:
+// SessionFilter from it. At each phase the runner (proxy/session/filter_runner.h) calls the hooks
+// of the chain in `[filters] chain` order:
 //
 //   - a hook that can answer at once records its facts with HookContext::record (or reports an
 //     error with HookContext::fail) and returns HookStatus::continue_chain;

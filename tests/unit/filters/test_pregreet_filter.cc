@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "pregreet/pregreet_filter.h"
+#include "pregreet_filter.h"
 
 using namespace portcullis;
 using namespace std::chrono_literals;

@@ -12,9 +12,9 @@
 
 #include <string>
 
-namespace portcullis {
+#include "config.h"
 
-enum class CpuScheduling { batch, normal };
+namespace portcullis {
 
 // Applies `policy` to the calling thread. "batch" moves it from SCHED_OTHER to SCHED_BATCH
 // and leaves any other policy alone (one an administrator chose, e.g. with systemd's

@@ -4,25 +4,27 @@
 // process (std::terminate), taking every session with it. Each entry point from C runs its
 // body through guard_callback: what throws is logged as callback_failed, then `on_failure`
 // runs (a per-session callback ends its session there; a process-level one just continues).
+//
+// The guard lives here, below every library that owns a C callback (tls, upstream, session, the
+// metrics server), and so cannot call the main log directly: the log (observe/log_sink) installs
+// itself as the reporter when it becomes the main log; until then a failure goes to stderr.
 #pragma once
 
 #include <exception>
 #include <string>
 #include <utility>
 
-#include "log_sink.h"
-
 namespace portcullis {
+
+// Writes one callback_failed event; must not throw.
+using CallbackFailureReporter = void (*)(const char* where, const char* what) noexcept;
+
+// Where guard_callback reports; nullptr restores the stderr default. Thread-safe.
+void set_callback_failure_reporter(CallbackFailureReporter reporter) noexcept;
 
 namespace callback_guard_detail {
 
-inline void log_failure(const char* where, const char* what) noexcept {
-  try {
-    log_error("callback_failed", {{"callback", where}, {"error", what, true}});
-  } catch (...) {
-    // The log itself failed (out of memory): nothing better is left to do than go on.
-  }
-}
+void log_failure(const char* where, const char* what) noexcept;
 
 }  // namespace callback_guard_detail
 

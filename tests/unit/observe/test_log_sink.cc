@@ -13,10 +13,12 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "callback_guard.h"
 #include "log_sink.h"
 
 using portcullis::escape_peer;
@@ -373,6 +375,23 @@ BOOST_AUTO_TEST_CASE(stderr_target_and_default_main_log) {
   BOOST_REQUIRE(captured.size() == 1u);
   BOOST_TEST(json_without_ts(captured[0]) ==
              "{\"ts\":\"TS\",\"level\":\"error\",\"event\":\"via_capture\"}");
+}
+
+BOOST_AUTO_TEST_CASE(a_guarded_callback_that_throws_is_a_callback_failed_event_in_the_main_log) {
+  auto capture = LogSink::capture(LogFormat::json);
+  portcullis::set_main_log(capture.get());
+  bool failure_handled = false;
+  const bool returned = portcullis::guard_callback(
+      "test_callback", [] { throw std::runtime_error("bad \x01 byte"); },
+      [&] { failure_handled = true; });
+  portcullis::set_main_log(nullptr);
+  BOOST_TEST(!returned);
+  BOOST_TEST(failure_handled);
+  const auto captured = capture->captured();
+  BOOST_REQUIRE(captured.size() == 1u);
+  BOOST_TEST(json_without_ts(captured[0]) ==
+             "{\"ts\":\"TS\",\"level\":\"error\",\"event\":\"callback_failed\","
+             "\"callback\":\"test_callback\",\"error\":\"bad \\\\x01 byte\"}");
 }
 
 BOOST_AUTO_TEST_CASE(syslog_target_opens_and_writes) {

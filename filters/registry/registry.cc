@@ -5,8 +5,8 @@
 
 #include <algorithm>
 
-#include "helo/helo_filter.h"
-#include "pregreet/pregreet_filter.h"
+#include "helo_filter.h"
+#include "pregreet_filter.h"
 
 namespace portcullis {
 

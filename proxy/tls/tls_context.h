@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "config.h"
-#include "event_handles.h"
+#include "ssl_handles.h"
 #include "tls_ticket_keys.h"
 
 namespace portcullis {

@@ -1,5 +1,5 @@
-// The session's state table (proxy/session_state.cc): the moves a session makes are allowed,
-// the ones that would mean a defect are not.
+// The session's state table (proxy/session/session_state.cc): the moves a session makes are
+// allowed, the ones that would mean a defect are not.
 #define BOOST_TEST_MODULE unit_session_state
 #include <boost/test/unit_test.hpp>
 #include <set>

@@ -4,6 +4,8 @@
 // JSON.
 #include "log_sink.h"
 
+#include "callback_guard.h"
+
 #include <fcntl.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -311,6 +313,14 @@ bool LogSink::reopen(std::string* error) {
 
 void set_main_log(LogSink* sink) {
   main_log_sink.store(sink);
+  // The callback guard (net/) sits below this library; from now on its reports are log events.
+  set_callback_failure_reporter([](const char* where, const char* what) noexcept {
+    try {
+      log_error("callback_failed", {{"callback", where}, {"error", what, true}});
+    } catch (...) {
+      // The log itself failed (out of memory): nothing better is left to do than go on.
+    }
+  });
 }
 
 LogSink& main_log() {

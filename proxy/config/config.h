@@ -5,17 +5,18 @@
 #include <string>
 #include <vector>
 
-#include "filter_runner.h"
+#include "filter_instance.h"
 #include "net_address.h"
 #include "policy.h"
 #include "smtp_parser.h"
-#include "thread_scheduling.h"
 
 namespace portcullis {
 
 enum class ListenMode { smtp, smtps, submission };
 enum class PassClient { xclient, proxy_v2, none };
 enum class LogFormat { text, json };
+// How worker threads ask the kernel to schedule them (session/thread_scheduling.h).
+enum class CpuScheduling { batch, normal };
 
 // A [tls.NAME] block.
 struct TlsCertificateKey {
@@ -55,8 +56,8 @@ struct ServerConfig {
   std::string state_dir = "/var/lib/portcullis";
   unsigned workers = 0;  // 0 = one per core (resolved at load: never 0 after load)
   std::string user;      // "" = not set
-  CpuScheduling cpu_scheduling = CpuScheduling::batch;  // worker threads (thread_scheduling.h)
-  bool pin_workers = false;                             // worker N on the Nth allowed CPU
+  CpuScheduling cpu_scheduling = CpuScheduling::batch;
+  bool pin_workers = false;  // worker N on the Nth allowed CPU
 };
 
 struct UpstreamConfig {

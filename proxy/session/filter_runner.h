@@ -21,23 +21,12 @@
 #include "event_handles.h"
 #include "facts.h"
 #include "filter.h"
+#include "filter_instance.h"
 #include "session_phase.h"
 
 struct event_base;
 
 namespace portcullis {
-
-enum class FailureMode { tempfail, continue_session };  // "tempfail" | "continue"
-
-// One entry of [filters] chain, as loaded from the config.
-struct FilterInstance {
-  std::string name;
-  std::chrono::milliseconds timeout{20000};
-  FailureMode failure_mode = FailureMode::tempfail;
-  std::vector<Phase> hooks;
-  std::vector<std::string> facts;  // names the filter may record
-  std::shared_ptr<const FilterFactory> factory;
-};
 
 // The result kinds counted in portcullis_filter_results_total{filter,result}.
 //   ok        the hook finished (at once or parked) without error

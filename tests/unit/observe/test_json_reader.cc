@@ -1,4 +1,4 @@
-// The strict JSON reader (proxy/json_reader.h): what RFC 8259 allows is read with the right
+// The strict JSON reader (proxy/observe/json_reader.h): what RFC 8259 allows is read with the right
 // types and values; everything else is refused with an offset.
 #define BOOST_TEST_MODULE json_reader
 #include <boost/test/unit_test.hpp>

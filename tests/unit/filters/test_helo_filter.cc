@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "helo/helo_filter.h"
+#include "helo_filter.h"
 
 using namespace portcullis;
 

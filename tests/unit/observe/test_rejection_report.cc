@@ -1,5 +1,5 @@
-// `portcullis report` (proxy/rejection_report.h). Golden: tests/golden/report/sample.jsonl and
-// its hand-written .ref files (text, --top 2, --json, error stream) compared exactly; plus the
+// `portcullis report` (proxy/observe/rejection_report.h). Golden: tests/golden/report/sample.jsonl
+// and its hand-written .ref files (text, --top 2, --json, error stream) compared exactly; plus the
 // exit code for files that cannot be read, standard input, the line bound, the malformed-line
 // listing limit and escaping of hostile names in the text output.
 #define BOOST_TEST_MODULE rejection_report

@@ -706,7 +706,8 @@ void check_required_sections(const toml::value& root, Config& config, Context& c
       table.count("upstream") != 0 && table.at("upstream").is_table()) {
     const auto& upstream = table.at("upstream").as_table();
     const auto tls = upstream.find("tls");
-    context.error(tls != upstream.end() ? tls->second : table.at("upstream"), "upstream.verify_name",
+    context.error(tls != upstream.end() ? tls->second : table.at("upstream"),
+                  "upstream.verify_name",
                   "required when upstream.tls is \"required\": the name the upstream's "
                   "certificate must carry");
   }

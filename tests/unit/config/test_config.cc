@@ -852,7 +852,8 @@ BOOST_AUTO_TEST_CASE(a_bad_list_file_line_is_quoted_short_and_escaped) {
   const auto errors = errors_of(fmt::format("[policy]\nfiles = [\"{}\"]\n", policy));
   BOOST_TEST_REQUIRE(errors.size() == 2u);
   BOOST_TEST(errors[0].find("'root:$6$SALTSALTSALTSALT'...") != std::string::npos, errors[0]);
-  BOOST_TEST(errors[1].find("'caf\\xc3\\xa9-\\x1b[31m-example-and-'...") != std::string::npos, errors[1]);
+  BOOST_TEST(errors[1].find("'caf\\xc3\\xa9-\\x1b[31m-example-and-'...") != std::string::npos,
+             errors[1]);
   for (const auto& error : errors)
     BOOST_TEST(error.find("THEHASH") == std::string::npos, error);
 }

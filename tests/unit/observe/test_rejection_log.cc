@@ -1,6 +1,6 @@
-// The rejection log writer (proxy/rejection_log.h): exact lines for hand-built records (field
-// order, types, nulls), hostile strings that must stay one valid JSON line, concurrent writers,
-// and rotation by rename + reopen() without a lost or split line.
+// The rejection log writer (proxy/observe/rejection_log.h): exact lines for hand-built records
+// (field order, types, nulls), hostile strings that must stay one valid JSON line, concurrent
+// writers, and rotation by rename + reopen() without a lost or split line.
 #define BOOST_TEST_MODULE rejection_log
 #include <boost/test/unit_test.hpp>
 
