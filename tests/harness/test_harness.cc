@@ -106,9 +106,12 @@ BOOST_AUTO_TEST_CASE(child_process_exit_codes_and_stop) {
   BOOST_TEST(slow.status.signal == SIGTERM);
 
   // A child that ignores SIGTERM is killed after the grace period.
-  ChildProcess stubborn({{"sh", "-c", "trap '' TERM; sleep 30"}, {}, {}, {}});
+  TempDir scratch("harness-trap");
+  const std::string trapped = (scratch / "trapped").string();
+  ChildProcess stubborn({{"sh", "-c", "trap '' TERM; : > \"$0\"; sleep 30", trapped}, {}, {}, {}});
   BOOST_TEST(stubborn.running());
-  std::this_thread::sleep_for(300ms);  // let the shell install its trap
+  // The shell has its trap once it has written the file.
+  BOOST_TEST(wait_until([&] { return std::filesystem::exists(trapped); }, 5s));
   const auto before = Clock::now();
   ExitStatus status = stubborn.stop(300ms);
   BOOST_TEST(status.signal == SIGKILL);
@@ -316,7 +319,12 @@ BOOST_AUTO_TEST_CASE(delayed_final_reply_not_acknowledged_when_peer_leaves) {
     client.send("y\r\n.\r\n");
     BOOST_TEST(client.silent_for(100ms));
   }  // gone before the delayed 250
-  std::this_thread::sleep_for(800ms);
+  // The upstream notices the close when it tries to write that 250.
+  BOOST_TEST(upstream.wait_for(
+      [](const std::vector<RecordedConnection>& connections) {
+        return connections.size() == 2u && !connections[1].open;
+      },
+      5s));
   BOOST_TEST(upstream.recorded_messages() == 2u);
   BOOST_TEST(upstream.acknowledged_messages() == 1u);
 }

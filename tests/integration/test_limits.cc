@@ -352,6 +352,7 @@ BOOST_AUTO_TEST_CASE(command_timeout) {
 }
 
 BOOST_AUTO_TEST_CASE(data_block_timeout) {
+  const size_t ended_before = env().proxy->events_named("disconnect").size();
   auto client = ready_client(*env().proxy);
   BOOST_REQUIRE(open_data(client));
   client.send("Subject: stalled\r\n\r\nhalf a messa");
@@ -359,7 +360,9 @@ BOOST_AUTO_TEST_CASE(data_block_timeout) {
   BOOST_TEST(reply.code == 421, reply.describe());
   BOOST_TEST(reply.enhanced().rfind("4.", 0) == 0u);
   BOOST_TEST(client.wait_closed(5s));
-  std::this_thread::sleep_for(300ms);
+  // Once the proxy has logged the session's end, nothing of it can still reach the upstream.
+  BOOST_TEST(wait_until(
+      [&] { return env().proxy->events_named("disconnect").size() > ended_before; }, 5s));
   BOOST_TEST(env().upstream->recorded_messages() == 0u);
 }
 

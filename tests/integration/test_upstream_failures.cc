@@ -142,8 +142,9 @@ struct FreshUpstream {
   ~FreshUpstream() {
     if (reused_upstream) check_the_kept_connection_was_used();
     // The invariant of the whole module, checked after every test. The upstream marks a
-    // message acknowledged just after writing its 250, so give it a moment.
-    std::this_thread::sleep_for(100ms);
+    // message acknowledged just after writing its 250: wait for it to catch up (a real
+    // difference still fails, after the wait).
+    wait_until([] { return env().upstream_acknowledged() == env().accepted_at_client; }, 2s);
     BOOST_TEST(env().upstream_acknowledged() == env().accepted_at_client,
                "messages the upstream acknowledged: " << env().upstream_acknowledged()
                                                       << ", 2xx final replies at clients: "
@@ -443,8 +444,16 @@ BOOST_AUTO_TEST_CASE(final_reply_delayed_past_reply_timeout) {
   BOOST_TEST(waited >= (reply_timeout_seconds - 1) * 1000LL);
   BOOST_TEST(waited < (reply_timeout_seconds + 3) * 1000LL, "waited " << waited << " ms");
   client.command("QUIT");
-  // The upstream got the bytes but never managed to say 250: not acknowledged.
-  std::this_thread::sleep_for(Millis(4000));
+  // The upstream got the bytes but never managed to say 250: not acknowledged. Its delayed 250
+  // is due after the proxy gave up on the connection; once the proxy's side is closed, it can
+  // no longer be acknowledged.
+  BOOST_TEST(env().upstream->wait_for(
+      [](const std::vector<RecordedConnection>& connections) {
+        for (const auto& connection : connections)
+          if (!connection.messages.empty() && connection.open) return false;
+        return true;
+      },
+      Millis((reply_timeout_seconds + 5) * 1000)));
   BOOST_TEST(env().upstream->recorded_messages() == 1u);
   BOOST_TEST(env().upstream->acknowledged_messages() == 0u);
 }

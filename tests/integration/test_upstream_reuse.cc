@@ -55,17 +55,17 @@ struct Environment {
     return result;
   }
 
-  // portcullis_upstream_connections_reused_total from /metrics; -1 when absent.
-  long long reused_total() const {
+  // A metric without labels from /metrics; -1 when absent.
+  long long metric(const std::string& name) const {
     SmtpTestClient http("127.0.0.1", metrics_port, {.source_address = "", .timeout = 5s});
     http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
     const std::string body = http.read_until_close(5s);
     for (const auto& line : split_lines(body)) {
-      const std::string name = "portcullis_upstream_connections_reused_total ";
-      if (line.rfind(name, 0) == 0) return std::stoll(line.substr(name.size()));
+      if (line.rfind(name + " ", 0) == 0) return std::stoll(line.substr(name.size() + 1));
     }
     return -1;
   }
+  long long reused_total() const { return metric("portcullis_upstream_connections_reused_total"); }
 
   std::unique_ptr<RecordingUpstream> upstream;
   std::unique_ptr<PortcullisFixture> proxy;
@@ -179,7 +179,9 @@ BOOST_AUTO_TEST_CASE(a_connection_the_upstream_closed_while_kept_is_not_used) {
   const uint16_t port = env.upstream->port();
   env.upstream.reset();
   env.upstream = std::make_unique<RecordingUpstream>(UpstreamBehaviour{}, port);
-  std::this_thread::sleep_for(300ms);  // the proxy sees the close of its kept connection
+  // The proxy sees the close of its kept connection.
+  BOOST_TEST(wait_until(
+      [&] { return env.metric("portcullis_upstream_connections_active") == 0; }, 5s));
   BOOST_TEST(env.deliver("127.0.0.3", "second.example.test", "AFTER-RESTART").code == 250);
   const auto sessions = env.upstream->session_connections();
   BOOST_REQUIRE(sessions.size() == 1u);
