@@ -14,7 +14,7 @@ if ((EUID != 0)); then
   # drop privileges; as another user, run this script again as root, as quickstart.sh does
   # (before the cd below, so that "$0" still names this script).
   if command -v sudo >/dev/null 2>&1; then
-    exec sudo --preserve-env=CI,FUZZ_SECONDS,PORTCULLIS_BUILD_DIR,TMPDIR bash "$0" "$@"
+    exec sudo --preserve-env=CI,FUZZ_SECONDS,PORTCULLIS_BUILD_DIR bash "$0" "$@"
   fi
   echo "test: run as root (the integration tests start a private Postfix)" >&2
   exit 1
