@@ -1,20 +1,66 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package Portcullis needs to build, test and run its quick start
-# (the install line of STACK-NOTES §1). Does nothing (and needs no root) when all of them are
-# installed already, so the quick start and the test script can call it every time.
+# Installs the Debian 12 packages one use of Portcullis needs:
+#
+#   install-deps.sh run     build Portcullis and run it: the quick start, a deployment
+#   install-deps.sh test    run + the test peers and tools of scripts/test.sh (the default, so
+#                           a bare `install-deps.sh` installs what it always did)
+#   install-deps.sh bench   test + what tests/bench/ needs
+#
+# Does nothing (and needs no root) when every package of the set is installed already, so the
+# quick start and the test script call it every time. As root it runs apt-get itself (a fresh
+# machine may have no sudo); as another user it runs apt-get through sudo.
 set -euo pipefail
 
-packages=(
-  build-essential meson ninja-build pkg-config cmake openssl ca-certificates
-  libevent-dev libssl-dev libopendkim-dev libspf2-dev libboost-test-dev
-  libunbound-dev liblmdb-dev libhiredis-dev libtoml11-dev libcli11-dev libfmt-dev
-  publicsuffix clang libclang-rt-14-dev libyaml-cpp-dev
-  swaks libnet-ssleay-perl postfix redis-server unbound opendkim-tools python3-dkim python3-yaml
-  curl
-  # The scripts (free ports, summaries, benchmarks) use python3; named so it never depends
-  # on python3-dkim pulling it in.
+usage() {
+  echo "usage: ${0##*/} [run|test|bench]   (default: test)"
+}
+
+set_name=${1:-test}
+case $set_name in
+  run | test | bench) ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+esac
+
+# Building (meson.build: fmt, OpenSSL, libevent, toml11, CLI11) and running the quick start
+# (scripts/quickstart.sh: Postfix and its smtp-sink, swaks, python3 for free ports).
+run_packages=(
+  build-essential meson ninja-build pkg-config
+  libevent-dev libssl-dev libtoml11-dev libcli11-dev libfmt-dev
+  # A default `meson setup` (the quick start's) configures the test suites too, and meson
+  # refuses a build directory whose dependencies are missing.
+  libboost-test-dev
+  openssl ca-certificates
+  postfix swaks
   python3
 )
+
+# scripts/test.sh and the suites: clang and its libFuzzer runtime (scripts/run-fuzz.sh),
+# swaks --tls (Net::SSLeay), and the peers and libraries of the DNS, DKIM, SPF and state
+# suites that come next (unbound, redis-server, opendkim-tools, python3-dkim, python3-yaml;
+# the -dev libraries and the public suffix list they link and read).
+test_packages=(
+  clang libclang-rt-14-dev
+  libnet-ssleay-perl
+  libopendkim-dev libspf2-dev libunbound-dev liblmdb-dev libhiredis-dev libyaml-cpp-dev
+  publicsuffix
+  redis-server unbound opendkim-tools python3-dkim python3-yaml
+  curl
+)
+
+# tests/bench/: smtp-source and smtp-sink come with postfix, the rest is python3 and
+# coreutils, so nothing beyond `test` today.
+bench_packages=()
+
+packages=("${run_packages[@]}")
+[[ $set_name == run ]] || packages+=("${test_packages[@]}")
+[[ $set_name != bench ]] || packages+=("${bench_packages[@]}")
 
 # One dpkg-query for all: it prints a line per known package (and fails for unknown ones).
 declare -A installed=()
@@ -27,10 +73,10 @@ for package in "${packages[@]}"; do
 done
 
 if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages are installed"
+  echo "install-deps: all ${#packages[@]} packages of '$set_name' are installed"
   exit 0
 fi
-echo "install-deps: missing: ${missing[*]}"
+echo "install-deps ($set_name): missing: ${missing[*]}"
 
 as_root=()
 if ((EUID != 0)); then
@@ -42,8 +88,6 @@ if ((EUID != 0)); then
   fi
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-
 apt_install() {
   # Lock::Timeout covers the dpkg lock; the debconf database lock has no such option, hence
   # the one retry below.
@@ -51,7 +95,7 @@ apt_install() {
     echo "postfix postfix/main_mailer_type select No configuration" |
     "${as_root[@]}" debconf-set-selections &&
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 \
-      install -y --no-install-recommends "${packages[@]}"
+      install -y --no-install-recommends "${missing[@]}"
 }
 
 if ! apt_install </dev/null; then

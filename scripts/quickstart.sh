@@ -29,7 +29,7 @@ run_user=nobody
 
 log() { printf 'quickstart: %s\n' "$*" >&2; }
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh run
 [[ -f $build_dir/meson-private/coredata.dat ]] || meson setup "$build_dir"
 ninja -C "$build_dir" -j 2 proxy/portcullis
 
