@@ -44,6 +44,13 @@ bool prepare_state_dir(const std::string& path, const std::string& user, std::st
   uid_t uid;
   gid_t gid;
   if (!lookup_user(user, &uid, &gid, error)) return false;
+  // A directory the administrator prepared as it should be is left alone, so that the service
+  // needs no CAP_CHOWN or CAP_FOWNER for it.
+  struct stat status {};
+  if (stat(path.c_str(), &status) == 0 && status.st_uid == uid && status.st_gid == gid &&
+      (status.st_mode & 07777) == 0700) {
+    return true;
+  }
   if (chown(path.c_str(), uid, gid) != 0 || chmod(path.c_str(), 0700) != 0) {
     *error = fmt::format("cannot give state_dir {} to {}: {}", path, user, std::strerror(errno));
     return false;

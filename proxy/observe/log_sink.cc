@@ -5,6 +5,7 @@
 #include "log_sink.h"
 
 #include "callback_guard.h"
+#include "log_file_owner.h"
 
 #include <fcntl.h>
 #include <syslog.h>
@@ -295,6 +296,12 @@ void LogSink::write(LogLevel level, std::string_view event, const std::vector<Lo
     write_line(fd_, line);
   } catch (...) {
   }
+}
+
+bool LogSink::give_to(uid_t uid, gid_t gid, std::string* error) {
+  std::unique_lock lock(mutex_);
+  if (!owns_fd_) return true;
+  return give_log_file_to(fd_, target_, uid, gid, error);
 }
 
 bool LogSink::reopen(std::string* error) {

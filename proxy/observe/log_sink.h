@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -41,6 +43,9 @@ class LogSink {
   void write(LogLevel level, std::string_view event, const std::vector<LogField>& fields);
   // SIGUSR1: reopen a file target (no-op for stderr/syslog).
   bool reopen(std::string* error);
+  // Before the privilege drop: a file target becomes uid:gid's (see log_file_owner.h); stderr
+  // and syslog are left alone.
+  bool give_to(uid_t uid, gid_t gid, std::string* error);
 
   // Tests: capture formatted lines instead of writing them.
   static std::unique_ptr<LogSink> capture(LogFormat format);

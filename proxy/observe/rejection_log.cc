@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "json_reader.h"
+#include "log_file_owner.h"
 #include "log_sink.h"
 
 namespace portcullis {
@@ -197,6 +198,11 @@ void RejectionLog::write(const RejectionRecord& record) {
     log_error("rejection_log_write_failed",
               {{"path", path_}, {"error", error_text(failure)}, {"note", "records are lost"}});
   }
+}
+
+bool RejectionLog::give_to(uid_t uid, gid_t gid, std::string* error) {
+  std::lock_guard lock(mutex_);
+  return give_log_file_to(fd_, path_, uid, gid, error);
 }
 
 bool RejectionLog::reopen(std::string* error) {

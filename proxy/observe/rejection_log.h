@@ -13,6 +13,8 @@
 // checked to be single-line JSON; one that is not is written as a JSON string instead.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -79,6 +81,8 @@ class RejectionLog {
   // again and swaps the new file in; every line goes wholly to the old or the new file. On
   // failure the old file stays in use and *error says why.
   bool reopen(std::string* error);
+  // Before the privilege drop: the file becomes uid:gid's (see log_file_owner.h).
+  bool give_to(uid_t uid, gid_t gid, std::string* error);
   const std::string& path() const { return path_; }
 
  private:
