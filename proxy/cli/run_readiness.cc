@@ -206,7 +206,7 @@ void RunReadiness::check_state_dir() {
     }
     return;
   }
-  if (errno != ENOENT) {
+  if (errno != ENOENT && errno != ENOTDIR) {
     if (errno == EACCES && !start_seen_) {
       warning(key, fmt::format("cannot tell whether {} exists: {}", path, errno_text()));
     } else {
@@ -215,7 +215,8 @@ void RunReadiness::check_state_dir() {
     return;
   }
 
-  // Missing: `run` makes it with create_directories(), the missing parents too.
+  // Missing (or a file in the way): `run` makes it with create_directories(), the missing
+  // parents too.
   fs::path ancestor = fs::path(path).parent_path();
   size_t missing_levels = 1;
   std::error_code ec;
