@@ -10,12 +10,13 @@
 #include "config.h"
 #include "explain_command.h"
 #include "rejection_report.h"
+#include "run_readiness.h"
 #include "server.h"
 #include "tls_context.h"
 
 namespace {
 
-constexpr const char* kDefaultConfig = "/etc/portcullis/portcullis.toml";
+constexpr const char* kDefaultConfig = portcullis::default_config_path;
 
 void print_messages(const portcullis::ConfigResult& result) {
   for (const auto& message : result.errors) {
@@ -49,6 +50,13 @@ int command_check(const std::string& config_path) {
       ++errors;
     }
   }
+  // Then what `run` needs of this machine: the user, directories, files, addresses.
+  const portcullis::RunReadiness::Report readiness = portcullis::RunReadiness::check(config);
+  for (const auto& message : readiness.errors)
+    fmt::print(stderr, "error: {}\n", message.to_string());
+  for (const auto& message : readiness.warnings)
+    fmt::print(stderr, "warning: {}\n", message.to_string());
+  errors += readiness.errors.size();
   if (errors > 0) {
     fmt::print(stderr, "{}: {} error(s)\n", config_path, errors);
     return 1;

@@ -14,8 +14,6 @@
 
 namespace portcullis {
 
-namespace {
-
 bool lookup_user(const std::string& user, uid_t* uid, gid_t* gid, std::string* error) {
   std::vector<char> buffer(16384);
   passwd entry{};
@@ -30,8 +28,6 @@ bool lookup_user(const std::string& user, uid_t* uid, gid_t* gid, std::string* e
   *gid = found->pw_gid;
   return true;
 }
-
-}  // namespace
 
 bool prepare_state_dir(const std::string& path, const std::string& user, std::string* error) {
   std::error_code ec;

@@ -65,6 +65,11 @@ class Context {
     errors_.push_back(ConfigMessage{file_, 0, 0, std::move(key), std::move(text)});
   }
   void add(ConfigMessage message) { errors_.push_back(std::move(message)); }
+  void record_position(const std::string& key, const toml::value& value) {
+    const Position where = position(value);
+    positions_[key] = ConfigPosition{where.line, where.column};
+  }
+  std::unordered_map<std::string, ConfigPosition> take_positions() { return std::move(positions_); }
 
   // Where each listener's address was written, to report duplicates at the second one.
   struct ListenerAddress {
@@ -109,6 +114,7 @@ class Context {
   std::vector<size_t> line_starts_;  // offset of each line's first byte
   std::vector<ConfigMessage> errors_;
   std::vector<ConfigMessage> warnings_;
+  std::unordered_map<std::string, ConfigPosition> positions_;
 };
 
 std::string_view type_phrase(toml::value_t type) {
@@ -576,6 +582,7 @@ void load_table(const toml::value& table, const Schema<Target>& schema, Target& 
       context.error(value, dotted, "unknown key");
       continue;
     }
+    context.record_position(dotted, value);
     field->parse(value, target, context, dotted);
   }
   for (const auto& field : schema) {
@@ -1016,6 +1023,12 @@ std::string ConfigMessage::to_string() const {
   return out;
 }
 
+ConfigMessage Config::message_about(const std::string& key, std::string text) const {
+  const auto found = positions.find(key);
+  const ConfigPosition where = found == positions.end() ? ConfigPosition{} : found->second;
+  return ConfigMessage{path, where.line, where.column, key, std::move(text)};
+}
+
 ConfigResult load_config_text(const std::string& text, const std::string& name) {
   ConfigResult result;
   if (policy::toml_nesting_depth(text) > policy::max_toml_nesting) {
@@ -1063,6 +1076,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
 
   result.errors = context.take_errors();
   result.warnings = context.take_warnings();
+  config.positions = context.take_positions();
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "filter_instance.h"
@@ -119,6 +120,14 @@ struct PolicyConfig {
   std::shared_ptr<const policy::Policy> policy;  // never null after load (maybe no rules)
 };
 
+// Where a value was written in the config file (1-based; 0 when unknown).
+struct ConfigPosition {
+  int line = 0;
+  int column = 0;
+};
+
+struct ConfigMessage;
+
 struct MetricsConfig {
   std::optional<NetAddress> address;  // absent = no metrics listener
 };
@@ -136,6 +145,14 @@ struct Config {
   FiltersConfig filters;
   PolicyConfig policy;
   MetricsConfig metrics;
+  // Where each key read from the file was written, by its dotted name ("server.user",
+  // "listen[0].address", "tls.mx.key"), so that what is found wrong after loading (`check`
+  // looking at the system) is reported at the value like a load error.
+  std::unordered_map<std::string, ConfigPosition> positions;
+
+  // A message about `key` at the place it was written (about the file as a whole when the key
+  // was not written: a default).
+  ConfigMessage message_about(const std::string& key, std::string text) const;
 
   const TlsBlockConfig* tls_block(const std::string& name) const {
     for (const auto& block : tls) {
@@ -160,6 +177,9 @@ struct ConfigResult {
   std::vector<ConfigMessage> errors;    // unknown keys, wrong types, out-of-range values …
   std::vector<ConfigMessage> warnings;  // e.g. pass_client = "none"
 };
+
+// The file `run`, `check` and `explain` read without --config.
+inline constexpr const char* default_config_path = "/etc/portcullis/portcullis.toml";
 
 // A larger main config is refused unread (a few KiB is typical).
 inline constexpr size_t max_config_file_size = 16 * 1024 * 1024;

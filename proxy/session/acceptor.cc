@@ -17,23 +17,26 @@ namespace portcullis {
 Acceptor::Acceptor(event_base* base, const ServerContext& context, std::vector<Worker*> workers)
     : base_(base), context_(context), workers_(std::move(workers)) {}
 
+ListenerPtr Acceptor::bind_listener(event_base* base, const NetAddress& address,
+                                    evconnlistener_cb callback, void* argument) {
+  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+                         LEV_OPT_DISABLED | (address.is_ipv6() ? LEV_OPT_BIND_IPV6ONLY : 0);
+  return ListenerPtr(evconnlistener_new_bind(base, callback, argument, flags, 1024, address.sa(),
+                                             static_cast<int>(address.length)));
+}
+
 bool Acceptor::bind_all(std::string* error) {
   const auto config = context_.config->current();
   for (const ListenConfig& listen : config->listeners) {
     auto slot = std::make_unique<ListenerSlot>(
         ListenerSlot{this, std::make_shared<const ListenConfig>(listen)});
-    const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
-                           LEV_OPT_DISABLED |
-                           (listen.address.is_ipv6() ? LEV_OPT_BIND_IPV6ONLY : 0);
-    evconnlistener* listener =
-        evconnlistener_new_bind(base_, &Acceptor::accept_cb, slot.get(), flags, 1024,
-                                listen.address.sa(), static_cast<int>(listen.address.length));
+    ListenerPtr listener = bind_listener(base_, listen.address, &Acceptor::accept_cb, slot.get());
     if (!listener) {
       *error = fmt::format("cannot listen on {}: {}", listen.address_text, std::strerror(errno));
       return false;
     }
-    evconnlistener_set_error_cb(listener, &Acceptor::error_cb);
-    listeners_.emplace_back(listener);
+    evconnlistener_set_error_cb(listener.get(), &Acceptor::error_cb);
+    listeners_.push_back(std::move(listener));
     slots_.push_back(std::move(slot));
     log_info("listening", {{"address", listen.address.host_port()}});
   }

@@ -19,6 +19,12 @@ class Acceptor {
  public:
   Acceptor(event_base* base, const ServerContext& context, std::vector<Worker*> workers);
 
+  // A listening socket on `address` as `run` makes it (SO_REUSEADDR, IPV6_V6ONLY for an IPv6
+  // address, close-on-exec), not yet accepting; nullptr with errno set when it cannot be bound.
+  // `check` test-binds each [[listen]] address with it, so both apply the same rules.
+  static ListenerPtr bind_listener(event_base* base, const NetAddress& address,
+                                   evconnlistener_cb callback, void* argument);
+
   // Binds every [[listen]] address, not yet accepting; false (with *error) when one cannot be
   // bound.
   bool bind_all(std::string* error);

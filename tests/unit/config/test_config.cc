@@ -239,6 +239,19 @@ BOOST_AUTO_TEST_CASE(pass_client_none_is_a_warning_not_an_error) {
   BOOST_TEST(result.warnings[0].key == "upstream.pass_client");
 }
 
+BOOST_AUTO_TEST_CASE(messages_about_loaded_values_point_where_they_were_written) {
+  // `check` reports what it finds on the machine at the value, like a load error.
+  const Config config = loads("[server]\nuser    = \"mail\"\n");
+  BOOST_TEST(config.message_about("server.user", "unknown user").to_string() ==
+             "t.toml:2:11: server.user: unknown user");
+  // listen[0].address is in `required`, appended after the text.
+  BOOST_TEST(config.message_about("listen[0].address", "in use").to_string() ==
+             "t.toml:5:11: listen[0].address: in use");
+  // A key left at its default: about the file.
+  BOOST_TEST(config.message_about("server.state_dir", "missing").to_string() ==
+             "t.toml: server.state_dir: missing");
+}
+
 BOOST_AUTO_TEST_CASE(syntax_errors_give_one_message_with_position) {
   BOOST_TEST(errors_of("[server]\nworkers = 4x\n", false) ==
                  std::vector<std::string>{"t.toml:2:12: toml::parse_table: invalid line format"},
