@@ -105,6 +105,15 @@ int Server::run() {
     }
   }
   if (as_root) {
+    // Opened as root, the log files become the user's: the switched process reopens them on
+    // SIGUSR1, and logrotate works on them as that user.
+    uid_t uid;
+    gid_t gid;
+    if (!lookup_user(config.server.user, &uid, &gid, &error) || !log_->give_to(uid, gid, &error) ||
+        (rejection_log_ && !rejection_log_->give_to(uid, gid, &error))) {
+      log_error("log_owner", {{"user", config.server.user}, {"error", error}});
+      return 1;
+    }
     if (!drop_privileges(config.server.user, &error)) {
       log_error("privilege_drop_failed", {{"error", error}});
       return 1;
