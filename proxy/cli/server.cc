@@ -295,10 +295,16 @@ bool Server::load_tls(const Config& config) {
 
 void Server::on_reopen_logs() {
   std::string error;
-  if (!log_->reopen(&error)) log_error("log_reopen_failed", {{"error", error}});
+  bool reopened = true;
+  if (!log_->reopen(&error)) {
+    log_error("log_reopen_failed", {{"error", error}});
+    reopened = false;
+  }
   if (rejection_log_ && !rejection_log_->reopen(&error)) {
     log_error("log_reopen_failed", {{"path", rejection_log_->path()}, {"error", error}});
+    reopened = false;
   }
+  if (reopened) log_info("logs_reopened");
 }
 
 }  // namespace portcullis

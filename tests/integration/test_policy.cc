@@ -8,6 +8,7 @@
 #define BOOST_TEST_MODULE integration_policy
 #include <fmt/core.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
@@ -572,6 +573,21 @@ BOOST_AUTO_TEST_CASE(postfix_refusals_are_logged_and_sigusr1_reopens_the_log) {
   BOOST_TEST(!field(records[1], "queue_id").empty());
   BOOST_TEST(contains(queued.raw, field(records[1], "queue_id")), printable(queued.raw));
   BOOST_TEST(client.command("QUIT").code == 221);
+
+  // The files were opened as root before the switch to nobody, and handed to nobody: a
+  // SIGUSR1 that finds them in place (logrotate's copytruncate, or a stray signal) reopens them.
+  if (running_as_root()) {
+    const UserIds nobody = lookup_user("nobody");
+    struct stat status {};
+    BOOST_TEST_REQUIRE(::stat(env.rejections_path().c_str(), &status) == 0);
+    BOOST_TEST(status.st_uid == nobody.uid);
+    BOOST_TEST_REQUIRE(::stat(env.proxy().log_path().c_str(), &status) == 0);
+    BOOST_TEST(status.st_uid == nobody.uid);
+  }
+  kill(env.proxy().pid(), SIGUSR1);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return !env.proxy().events_named("logs_reopened").empty(); }, 5s));
+  BOOST_TEST(env.proxy().events_named("log_reopen_failed").empty(), env.proxy().log_text());
 
   // Rotation: the old file is moved away, SIGUSR1, the next record goes to a new file.
   const fs::path rotated = env.rejections_path().string() + ".1";
