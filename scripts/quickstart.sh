@@ -210,8 +210,10 @@ A client that greets with a bare address is refused at RCPT with
 
     ${refused_args[*]}
 
-Watch the rejection log (JSON Lines; jq is optional: apt-get install jq), and summarise it:
+The refusal in the rejection log (one JSON line per refusal), watched as it happens (jq and
+curl are optional: apt-get install jq curl), and the summary of the log:
 
+    grep '"rule":"helo is a bare address"' $rejection_log
     tail -f $rejection_log | jq .
     $portcullis_path report $rejection_log
 
