@@ -2,7 +2,8 @@
 // real binary.
 //
 // Each fenced block of docs/*.md and contrib/grafana/README.md says what it is in its info
-// string (README.md: only the blocks that say; its other sections are checked elsewhere):
+// string (README.md: the blocks whose info string has a second word; its other sections are
+// checked elsewhere):
 //
 //   ```toml config          part of portcullis.toml: put into a minimal config (listener,
 //                           upstream, state_dir), `portcullis check` must pass
@@ -164,15 +165,12 @@ std::string classification_problem(const DocBlock& block) {
   return "";
 }
 
-bool is_classified(const DocBlock& block) {
-  return !block.kind.empty() && classification_problem(block).empty();
-}
-
-// The blocks the test acts on: every block of a strict page, the classified ones of README.md.
+// The blocks the test acts on: every block of a strict page; of README.md, those whose info
+// string has a second word (so that a misspelt kind there fails too).
 std::vector<DocBlock> example_blocks() {
   std::vector<DocBlock> examples;
   for (auto& block : all_blocks()) {
-    if (block.strict || is_classified(block)) examples.push_back(std::move(block));
+    if (block.strict || !block.kind.empty()) examples.push_back(std::move(block));
   }
   return examples;
 }
