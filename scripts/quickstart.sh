@@ -4,10 +4,14 @@
 #
 #   swaks ──▶ Portcullis ──XCLIENT──▶ Postfix (private instance) ──▶ smtp-sink ──▶ files
 #
+# Portcullis runs with the pregreet and helo filters, policies/default.toml, the rejection log
+# and the metrics listener on, as a port-25 installation would.
+#
 # Everything lives in one private directory under ${TMPDIR:-/tmp}, listens on 127.0.0.1 on
 # ports found free at run time, and is stopped (by pid) and removed on Ctrl-C.
 #
-#   QUICKSTART_SELFTEST=1  send one message with swaks, check it reached the sink, then exit
+#   QUICKSTART_SELFTEST=1  send one message with swaks and check it reached the sink, send the
+#                          refused one and check the rejection log and the report name it, exit
 #   QUICKSTART_KEEP=1      keep the private directory on exit (logs, delivered messages)
 #   PORTCULLIS_BUILD_DIR   build directory (default: build)
 set -euo pipefail
@@ -39,6 +43,9 @@ chmod 755 "$work_dir"
 postfix_dir=$work_dir/postfix
 mail_dir=$work_dir/mail
 state_dir=$work_dir/state
+log_dir=$work_dir/log
+rejection_log=$log_dir/rejections.jsonl
+policy_file=$work_dir/policy/default.toml
 config=$work_dir/portcullis.toml
 
 sink_pid=
@@ -111,10 +118,22 @@ wait_for_port() { # wait_for_port PORT NAME PID: until 127.0.0.1:PORT accepts (b
   return 1
 }
 
-read -r sink_port postfix_port proxy_port < <(free_ports 3)
+read -r sink_port postfix_port proxy_port metrics_port < <(free_ports 4)
 
 install -d -o "$run_user" -m 755 "$mail_dir"
 install -d -o "$run_user" -m 700 "$state_dir"
+install -d -o "$run_user" -m 750 "$log_dir"
+
+# policies/default.toml trusts all of 127.0.0.0/8, and every client here is on loopback: its
+# copy trusts only 127.0.0.1, so that clients from 127.0.0.2 are judged as a stranger from the
+# internet would be. Every rule stays as shipped.
+install -d -m 755 "$(dirname "$policy_file")"
+sed 's|^trusted_networks = .*|trusted_networks = ["127.0.0.1/32", "::1"]   # quickstart.sh: 127.0.0.2 is a stranger|' \
+  policies/default.toml >"$policy_file"
+if ! grep -q '^trusted_networks = \["127.0.0.1/32", "::1"\]' "$policy_file"; then
+  log "policies/default.toml has no trusted_networks line any more; update quickstart.sh"
+  exit 1
+fi
 
 log "smtp-sink on 127.0.0.1:$sink_port, writing messages to $mail_dir"
 /usr/sbin/smtp-sink -u "$run_user" -d "$mail_dir/%H%M%S." "127.0.0.1:$sink_port" 100 &
@@ -142,8 +161,24 @@ address     = "127.0.0.1:$postfix_port"
 pass_client = "xclient"   # Postfix trusts XCLIENT from 127.0.0.1 only (smtpd_authorized_xclient_hosts)
 
 [log]
-main   = "stderr"
-format = "text"
+main             = "stderr"
+format           = "text"
+rejections       = "$rejection_log"
+all_transactions = true   # also a record per delivered message (with Postfix's queue id)
+
+[metrics]
+address = "127.0.0.1:$metrics_port"   # /metrics, /healthz, /readyz
+
+[filters]
+chain = ["pregreet", "helo"]
+
+[filter.pregreet]
+wait_ms = 1000   # the banner waits 1 s (6 s by default), so swaks's wait for it stays short
+
+[filter.helo]
+
+[policy]
+files = ["$policy_file"]
 EOF
 
 log "checking $config"
@@ -156,15 +191,33 @@ wait_for_port "$proxy_port" portcullis "$portcullis_pid"
 
 swaks_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from alice@example.test
   --to bob@example.test)
+refused_args=("${swaks_args[@]}" --local-interface 127.0.0.2 --helo 192.0.2.1)
+portcullis_path=$(realpath "$portcullis")
 cat <<EOF
 
-Portcullis is running in front of Postfix. Send a message:
+Portcullis is running in front of Postfix, with the pregreet and helo filters and
+policies/default.toml (a copy that trusts only 127.0.0.1). Send a message (the banner waits
+1 s: the pregreet check):
 
     ${swaks_args[*]}
 
 Add --local-interface 127.0.0.2 and Postfix's Received header names 127.0.0.2 (XCLIENT), not
 the proxy. Delivered messages appear as files in
     $mail_dir/
+
+A client that greets with a bare address is refused at RCPT with
+"554 5.5.2 HELO/EHLO: write an address as a literal" (rule "helo is a bare address"):
+
+    ${refused_args[*]}
+
+The refusal in the rejection log (one JSON line per refusal), watched as it happens (jq and
+curl are optional: apt-get install jq curl), and the summary of the log:
+
+    grep '"rule":"helo is a bare address"' $rejection_log
+    tail -f $rejection_log | jq .
+    $portcullis_path report $rejection_log
+
+Metrics: curl -s http://127.0.0.1:$metrics_port/metrics | grep ^portcullis_decisions_total
 Postfix logs to $postfix_dir/postfix.log. Ctrl-C stops everything and removes $work_dir.
 
 EOF
@@ -196,4 +249,35 @@ if ! grep -q -- "\[127\.0\.0\.2\]" "$delivered"; then
   grep -i "^Received:" -A1 "$delivered" >&2 || true
   exit 1
 fi
-log "self-test passed: delivered to $delivered, Postfix saw client 127.0.0.2"
+log "self-test: delivered to $delivered, Postfix saw client 127.0.0.2"
+
+# The refused line exactly as printed above: swaks must fail on the RCPT's 554, the rejection
+# log must hold the refusal and the report must count it under its rule.
+log "self-test: sending the refused line"
+if refused_output=$("${refused_args[@]}" </dev/null 2>&1); then
+  log "SELF-TEST FAILED: the bare-address HELO was not refused:"
+  printf '%s\n' "$refused_output" >&2
+  exit 1
+fi
+if ! grep -q '<\*\* 554 5\.5\.2 HELO/EHLO: write an address as a literal' <<<"$refused_output"; then
+  log "SELF-TEST FAILED: swaks did not see the 554 5.5.2 refusal:"
+  printf '%s\n' "$refused_output" >&2
+  exit 1
+fi
+refusal='"client_ip":"127.0.0.2".*"helo":"192.0.2.1".*"rule":"helo is a bare address","mode":"enforce","action":"reject"'
+for _ in $(seq 100); do
+  grep -q -- "$refusal" "$rejection_log" 2>/dev/null && break
+  sleep 0.1
+done
+if ! grep -q -- "$refusal" "$rejection_log" 2>/dev/null; then
+  log "SELF-TEST FAILED: the refusal is not in $rejection_log within 10 s:"
+  cat "$rejection_log" >&2 2>/dev/null || true
+  exit 1
+fi
+report=$("$portcullis_path" report "$rejection_log")
+if ! grep -qE '^ +1  helo is a bare address$' <<<"$report"; then
+  log "SELF-TEST FAILED: portcullis report does not count the refusal under its rule:"
+  printf '%s\n' "$report" >&2
+  exit 1
+fi
+log "self-test passed: delivered to $delivered, Postfix saw client 127.0.0.2; the bare-address HELO was refused and is in the rejection log and the report"
