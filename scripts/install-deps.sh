@@ -51,7 +51,8 @@ test_packages=(
   libopendkim-dev libspf2-dev libunbound-dev liblmdb-dev libhiredis-dev libyaml-cpp-dev
   publicsuffix
   redis-server unbound opendkim-tools python3-dkim python3-yaml
-  curl
+  # integration/docs_examples runs the monitoring how-to's commands as shown (curl, jq).
+  curl jq
 )
 
 # tests/bench/: smtp-source and smtp-sink come with postfix, the rest is python3 and
