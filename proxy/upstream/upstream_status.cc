@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "metrics.h"
+
 namespace portcullis {
 
 std::shared_ptr<const UpstreamCapabilities> UpstreamStatus::capabilities() const {
@@ -13,11 +15,13 @@ void UpstreamStatus::set_reachable(UpstreamCapabilities capabilities) {
   auto snapshot = std::make_shared<const UpstreamCapabilities>(std::move(capabilities));
   std::lock_guard lock(mutex_);
   capabilities_ = std::move(snapshot);
+  metrics().upstream_up.set(1);
 }
 
 void UpstreamStatus::set_unreachable() {
   std::lock_guard lock(mutex_);
   capabilities_.reset();
+  metrics().upstream_up.set(0);
 }
 
 void UpstreamStatus::request_probe() {

@@ -180,8 +180,8 @@ BOOST_AUTO_TEST_CASE(a_connection_the_upstream_closed_while_kept_is_not_used) {
   env.upstream.reset();
   env.upstream = std::make_unique<RecordingUpstream>(UpstreamBehaviour{}, port);
   // The proxy sees the close of its kept connection.
-  BOOST_TEST(wait_until(
-      [&] { return env.metric("portcullis_upstream_connections_active") == 0; }, 5s));
+  BOOST_TEST(
+      wait_until([&] { return env.metric("portcullis_upstream_connections_active") == 0; }, 5s));
   BOOST_TEST(env.deliver("127.0.0.3", "second.example.test", "AFTER-RESTART").code == 250);
   const auto sessions = env.upstream->session_connections();
   BOOST_REQUIRE(sessions.size() == 1u);
@@ -340,4 +340,25 @@ BOOST_AUTO_TEST_CASE(without_xclient_only_a_changed_helo_is_said_again) {
       greetings == (std::vector<std::string>{"EHLO same.example.test", "EHLO other.example.test"}),
       boost::test_tools::per_element());
   BOOST_TEST(env.reused_total() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(portcullis_upstream_up_follows_the_probe_both_ways) {
+  Environment env;
+  BOOST_TEST(wait_until([&] { return env.metric("portcullis_upstream_up") == 1; }, 10s));
+  // The upstream goes away: a session's connect fails, which asks for a probe, which fails.
+  const uint16_t port = env.upstream->port();
+  env.upstream.reset();
+  {
+    SmtpTestClient client("127.0.0.1", env.proxy->port(),
+                          {.source_address = "127.0.0.2", .timeout = 20s});
+    BOOST_REQUIRE(client.read_reply().code == 220);
+    BOOST_REQUIRE(client.command("EHLO down.example.test").code == 250);
+    const SmtpReply mail = client.command("MAIL FROM:<a@example.test>");
+    BOOST_TEST(mail.code == 451, mail.describe());
+    client.command("QUIT");
+  }
+  BOOST_TEST(wait_until([&] { return env.metric("portcullis_upstream_up") == 0; }, 10s));
+  // Back on the same port: the probe's retry finds it.
+  env.upstream = std::make_unique<RecordingUpstream>(UpstreamBehaviour{}, port);
+  BOOST_TEST(wait_until([&] { return env.metric("portcullis_upstream_up") == 1; }, 15s));
 }
