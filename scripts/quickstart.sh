@@ -15,17 +15,19 @@
 #   QUICKSTART_KEEP=1      keep the private directory on exit (logs, delivered messages)
 #   PORTCULLIS_BUILD_DIR   build directory (default: build)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 if ((EUID != 0)); then
-  # Postfix's master and the privilege drop of smtp-sink and Portcullis need root.
+  # Postfix's master and the privilege drop of smtp-sink and Portcullis need root. Before the
+  # cd below, so that "$0" still names this script. TMPDIR goes as an argument of env: glibc
+  # drops it from a setuid program's environment before sudo could keep it.
   if command -v sudo >/dev/null 2>&1; then
-    exec sudo --preserve-env=QUICKSTART_SELFTEST,QUICKSTART_KEEP,PORTCULLIS_BUILD_DIR,TMPDIR \
-      bash "$0" "$@"
+    exec sudo --preserve-env=QUICKSTART_SELFTEST,QUICKSTART_KEEP,PORTCULLIS_BUILD_DIR \
+      env ${TMPDIR:+TMPDIR="$TMPDIR"} bash "$0" "$@"
   fi
   echo "quickstart: run as root (Postfix needs it)" >&2
   exit 1
 fi
+cd "$(dirname "$0")/.."
 
 build_dir=${PORTCULLIS_BUILD_DIR:-build}
 portcullis=$build_dir/proxy/portcullis

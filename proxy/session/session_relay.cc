@@ -200,6 +200,15 @@ void Session::with_upstream(const Command& command, Then then) {
         log_info("upstream_reuse_failed", {{"session", std::to_string(id_)},
                                            {"error", to_string(result.error)},
                                            {"reply", result.reply.wire, true}});
+        if (result.error == UpstreamError::xclient_refused && result.reply.code / 100 == 5 &&
+            worker_.context().upstream_status->note_reuse_refused()) {
+          log_warning("upstream_refuses_reuse",
+                      {{"reply", result.reply.wire, true},
+                       {"hint",
+                        "the upstream refuses a second XCLIENT on one connection (Postfix "
+                        "checks smtpd_authorized_xclient_hosts against the client the first "
+                        "one named); upstream connections are no longer kept"}});
+        }
         drop_upstream();
         if (session_closing(state_)) return;
         enter(SessionState::command);

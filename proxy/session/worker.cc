@@ -72,7 +72,10 @@ void Worker::keep_upstream(std::unique_ptr<UpstreamConnection> connection,
   // Half the slots at most wait in pools, shared out over the workers, so that kept connections
   // in one worker cannot starve another of slots for long.
   const unsigned workers = std::max(1u, config->server.workers);
-  const unsigned capacity = stopping_ ? 0 : config->upstream.max_connections / (2 * workers);
+  const bool upstream_refuses_reuse =
+      context_.upstream_status != nullptr && context_.upstream_status->reuse_refused();
+  const unsigned capacity =
+      stopping_ || upstream_refuses_reuse ? 0 : config->upstream.max_connections / (2 * workers);
   upstream_pool_->give_back(std::move(connection), std::move(config), capacity);
 }
 

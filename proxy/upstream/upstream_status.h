@@ -26,11 +26,19 @@ class UpstreamStatus {
   void release_connection();
   unsigned connections_in_use() const { return connections_.load(); }
 
+  // A kept connection's XCLIENT for the next client was refused with a 5xx: the upstream judges
+  // a second XCLIENT by the client the first one named (Postfix checks
+  // smtpd_authorized_xclient_hosts against it), so keeping connections cannot work with it.
+  // From then on no connection is kept. True for the call that noted it first.
+  bool note_reuse_refused() { return !reuse_refused_.exchange(true); }
+  bool reuse_refused() const { return reuse_refused_.load(); }
+
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const UpstreamCapabilities> capabilities_;
   std::function<void()> probe_requester_;
   std::atomic<unsigned> connections_{0};
+  std::atomic<bool> reuse_refused_{false};
 };
 
 }  // namespace portcullis

@@ -304,6 +304,42 @@ BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_tru
   BOOST_TEST(pid_of(refusal_line) == pid, refusal_line);
 }
 
+// Clients from the Internet are not in smtpd_authorized_xclient_hosts, and Postfix judges a
+// second XCLIENT on a connection by the client the first one named: it answers 550 5.7.0. The
+// proxy must then stop keeping connections (one failed attempt, one warning), and every message
+// still goes through.
+BOOST_AUTO_TEST_CASE(an_upstream_that_refuses_a_second_xclient_gets_no_more_kept_connections) {
+  PortcullisOptions options;
+  options.upstream_port = env().postfix->port();
+  options.pass_client = "xclient";
+  options.settings["server"]["workers"] = "1";  // one pool for every session
+  options.settings["upstream"]["reply_timeout"] = "30";
+  options.settings["upstream"]["idle_timeout"] = "10";
+  PortcullisFixture proxy(options);
+
+  const std::vector<std::string> sources = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
+  for (const std::string& source : sources) {
+    SmtpTestClient client("127.0.0.1", proxy.port(), {.source_address = source, .timeout = 30s});
+    BOOST_TEST(client.read_reply().code == 220);
+    BOOST_TEST(client.command("EHLO untrusted.example.test").code == 250);
+    BOOST_TEST(client.command("MAIL FROM:<sender@example.test>").code == 250, source);
+    BOOST_TEST(client.command("RCPT TO:<b@example.test>").code == 250, source);
+    BOOST_TEST(client.command("DATA").code == 354);
+    client.send(dot_stuff(make_message(500, "no-reuse", "NO-REUSE-" + source)) + ".\r\n");
+    const SmtpReply queued = client.read_reply();
+    BOOST_TEST(queued.code == 250, source << ": " << queued.describe());
+    if (queued.code / 100 == 2) ++env().accepted_at_client;
+    BOOST_TEST(client.command("QUIT").code == 221);
+    BOOST_TEST(client.wait_closed(5s));
+  }
+  check_client_2xx_equals_sink_messages();
+  // The second session tried the kept connection once; after that, nothing was kept.
+  const auto failed = proxy.events_named("upstream_reuse_failed");
+  BOOST_TEST(failed.size() == 1u, proxy.log_text());
+  if (!failed.empty()) BOOST_TEST(contains(failed[0].field("reply"), "550"), failed[0].raw);
+  BOOST_TEST(proxy.events_named("upstream_refuses_reuse").size() == 1u, proxy.log_text());
+}
+
 namespace {
 
 std::string big_endian_16(unsigned value) {
