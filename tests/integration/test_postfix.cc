@@ -226,14 +226,24 @@ BOOST_AUTO_TEST_CASE(several_transactions_one_postfix_session) {
 // nothing else: the first client (127.0.0.1, in mynetworks) may relay to a foreign domain, the
 // second (127.0.0.2) on the same Postfix connection may not, and each message's Received
 // header and log line name its own client.
-BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_trust) {
+namespace {
+
+// A proxy in front of the shared Postfix that keeps connections, with one worker: one pool for
+// every session.
+PortcullisOptions keeping_one_pool() {
   PortcullisOptions options;
   options.upstream_port = env().postfix->port();
   options.pass_client = "xclient";
-  options.settings["server"]["workers"] = "1";  // one pool for both sessions
+  options.settings["server"]["workers"] = "1";
   options.settings["upstream"]["reply_timeout"] = "30";
   options.settings["upstream"]["idle_timeout"] = "10";
-  PortcullisFixture proxy(options);
+  return options;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_trust) {
+  PortcullisFixture proxy(keeping_one_pool());
 
   struct Session {
     std::string source, helo, marker;
@@ -309,13 +319,7 @@ BOOST_AUTO_TEST_CASE(a_kept_connection_carries_the_next_clients_identity_and_tru
 // proxy must then stop keeping connections (one failed attempt, one warning), and every message
 // still goes through.
 BOOST_AUTO_TEST_CASE(an_upstream_that_refuses_a_second_xclient_gets_no_more_kept_connections) {
-  PortcullisOptions options;
-  options.upstream_port = env().postfix->port();
-  options.pass_client = "xclient";
-  options.settings["server"]["workers"] = "1";  // one pool for every session
-  options.settings["upstream"]["reply_timeout"] = "30";
-  options.settings["upstream"]["idle_timeout"] = "10";
-  PortcullisFixture proxy(options);
+  PortcullisFixture proxy(keeping_one_pool());
 
   const std::vector<std::string> sources = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
   for (const std::string& source : sources) {
