@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "dns_resolver.h"
 #include "facts.h"
 #include "ip_address.h"
 #include "session_phase.h"
@@ -87,10 +88,13 @@ class TimerHandle {
   virtual ~TimerHandle() = default;
 };
 
-// What the session's loop offers to filters. Later issues add the resolver and the store.
+// What the session's loop offers to filters. A later issue adds the store.
 class FilterServices {
  public:
   virtual ~FilterServices() = default;
+  // The worker's resolver ([dns]); nullptr where none is configured (a filter that needs DNS
+  // then reports an error, and its failure_mode applies).
+  virtual DnsResolver* resolver() { return nullptr; }
   // Runs `callback` once after `delay` on the session's loop thread, unless the handle is
   // destroyed first.
   virtual std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
