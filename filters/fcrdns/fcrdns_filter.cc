@@ -89,6 +89,7 @@ void FcrdnsFilter::cancel() {
 }
 
 void FcrdnsFilter::on_ptr_answer(DnsAnswer answer) {
+  if (finished_) return;
   FilterResult result;
   if (temporary(answer.outcome)) {
     result.facts.set("fcrdns", std::string(fcrdns_result::temperror));
@@ -129,6 +130,7 @@ void FcrdnsFilter::on_ptr_answer(DnsAnswer answer) {
 }
 
 void FcrdnsFilter::on_forward_answer(std::size_t index, DnsAnswer answer) {
+  if (finished_) return;
   ForwardLookup& lookup = lookups_[index];
   lookup.done = true;
   lookup.temporary = temporary(answer.outcome);

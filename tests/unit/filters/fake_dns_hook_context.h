@@ -2,6 +2,7 @@
 // FakeDnsResolver (or none), and a CompletionTarget that records what the filter delivers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   // CompletionTarget
   void deliver(std::uint64_t, std::uint64_t, FilterResult result) override {
     results.push_back(std::move(result));
+    if (on_deliver) on_deliver();
   }
 
   // Completions hold a weak_ptr to their target; this shares the harness without owning it.
@@ -54,6 +56,8 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   std::optional<std::string> failure;
   int parks = 0;
   std::vector<FilterResult> results;
+  // Runs after each delivery, e.g. to destroy the filter as an ending session does.
+  std::function<void()> on_deliver;
 
  private:
   SessionView view_;

@@ -277,3 +277,15 @@ BOOST_AUTO_TEST_CASE(answers_accept_addresses_and_ranges) {
   BOOST_TEST((classify_dnsbl_answer(defaults.lists[0], answer("127.0.0.1"), why) ==
               DnsblVerdict::not_listed));
 }
+
+BOOST_AUTO_TEST_CASE(the_session_may_destroy_the_filter_when_it_finishes) {
+  auto harness = make_harness(client);
+  harness->dns.set_addresses("10.2.0.192.zen.example.net", DnsType::a, {"127.0.0.2"});
+  auto filter = make_filter(block({list_entry("zen.example.net", 3), list_entry("b.example", 1)}));
+  harness->on_deliver = [&filter] { filter.reset(); };
+  BOOST_REQUIRE((filter->on_phase(*harness) == HookStatus::stop_iteration));
+  harness->dns.deliver_all();
+  BOOST_REQUIRE(harness->results.size() == 1u);
+  BOOST_TEST(score(harness->results[0]) == 3);
+  BOOST_TEST(filter == nullptr);
+}

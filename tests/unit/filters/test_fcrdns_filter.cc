@@ -248,3 +248,32 @@ BOOST_AUTO_TEST_CASE(the_block_takes_no_keys) {
   BOOST_REQUIRE(errors.size() == 1u);
   BOOST_TEST(errors[0].key == "names");
 }
+
+BOOST_AUTO_TEST_CASE(an_earlier_name_is_waited_for_before_a_later_confirmed_one) {
+  auto harness = make_harness(client);
+  harness->dns.set_names(client_reverse, {"slow.example.net", "a.example.net"});
+  harness->dns.set_addresses("a.example.net", DnsType::a, {"192.0.2.10"});
+  harness->dns.withhold("slow.example.net");
+  auto filter = make_filter();
+  BOOST_REQUIRE((filter->on_phase(*harness) == HookStatus::stop_iteration));
+  harness->dns.deliver_all();
+  BOOST_TEST(harness->results.empty());
+  BOOST_TEST(harness->dns.in_flight() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_confirmed_first_name_finishes_and_the_session_may_destroy_the_filter) {
+  // Finishing ends the phase; a session that ends then destroys the filter (and with it the
+  // pending query) inside the answer's callback.
+  auto harness = make_harness(client);
+  harness->dns.set_names(client_reverse, {"a.example.net", "b.example.net"});
+  harness->dns.set_addresses("a.example.net", DnsType::a, {"192.0.2.10"});
+  harness->dns.withhold("b.example.net");
+  auto filter = make_filter();
+  harness->on_deliver = [&filter] { filter.reset(); };
+  BOOST_REQUIRE((filter->on_phase(*harness) == HookStatus::stop_iteration));
+  harness->dns.deliver_all();
+  BOOST_REQUIRE(harness->results.size() == 1u);
+  BOOST_TEST(text_fact(harness->results[0], "client.name") == "a.example.net");
+  BOOST_TEST(filter == nullptr);
+  BOOST_TEST(harness->dns.in_flight() == 0u);  // b.example.net's query went with the filter
+}
