@@ -648,7 +648,7 @@ BOOST_AUTO_TEST_CASE(later_features_are_marked_where_named) {
   // built yet says "coming" (as in "(coming: not built yet)").
   static const std::regex code_span("`([^`]+)`");
   static const std::regex later_code(
-      R"(^\[*(filter\.)?(fcrdns|dnsbl|spf|dkim|dmarc|ratelimit|greylist)\b|^rate\.|^client\.(ptr|name)\b|^\[(dns|store)\])");
+      R"(^\[*(filter\.)?(fcrdns|dnsbl|spf|dkim|dmarc|ratelimit|greylist)\b|^rate\.|^client\.(ptr|name)\b|^\[store\])");
   static const std::regex later_word(
       R"(\b(SPF|DKIM|DMARC|DNSBL|FCrDNS|fcrdns|greylisting)\b(?!-))");
   static const std::regex new_unit(R"(^\s*(\||- |\* |\d+\. |#))");
