@@ -115,8 +115,12 @@ UnboundResolver::UnboundResolver(event_base* base, UnboundResolverOptions option
     : base_(base), options_(std::move(options)) {}
 
 UnboundResolver::~UnboundResolver() {
-  // Deleting the context first: libunbound then calls back no more, so no ticket is used
-  // after the tables below are gone.
+  // ub_ctx_delete() calls back the queries still in flight: their callbacks must not run (the
+  // resolver's owner is going away), but their tickets must still be there to be read.
+  for (auto& [id, pending] : pending_) {
+    if (pending.ticket) abandoned_.emplace(id, std::move(pending.ticket));
+  }
+  pending_.clear();
   context_.reset();
 }
 
@@ -186,8 +190,10 @@ std::unique_ptr<DnsQuery> UnboundResolver::resolve(std::string_view name, DnsTyp
   // The entry may have been answered synchronously; it is still there (delivery is deferred).
   Pending& after = pending_.at(id);
   if (result != 0) {
-    after.early_answer = failure_answer(DnsOutcome::temporary_failure,
-                                        std::string("resolver error: ") + ub_strerror(result));
+    // A name libunbound cannot parse is the asker's problem; anything else is the resolver's.
+    after.early_answer =
+        failure_answer(result == UB_SYNTAX ? DnsOutcome::failure : DnsOutcome::temporary_failure,
+                       std::string("resolver error: ") + ub_strerror(result));
     arm_now(after);
   } else if (!after.early_answer) {
     after.unbound_id = unbound_id;

@@ -368,13 +368,14 @@ void TestDnsServer::run() {
         ++item;
         continue;
       }
-      sendto(udp_fd_, item->packet.data(), item->packet.size(), 0,
-             reinterpret_cast<const sockaddr*>(item->peer.data()),
-             static_cast<socklen_t>(item->peer.size()));
       {
+        // Counted first: the client may read the answer before this thread runs on.
         std::lock_guard lock(mutex_);
         ++late_answers_sent_;
       }
+      sendto(udp_fd_, item->packet.data(), item->packet.size(), 0,
+             reinterpret_cast<const sockaddr*>(item->peer.data()),
+             static_cast<socklen_t>(item->peer.size()));
       item = scheduled_.erase(item);
     }
   }

@@ -203,6 +203,26 @@ BOOST_FIXTURE_TEST_CASE(truncated_udp_answer_is_asked_again_over_tcp, ResolverFi
   BOOST_TEST(over_tcp);
 }
 
+BOOST_FIXTURE_TEST_CASE(late_answer_within_the_timeout_is_an_answer, ResolverFixture) {
+  server.add_a("slowish.example.test", "192.0.2.4");
+  server.set_behaviour("slowish.example.test", TestDnsServer::Behaviour::delay, 100ms);
+  auto answer = ask("slowish.example.test", DnsType::a);
+  BOOST_TEST(dns_outcome_name(answer.outcome) == "answer");
+  BOOST_TEST(server.late_answers_sent() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(resolver_gone_before_the_handle_calls_nothing, ResolverFixture) {
+  server.set_behaviour("never.example.test", TestDnsServer::Behaviour::withhold);
+  bool called = false;
+  auto query =
+      resolver->resolve("never.example.test", DnsType::a, [&](DnsAnswer) { called = true; });
+  run_until_server([&] { return server.query_count("never.example.test") >= 1; });
+  resolver.reset();  // ub_ctx_delete with the query in flight
+  query.reset();     // the handle finds no resolver: nothing to cancel
+  event_base_loop(base.get(), EVLOOP_NONBLOCK);
+  BOOST_TEST(!called);
+}
+
 BOOST_FIXTURE_TEST_CASE(destroyed_handle_is_never_called_back, ResolverFixture) {
   server.add_a("late.example.test", "192.0.2.5");
   server.add_a("after.example.test", "192.0.2.6");
