@@ -8,6 +8,7 @@
 
 #include "callback_guard.h"
 #include "dns_packet.h"
+#include "unbound_query.h"
 
 namespace portcullis {
 
@@ -55,19 +56,6 @@ bool askable_name(std::string_view name) {
   }
   return label > 0;
 }
-
-class UnboundQuery : public DnsQuery {
- public:
-  UnboundQuery(std::weak_ptr<UnboundResolver> resolver, std::uint64_t id)
-      : resolver_(std::move(resolver)), id_(id) {}
-  ~UnboundQuery() override {
-    if (auto resolver = resolver_.lock()) resolver->cancel(id_);
-  }
-
- private:
-  std::weak_ptr<UnboundResolver> resolver_;
-  std::uint64_t id_;
-};
 
 }  // namespace
 
