@@ -249,7 +249,7 @@ BOOST_FIXTURE_TEST_CASE(destroyed_handle_is_never_called_back, ResolverFixture) 
   BOOST_TEST(!called);
 }
 
-BOOST_FIXTURE_TEST_CASE(slow_name_does_not_hold_up_other_queries_on_the_loop, ResolverFixture) {
+BOOST_FIXTURE_TEST_CASE(slow_name_does_not_hold_up_other_queries_on_the_loop, LongTimeoutFixture) {
   server.set_behaviour("slow.example.test", TestDnsServer::Behaviour::withhold);
   bool slow_called = false;
   auto slow =
