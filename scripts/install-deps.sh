@@ -28,11 +28,12 @@ case $set_name in
     ;;
 esac
 
-# Building (meson.build: fmt, OpenSSL, libevent, toml11, CLI11) and running the quick start
-# (scripts/quickstart.sh: Postfix and its smtp-sink, swaks, python3 for free ports).
+# Building (meson.build: fmt, OpenSSL, libevent, toml11, CLI11, libunbound for proxy/dns) and
+# running the quick start (scripts/quickstart.sh: Postfix and its smtp-sink, swaks, python3 for
+# free ports).
 run_packages=(
   build-essential meson ninja-build pkg-config
-  libevent-dev libssl-dev libtoml11-dev libcli11-dev libfmt-dev
+  libevent-dev libssl-dev libtoml11-dev libcli11-dev libfmt-dev libunbound-dev
   # A default `meson setup` (the quick start's) configures the test suites too, and meson
   # refuses a build directory whose dependencies are missing.
   libboost-test-dev
@@ -48,7 +49,7 @@ run_packages=(
 test_packages=(
   clang libclang-rt-14-dev
   libnet-ssleay-perl
-  libopendkim-dev libspf2-dev libunbound-dev liblmdb-dev libhiredis-dev libyaml-cpp-dev
+  libopendkim-dev libspf2-dev liblmdb-dev libhiredis-dev libyaml-cpp-dev
   publicsuffix
   redis-server unbound opendkim-tools python3-dkim python3-yaml
   # integration/docs_examples runs the monitoring how-to's commands as shown (curl, jq).

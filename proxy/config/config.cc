@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <toml.hpp>
@@ -571,6 +572,28 @@ Schema<MetricsConfig> metrics_schema() {
   };
 }
 
+Schema<DnsConfig> dns_schema() {
+  return {
+      {"resolvers",
+       [](const toml::value& value, DnsConfig& dns, Context& context, const std::string& key) {
+         auto items = string_list(value, context, key, false);
+         if (!items) return;
+         if (items->empty()) {
+           return context.error(value, key,
+                                "must list at least one resolver (\"IP:PORT\"); leave the key "
+                                "out to use the nameservers of /etc/resolv.conf");
+         }
+         const auto& list = value.as_array();
+         for (size_t i = 0; i < list.size(); ++i) {
+           if (auto address = parse_address(list[i], context, fmt::format("{}[{}]", key, i))) {
+             dns.resolvers.push_back(address->host_port());
+           }
+         }
+       }},
+      integer_field("timeout", &DnsConfig::timeout, 1, 60),
+  };
+}
+
 template <typename Target>
 void load_table(const toml::value& table, const Schema<Target>& schema, Target& target,
                 Context& context, const std::string& prefix) {
@@ -693,6 +716,7 @@ const std::vector<Section>& sections() {
       filter_blocks_section(),
       table_section("policy", &Config::policy, policy_schema()),
       table_section("metrics", &Config::metrics, metrics_schema()),
+      table_section("dns", &Config::dns, dns_schema()),
   };
   return all;
 }
@@ -1000,6 +1024,29 @@ void resolve_defaults(Config& config, Context& context) {
   if (config.server.workers == 0) {
     config.server.workers = std::max(1u, std::thread::hardware_concurrency());
   }
+  if (config.dns.resolvers.empty()) {
+    std::string ignored;
+    const auto text = policy::read_regular_file("/etc/resolv.conf", max_config_file_size, &ignored);
+    config.dns.resolvers = resolv_conf_nameservers(text.value_or(""));
+    if (config.dns.resolvers.empty()) config.dns.resolvers.push_back("127.0.0.1:53");
+    config.dns.resolvers_from_resolv_conf = true;
+  }
+}
+
+// The filters that ask DNS: their timeout must leave room for one whole DNS query, so that a
+// silent server ends as the filter's temporary DNS error (temperror), not as a filter timeout.
+void check_dns_filter_timeouts(const Config& config, Context& context) {
+  static const std::set<std::string, std::less<>> dns_filters = {"spf", "fcrdns", "dnsbl"};
+  const auto dns_timeout = std::chrono::seconds(config.dns.timeout);
+  for (const auto& filter : config.filters.chain) {
+    if (dns_filters.count(filter.name) == 0 || filter.timeout > dns_timeout) continue;
+    context.file_error(
+        "filter." + filter.name + ".timeout",
+        fmt::format("must be above [dns] timeout ({} s), got {} s: a silent DNS server would "
+                    "end every call as a filter timeout instead of a DNS temporary error",
+                    config.dns.timeout,
+                    std::chrono::duration_cast<std::chrono::seconds>(filter.timeout).count()));
+  }
 }
 
 std::string first_line_of(std::string_view text) {
@@ -1010,6 +1057,22 @@ std::string first_line_of(std::string_view text) {
 }
 
 }  // namespace
+
+std::vector<std::string> resolv_conf_nameservers(std::string_view text) {
+  std::vector<std::string> servers;
+  std::istringstream lines{std::string(text)};
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string keyword;
+    std::string address;
+    if (!(words >> keyword >> address) || keyword != "nameserver") continue;
+    const auto parsed = NetAddress::parse_host_port(
+        address.find(':') == std::string::npos ? address + ":53" : "[" + address + "]:53");
+    if (parsed) servers.push_back(parsed->host_port());
+  }
+  return servers;
+}
 
 std::string ConfigMessage::to_string() const {
   std::string out = file;
@@ -1072,6 +1135,7 @@ ConfigResult load_config_text(const std::string& text, const std::string& name) 
   const bool section_errors = context.has_errors();
   build_filters(config, context);
   if (!section_errors && !context.has_errors()) load_policies(config, context);
+  if (!context.has_errors()) check_dns_filter_timeouts(config, context);
   if (!context.has_errors()) resolve_defaults(config, context);
 
   result.errors = context.take_errors();

@@ -128,6 +128,21 @@ struct ConfigPosition {
 
 struct ConfigMessage;
 
+// [dns]: the resolvers the DNS filters ask (through each worker's libunbound context) and how
+// long one query may take.
+struct DnsConfig {
+  // "IP:PORT" each ("192.0.2.53:53", "[2001:db8::53]:53"). When the key is absent: the
+  // nameservers of /etc/resolv.conf on port 53, read when the config is loaded (127.0.0.1:53
+  // when it lists none, as the C library does).
+  std::vector<std::string> resolvers;
+  bool resolvers_from_resolv_conf = false;
+  unsigned timeout = 5;  // seconds per query; below the DNS filters' timeout
+};
+
+// The nameservers a resolv.conf text lists, as "IP:53" / "[IPv6]:53" (zone-scoped link-local
+// ones are left out: libunbound cannot forward to them); empty when it lists none.
+std::vector<std::string> resolv_conf_nameservers(std::string_view text);
+
 struct MetricsConfig {
   std::optional<NetAddress> address;  // absent = no metrics listener
 };
@@ -145,6 +160,7 @@ struct Config {
   FiltersConfig filters;
   PolicyConfig policy;
   MetricsConfig metrics;
+  DnsConfig dns;
   // Where each key read from the file was written, by its dotted name ("server.user",
   // "listen[0].address", "tls.mx.key"), so that what is found wrong after loading (`check`
   // looking at the system) is reported at the value like a load error.

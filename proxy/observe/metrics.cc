@@ -293,6 +293,11 @@ std::string Metrics::render() const {
   append_scalar(out, "portcullis_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful configuration load or reload", "gauge",
                 config_last_reload_success_timestamp_seconds.value());
+  append_counter_family(out, dns_queries_total);
+  append_histogram_family(out, dns_query_duration_seconds);
+  append_scalar(out, "portcullis_dns_cache_hits_total",
+                "DNS queries answered at once from the resolver's cache or a local zone", "counter",
+                dns_cache_hits_total.value());
   append_header(out, "portcullis_build_info", "Portcullis version; the value is always 1", "gauge");
   out += "portcullis_build_info{version=\"";
   append_escaped_label_value(out, PORTCULLIS_VERSION);

@@ -131,6 +131,16 @@ struct Metrics {
   // portcullis_config_last_reload_success_timestamp_seconds (Unix time)
   Gauge config_last_reload_success_timestamp_seconds;
 
+  // DNS queries of the filters (proxy/dns), by record type (A, AAAA, MX, PTR, TXT) and outcome
+  // (answer, no_data, nxdomain, temporary_failure, failure).
+  Family<Counter> dns_queries_total{"portcullis_dns_queries_total",
+                                    "DNS queries by record type and outcome",
+                                    {"type", "outcome"}};
+  Family<Histogram> dns_query_duration_seconds{
+      "portcullis_dns_query_duration_seconds", "Time from a DNS query to its answer", {}};
+  // portcullis_dns_cache_hits_total: queries answered at once (libunbound's cache, a local zone)
+  Counter dns_cache_hits_total;
+
   // The whole exposition, "# HELP"/"# TYPE" lines included; ends with a newline. Every metric
   // above in declaration order, then portcullis_build_info{version} (always 1). Depends only on
   // this object, so a local instance renders deterministically.

@@ -655,6 +655,14 @@ std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds dela
   return start_loop_timer(worker_.base(), delay, std::move(callback));
 }
 
+DnsResolver* Session::resolver() {
+  if (!resolver_taken_) {
+    resolver_ = worker_.resolver_for(config_->dns);
+    resolver_taken_ = true;
+  }
+  return resolver_.get();
+}
+
 void Session::send_to_client(std::string_view bytes) {
   if (banner_sent_ || !client_ || session_closing(state_)) return;
   write_to_client(bytes);

@@ -166,6 +166,7 @@ class Session final : public FilterServices {
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
                                            std::function<void()> callback) override;
   void send_to_client(std::string_view bytes) override;
+  DnsResolver* resolver() override;
 
   // output
   void reply(const SmtpReply& reply, const Command* command = nullptr, bool from_upstream = false);
@@ -186,6 +187,11 @@ class Session final : public FilterServices {
   Worker& worker_;
   uint64_t id_;
   std::shared_ptr<const Config> config_;
+  // The worker's resolver for config_'s [dns], taken on the first DNS filter's call and kept
+  // for the session's life (a reload makes the worker a new one for new sessions). Declared
+  // before the filters, so it outlives their queries.
+  std::shared_ptr<DnsResolver> resolver_;
+  bool resolver_taken_ = false;
   NetAddress peer_;
   NetAddress local_;
   std::string client_key_;

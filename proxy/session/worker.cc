@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "callback_guard.h"
+#include "dns_metrics_observer.h"
 #include "filter_observer.h"
 #include "log_sink.h"
 #include "metrics.h"
@@ -49,6 +50,23 @@ Worker::Worker(const ServerContext& context)
   drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
   linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
   upstream_pool_ = std::make_unique<UpstreamPool>(base_.get(), [this] { release_upstream_slot(); });
+}
+
+std::shared_ptr<DnsResolver> Worker::resolver_for(const DnsConfig& dns) {
+  const bool same_settings = resolver_settings_ && resolver_settings_->resolvers == dns.resolvers &&
+                             resolver_settings_->timeout == dns.timeout;
+  if (same_settings) return resolver_;
+  resolver_settings_ = dns;
+  resolver_.reset();
+  try {
+    resolver_ = UnboundResolver::create(
+        base_.get(), UnboundResolverOptions{dns.resolvers, std::chrono::seconds(dns.timeout),
+                                            &MetricsDnsObserver::instance()});
+  } catch (const std::exception& error) {
+    // Once per settings: a failure is not retried for every session.
+    log_warning("dns_resolver_failed", {{"error", error.what()}});
+  }
+  return resolver_;
 }
 
 bool Worker::acquire_upstream_slot(unsigned max_connections) {

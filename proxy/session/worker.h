@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "net_address.h"
 #include "server_context.h"
 #include "thread_scheduling.h"
+#include "unbound_resolver.h"
 #include "upstream_pool.h"
 
 namespace portcullis {
@@ -73,6 +75,11 @@ class Worker {
   std::unique_ptr<UpstreamConnection> take_upstream(const std::shared_ptr<const Config>& config);
   void keep_upstream(std::unique_ptr<UpstreamConnection> connection,
                      std::shared_ptr<const Config> config);
+  // The resolver for these [dns] settings: one libunbound context on this loop, made on first
+  // use and made again when a reload changes [dns] (sessions that hold the old one keep it
+  // until they end). nullptr when it cannot be made (logged as dns_resolver_failed; the DNS
+  // filters then fail and their failure_mode applies).
+  std::shared_ptr<DnsResolver> resolver_for(const DnsConfig& dns);
 
  private:
   void on_inbox();
@@ -89,6 +96,9 @@ class Worker {
   EventPtr stop_event_;
   EventPtr drain_deadline_;
   std::unique_ptr<UpstreamPool> upstream_pool_;  // before base_ goes
+  // The newest resolver and the settings it was made for (before base_ goes).
+  std::shared_ptr<UnboundResolver> resolver_;
+  std::optional<DnsConfig> resolver_settings_;
   std::thread thread_;
 
   std::mutex inbox_mutex_;

@@ -542,7 +542,7 @@ BOOST_AUTO_TEST_CASE(wrong_types_name_both_types) {
 }
 
 BOOST_AUTO_TEST_CASE(sections_not_built_yet_are_unknown) {
-  for (const std::string section : {"dns", "store", "store.redis"}) {
+  for (const std::string section : {"store", "store.redis"}) {
     BOOST_TEST_CONTEXT(section) {
       const auto errors = errors_of("[" + section + "]\nx = 1\n");
       BOOST_REQUIRE(errors.size() == 1u);
@@ -924,4 +924,58 @@ BOOST_AUTO_TEST_CASE(load_time_is_linear_in_the_number_of_tables) {
   BOOST_TEST_REQUIRE(!result.errors.empty());
   BOOST_TEST(result.errors.back().line == 6 + 2 * 19999, result.errors.back().to_string());
   BOOST_TEST(result.errors.back().column == 1);
+}
+
+BOOST_AUTO_TEST_CASE(dns_resolvers_default_to_resolv_conf) {
+  const Config config = loads("");
+  std::ifstream in("/etc/resolv.conf");
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto expected = portcullis::resolv_conf_nameservers(text.str());
+  if (expected.empty()) expected.push_back("127.0.0.1:53");
+  BOOST_TEST(config.dns.resolvers == expected, boost::test_tools::per_element());
+  BOOST_TEST(config.dns.resolvers_from_resolv_conf);
+  BOOST_TEST(config.dns.timeout == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(resolv_conf_nameservers_on_port_53) {
+  const auto servers = portcullis::resolv_conf_nameservers(
+      "# comment\nsearch example.test\nnameserver 192.0.2.53\nnameserver   2001:db8::53\n"
+      "nameserver fe80::1%eth0\nnameserver not-an-address\noptions ndots:2\n");
+  BOOST_TEST(servers == (std::vector<std::string>{"192.0.2.53:53", "[2001:db8::53]:53"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(portcullis::resolv_conf_nameservers("search example.test\n").empty());
+}
+
+BOOST_AUTO_TEST_CASE(dns_section_is_read_and_checked) {
+  const Config config =
+      loads("[dns]\nresolvers = [\"127.0.0.1:5353\", \"[::1]:53\"]\ntimeout = 2\n");
+  BOOST_TEST(config.dns.resolvers == (std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(!config.dns.resolvers_from_resolv_conf);
+  BOOST_TEST(config.dns.timeout == 2u);
+
+  BOOST_TEST(errors_of("[dns]\nresolvers = []\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:13: dns.resolvers: must list at least one resolver "
+                     "(\"IP:PORT\"); leave the key out to use the nameservers of /etc/resolv.conf"},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[dns]\nresolvers = [\"resolver.example:53\"]\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:14: dns.resolvers[0]: expected a numeric \"IP:PORT\" or "
+                     "\"[IPv6]:PORT\", got \"resolver.example:53\""},
+             boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[dns]\nresolvers = [\"127.0.0.1:0\"]\n").size() == 1u);
+  BOOST_TEST(errors_of("[dns]\nresolvers = \"127.0.0.1:53\"\n") ==
+                 std::vector<std::string>{
+                     "t.toml:2:13: dns.resolvers: expected an array of strings, got a string"},
+             boost::test_tools::per_element());
+  BOOST_TEST(
+      errors_of("[dns]\ntimeout = 0\n") ==
+          std::vector<std::string>{"t.toml:2:11: dns.timeout: must be between 1 and 60, got 0"},
+      boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[dns]\ntimeout = 61\n").size() == 1u);
+  BOOST_TEST(errors_of("[dns]\nretries = 3\n") ==
+                 std::vector<std::string>{"t.toml:2:11: dns.retries: unknown key"},
+             boost::test_tools::per_element());
 }

@@ -205,6 +205,10 @@ void populate(Metrics& m) {
   m.upstream_connections_reused_total.increment(7);
   m.upstream_up.set(1);
   m.config_last_reload_success_timestamp_seconds.set(1700000000);
+  m.dns_queries_total.with({"TXT", "answer"}).increment(2);
+  m.dns_queries_total.with({"A", "temporary_failure"}).increment();
+  m.dns_query_duration_seconds.with({}).observe(3ms);
+  m.dns_cache_hits_total.increment();
 }
 
 }  // namespace
@@ -385,6 +389,31 @@ BOOST_AUTO_TEST_CASE(populated_render_matches_the_hand_written_exposition) {
       "successful configuration load or reload\n"
       "# TYPE portcullis_config_last_reload_success_timestamp_seconds gauge\n"
       "portcullis_config_last_reload_success_timestamp_seconds 1700000000\n"
+      "# HELP portcullis_dns_queries_total DNS queries by record type and outcome\n"
+      "# TYPE portcullis_dns_queries_total counter\n"
+      "portcullis_dns_queries_total{type=\"A\",outcome=\"temporary_failure\"} 1\n"
+      "portcullis_dns_queries_total{type=\"TXT\",outcome=\"answer\"} 2\n"
+      "# HELP portcullis_dns_query_duration_seconds Time from a DNS query to its answer\n"
+      "# TYPE portcullis_dns_query_duration_seconds histogram\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.0005\"} 0\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.001\"} 0\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.0025\"} 0\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.005\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.01\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.025\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.05\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.1\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.25\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"0.5\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"1\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"5\"} 1\n"
+      "portcullis_dns_query_duration_seconds_bucket{le=\"+Inf\"} 1\n"
+      "portcullis_dns_query_duration_seconds_sum 0.003\n"
+      "portcullis_dns_query_duration_seconds_count 1\n"
+      "# HELP portcullis_dns_cache_hits_total DNS queries answered at once from the "
+      "resolver's cache or a local zone\n"
+      "# TYPE portcullis_dns_cache_hits_total counter\n"
+      "portcullis_dns_cache_hits_total 1\n"
       "# HELP portcullis_build_info Portcullis version; the value is always 1\n"
       "# TYPE portcullis_build_info gauge\n"
       "portcullis_build_info{version=\"" PORTCULLIS_VERSION "\"} 1\n";
@@ -426,6 +455,9 @@ BOOST_AUTO_TEST_CASE(every_core_name_of_design_6_is_declared) {
       {"portcullis_upstream_connections_active", "gauge"},
       {"portcullis_upstream_up", "gauge"},
       {"portcullis_config_last_reload_success_timestamp_seconds", "gauge"},
+      {"portcullis_dns_queries_total", "counter"},
+      {"portcullis_dns_query_duration_seconds", "histogram"},
+      {"portcullis_dns_cache_hits_total", "counter"},
       {"portcullis_build_info", "gauge"}};
   for (const auto& [name, type] : core)
     BOOST_TEST(contains_line(text, "# TYPE " + name + " " + type), name);
