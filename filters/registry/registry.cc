@@ -7,6 +7,7 @@
 
 #include "helo_filter.h"
 #include "pregreet_filter.h"
+#include "spf_filter.h"
 
 namespace portcullis {
 
@@ -31,6 +32,16 @@ std::vector<FilterDefinition> make_definitions() {
       {FactSpec{"helo.check", FactType::string, Phase::helo, Phase::data, "helo",
                 "'ok', 'syntax', 'bare_ip', 'ip_mismatch' or 'ours'"}},
       build_helo_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "spf",
+      {Phase::mail},
+      {FactSpec{"spf", FactType::string, Phase::mail, Phase::data, "spf",
+                "RFC 7208 result: pass fail softfail neutral none temperror permerror"},
+       FactSpec{"spf.domain", FactType::string, Phase::mail, Phase::data, "spf",
+                "the domain SPF checked"}},
+      build_spf_filter,
       nullptr,
   });
   return definitions;

@@ -1,0 +1,277 @@
+// The SPF conformance suites (tests/corpora/spf/): every test id of the openspf RFC 7208 and
+// RFC 4408 suites and the blitiri extras is its own Boost.Test case, registered at start-up
+// from the YAML (suite per file, then per scenario). Each case serves its scenario's zonedata
+// from a ZoneResolver (answers queued and delivered by the case's loop, as a real resolver
+// would) and runs SpfEvaluator::start on it.
+//
+// known-differences.txt lists the test ids whose result still differs, with the reason; a case
+// fails when its result changes against that list, in either direction, so the list stays
+// true. The scores per suite are printed at the end ("spf rfc7208: 203/203").
+#include <boost/test/unit_test.hpp>
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "spf_evaluator.h"
+#include "zone_resolver.h"
+
+using namespace portcullis;
+namespace utf = boost::unit_test;
+
+namespace {
+
+struct SuiteFile {
+  std::string name;  // "rfc7208": the score's and known-differences' key
+  std::string path;  // under PORTCULLIS_CORPORA
+};
+
+const std::vector<SuiteFile> suite_files = {
+    {"rfc7208", "spf/openspf/rfc7208-tests.yml"},
+    {"rfc4408", "spf/openspf/rfc4408-tests.yml"},
+    {"blitiri", "spf/blitiri/blitirispf-tests.yml"},
+};
+
+struct Score {
+  std::size_t passed = 0;
+  std::size_t total = 0;
+};
+
+std::map<std::string, Score>& scores() {
+  static std::map<std::string, Score> table;
+  return table;
+}
+
+// "suite test-id" → reason.
+std::map<std::string, std::string>& known_differences() {
+  static std::map<std::string, std::string> table;
+  return table;
+}
+
+std::set<std::string>& registered_keys() {
+  static std::set<std::string> keys;
+  return keys;
+}
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) throw std::runtime_error(std::string(name) + " is not set");
+  return value;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void load_known_differences(const std::string& path) {
+  std::istringstream lines(read_file(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string suite, id, reason;
+    fields >> suite >> id;
+    std::getline(fields, reason);
+    known_differences()[suite + " " + id] = reason;
+  }
+}
+
+std::vector<std::string> strings_of(const YAML::Node& value) {
+  std::vector<std::string> out;
+  if (value.IsSequence()) {
+    for (const auto& piece : value)
+      out.push_back(piece.as<std::string>());
+  } else {
+    out.push_back(value.as<std::string>());
+  }
+  return out;
+}
+
+std::optional<DnsType> type_named(const std::string& name) {
+  if (name == "A") return DnsType::a;
+  if (name == "AAAA") return DnsType::aaaa;
+  if (name == "MX") return DnsType::mx;
+  if (name == "PTR") return DnsType::ptr;
+  if (name == "TXT" || name == "SPF") return DnsType::txt;
+  return std::nullopt;
+}
+
+// The reference driver's rules (pyspf test/testspf.py, as tests/corpora/spf/openspf/SOURCE.md
+// describes them): SPF entries become TXT when the name has no TXT entry (served last);
+// a bare TIMEOUT times out every type not listed before it and ends the name's entries;
+// "TYPE: TIMEOUT" times out that type; names not in zonedata are NXDOMAIN.
+void load_zone(const YAML::Node& zonedata, ZoneResolver& zone) {
+  if (!zonedata) return;
+  for (const auto& name_entries : zonedata) {
+    const std::string name = name_entries.first.as<std::string>();
+    zone.add_name(name);
+    bool has_txt = false;
+    for (const auto& entry : name_entries.second)
+      if (entry.IsMap() && entry["TXT"]) has_txt = true;
+    std::vector<std::vector<std::string>> spf_records;
+    bool timed_out = false;
+    for (const auto& entry : name_entries.second) {
+      if (entry.IsScalar()) {
+        if (entry.as<std::string>() == "TIMEOUT") {
+          zone.time_out(name, std::nullopt);
+          timed_out = true;
+          break;
+        }
+        continue;
+      }
+      for (const auto& type_value : entry) {
+        const std::string type = type_value.first.as<std::string>();
+        const YAML::Node& value = type_value.second;
+        if (type == "TIMEOUT") {
+          zone.time_out(name, std::nullopt);
+          timed_out = true;
+          continue;
+        }
+        if (type == "SERVFAIL") {
+          zone.serve_failure(name);
+          continue;
+        }
+        if (value.IsScalar() && value.as<std::string>() == "TIMEOUT") {
+          if (auto dns_type = type_named(type)) zone.time_out(name, *dns_type);
+          continue;
+        }
+        if (type == "SPF") {
+          if (!(value.IsScalar() && value.as<std::string>() == "NONE"))
+            spf_records.push_back(strings_of(value));
+        } else if (type == "TXT") {
+          // "TXT: NONE" only stops the SPF entries becoming TXT: the name has no TXT
+          // record, and a later bare TIMEOUT still times the TXT query out (txttimeout).
+          if (!(value.IsScalar() && value.as<std::string>() == "NONE"))
+            zone.add_txt(name, strings_of(value));
+        } else if (type == "A" || type == "AAAA") {
+          zone.add_a(name, value.as<std::string>());
+        } else if (type == "MX") {
+          zone.add_mx(name, value[0].as<std::uint16_t>(), value[1].as<std::string>());
+        } else if (type == "PTR") {
+          zone.add_ptr(name, value.as<std::string>());
+        } else if (type == "CNAME") {
+          zone.add_cname(name, value.as<std::string>());
+        }
+      }
+      if (timed_out) break;
+    }
+    if (!has_txt && !timed_out)
+      for (auto& record : spf_records)
+        zone.add_txt(name, std::move(record));
+  }
+}
+
+struct SpfCase {
+  std::string suite;
+  std::string id;
+  YAML::Node zonedata;
+  YAML::Node test;
+};
+
+void run_case(const SpfCase& spf_case) {
+  ZoneResolver zone;
+  load_zone(spf_case.zonedata, zone);
+  const YAML::Node& test = spf_case.test;
+  SpfRequest request;
+  auto client = IpAddress::parse(test["host"].as<std::string>());
+  BOOST_REQUIRE_MESSAGE(client.has_value(), "client address " << test["host"]);
+  request.client = *client;
+  request.sender = test["mailfrom"] ? test["mailfrom"].as<std::string>() : "";
+  request.helo = test["helo"] ? test["helo"].as<std::string>() : "";
+  request.receiver = "receiver.example";
+
+  std::vector<SpfResult> results;
+  auto evaluator = std::make_unique<SpfEvaluator>(zone);
+  auto immediate =
+      evaluator->start(request, [&](SpfResult result) { results.push_back(std::move(result)); });
+  BOOST_TEST(results.empty(), "no callback from start()");
+  zone.run();
+  if (immediate) {
+    BOOST_TEST(results.empty(), "no callback after an immediate result");
+    results.push_back(*immediate);
+  }
+  BOOST_REQUIRE_EQUAL(results.size(), 1u);
+  BOOST_TEST(zone.pending() == 0u);
+  const SpfResult& result = results.front();
+
+  const std::string got(spf_verdict_name(result.verdict));
+  std::vector<std::string> accepted = strings_of(test["result"]);
+  bool ok = std::find(accepted.begin(), accepted.end(), got) != accepted.end();
+  std::string detail = "result " + got + " (" + result.reason + "), expected " +
+                       test["result"].as<std::string>("[list]");
+  if (ok && test["explanation"] && result.verdict == SpfVerdict::fail) {
+    const std::string expected = test["explanation"].as<std::string>();
+    const std::string explanation = result.explanation.empty() ? "DEFAULT" : result.explanation;
+    if (explanation != expected) {
+      ok = false;
+      detail = "explanation '" + explanation + "', expected '" + expected + "'";
+    }
+  }
+  Score& score = scores()[spf_case.suite];
+  ++score.total;
+  if (ok) ++score.passed;
+  const auto known = known_differences().find(spf_case.suite + " " + spf_case.id);
+  if (known == known_differences().end()) {
+    BOOST_TEST(ok, spf_case.suite << " " << spf_case.id << ": " << detail);
+  } else {
+    BOOST_TEST(!ok, spf_case.suite << " " << spf_case.id
+                                   << " now passes: remove it from known-differences.txt");
+  }
+}
+
+std::string case_name(std::string text) {
+  for (char& c : text)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  return text;
+}
+
+void check_known_differences_exist() {
+  for (const auto& [key, reason] : known_differences())
+    BOOST_TEST(registered_keys().count(key) == 1u,
+               "known-differences.txt names " << key << ", which is no test");
+}
+
+bool register_suites() {
+  const std::string corpora = environment("PORTCULLIS_CORPORA");
+  load_known_differences(environment("PORTCULLIS_SOURCE_ROOT") +
+                         "/tests/conformance/spf/known-differences.txt");
+  for (const auto& file : suite_files) {
+    auto* file_suite = BOOST_TEST_SUITE(file.name);
+    for (const auto& scenario : YAML::LoadAll(read_file(corpora + "/" + file.path))) {
+      auto* scenario_suite = BOOST_TEST_SUITE(case_name(scenario["description"].as<std::string>()));
+      for (const auto& id_test : scenario["tests"]) {
+        auto spf_case = std::make_shared<SpfCase>(SpfCase{
+            file.name, id_test.first.as<std::string>(), scenario["zonedata"], id_test.second});
+        registered_keys().insert(spf_case->suite + " " + spf_case->id);
+        scenario_suite->add(utf::make_test_case([spf_case] { run_case(*spf_case); },
+                                                case_name(spf_case->id), __FILE__, __LINE__));
+      }
+      file_suite->add(scenario_suite);
+    }
+    utf::framework::master_test_suite().add(file_suite);
+  }
+  utf::framework::master_test_suite().add(utf::make_test_case(
+      &check_known_differences_exist, "known_differences_name_tests", __FILE__, __LINE__));
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  const int status = utf::unit_test_main(&register_suites, argc, argv);
+  for (const auto& [suite, score] : scores())
+    std::cout << "spf " << suite << ": " << score.passed << "/" << score.total << "\n";
+  return status;
+}
