@@ -104,8 +104,15 @@ void ZoneResolver::serve_failure(std::string_view name) {
   node(name).servfail = true;
 }
 
+void ZoneResolver::fail_names_containing(std::string fragment) {
+  failing_fragments_.push_back(canonical(fragment));
+}
+
 DnsAnswer ZoneResolver::answer_for(std::string name, DnsType type) const {
   for (int hop = 0; hop <= max_cname_hops; ++hop) {
+    for (const auto& fragment : failing_fragments_)
+      if (name.find(fragment) != std::string::npos)
+        return outcome(DnsOutcome::temporary_failure, "SERVFAIL");
     if (name.rfind("error.", 0) == 0) return outcome(DnsOutcome::temporary_failure, "timeout");
     auto found = zone_.find(name);
     if (found == zone_.end()) return outcome(DnsOutcome::nxdomain);

@@ -37,6 +37,8 @@ class ZoneResolver : public DnsResolver {
   // Queries of `type` (or, with nullopt, of every type without records) time out.
   void time_out(std::string_view name, std::optional<DnsType> type);
   void serve_failure(std::string_view name);  // SERVFAIL for every type
+  // Every name containing `fragment` (e.g. "_dns_error.") gets SERVFAIL, listed or not.
+  void fail_names_containing(std::string fragment);
 
   std::unique_ptr<DnsQuery> resolve(std::string_view name, DnsType type,
                                     std::function<void(DnsAnswer)> callback) override;
@@ -73,6 +75,7 @@ class ZoneResolver : public DnsResolver {
   DnsAnswer answer_for(std::string name, DnsType type) const;
 
   std::map<std::string, Node> zone_;
+  std::vector<std::string> failing_fragments_;
   std::shared_ptr<Queue> queue_;
   std::uint64_t next_id_ = 1;
   std::size_t queries_ = 0;
