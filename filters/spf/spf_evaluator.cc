@@ -25,10 +25,17 @@ std::string_view without_trailing_dot(std::string_view name) {
   return name;
 }
 
-// RFC 7208 §4.3: a name we may ask about: labels of 1..63 octets, at least two of them.
+// RFC 7208 §4.3: a name we may ask about: labels of 1..63 octets, at least two of them; and
+// only printable ASCII (a space is legal in a DNS label, and the suites ask for one), since an
+// expanded local part may hold anything the SMTP parser let through (SMTPUTF8 bytes).
 bool valid_query_name(std::string_view name) {
   name = without_trailing_dot(name);
   if (name.empty() || name.size() > max_name_octets) return false;
+  if (!std::all_of(name.begin(), name.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f;
+      }))
+    return false;
   std::size_t labels = 0;
   std::size_t start = 0;
   while (true) {
@@ -233,6 +240,12 @@ void SpfEvaluator::evaluate_mechanism(const SpfMechanism& mechanism) {
       mechanism.domain_spec.empty() ? frames_.back().domain : mechanism.domain_spec;
   expand_target(spec, [this, mechanism](std::optional<std::string> target) {
     if (!target) return;
+    if (mechanism.kind != SpfMechanismKind::include && !valid_query_name(*target)) {
+      // A name that cannot be asked matches nothing (an include's target gives none, and so
+      // permerror, in check_domain).
+      match_mechanism(mechanism, false);
+      return;
+    }
     const DnsType address_type = client_.is_v4() ? DnsType::a : DnsType::aaaa;
     switch (mechanism.kind) {
       case SpfMechanismKind::include:

@@ -226,3 +226,12 @@ BOOST_AUTO_TEST_CASE(void_lookup_and_term_limits) {
   BOOST_TEST(spf_verdict_name(result.verdict) == "permerror");
   BOOST_TEST(result.reason == "more than 10 DNS-querying terms");
 }
+
+BOOST_AUTO_TEST_CASE(names_that_cannot_be_asked_match_nothing) {
+  // An SMTPUTF8 local part holds bytes outside ASCII; the expanded name is never asked.
+  ZoneResolver zone;
+  zone.add_txt("example.com", {"v=spf1 exists:%{l}.x.example.com -all"});
+  const SpfResult result = single(zone, request_from("192.0.2.9", "j\xc3\xbcrg@example.com"));
+  BOOST_TEST(spf_verdict_name(result.verdict) == "fail");
+  BOOST_TEST(zone.queries() == 1u);  // the TXT record only
+}
