@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -205,12 +206,19 @@ std::string read_whole_file(const std::string& path) {
 
 std::vector<SpfCase> openspf_cases(const std::string& suite, const std::string& text) {
   std::vector<SpfCase> cases;
-  for (const auto& scenario : YAML::LoadAll(text))
+  std::set<std::string> seen;
+  std::size_t scenario_number = 0;
+  for (const auto& scenario : YAML::LoadAll(text)) {
+    ++scenario_number;
     for (const auto& id_test : scenario["tests"]) {
-      cases.push_back(openspf_case(suite, id_test.first.as<std::string>(), scenario["zonedata"],
-                                   id_test.second));
+      std::string id = id_test.first.as<std::string>();
+      // blitiri reuses ids (test1, d00) in different scenarios: the later ones get the
+      // scenario's number, so every id stays one case.
+      if (!seen.insert(id).second) id += "-" + std::to_string(scenario_number);
+      cases.push_back(openspf_case(suite, id, scenario["zonedata"], id_test.second));
       cases.back().scenario = scenario["description"].as<std::string>();
     }
+  }
   return cases;
 }
 

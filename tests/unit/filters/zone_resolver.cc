@@ -147,6 +147,24 @@ std::unique_ptr<DnsQuery> ZoneResolver::resolve(std::string_view name, DnsType t
   return std::make_unique<Handle>(queue_, id);
 }
 
+std::vector<ZoneEntry> ZoneResolver::entries() const {
+  std::vector<ZoneEntry> out;
+  for (const auto& [name, node] : zone_) {
+    for (const auto& [type, records] : node.records)
+      for (const auto& record : records)
+        out.push_back(ZoneEntry{name, ZoneEntry::Kind::record, type, record, {}});
+    for (DnsType type : node.timeouts)
+      out.push_back(ZoneEntry{name, ZoneEntry::Kind::timeout_type, type, {}, {}});
+    if (node.timeout_unlisted)
+      out.push_back(ZoneEntry{name, ZoneEntry::Kind::timeout_unlisted, DnsType::a, {}, {}});
+    if (node.servfail)
+      out.push_back(ZoneEntry{name, ZoneEntry::Kind::servfail, DnsType::a, {}, {}});
+    if (node.cname)
+      out.push_back(ZoneEntry{name, ZoneEntry::Kind::cname, DnsType::a, {}, *node.cname});
+  }
+  return out;
+}
+
 bool ZoneResolver::deliver_one() {
   if (queue_->entries.empty()) return false;
   Pending next = std::move(queue_->entries.front());

@@ -19,6 +19,16 @@
 
 namespace portcullis {
 
+// One entry of the zone, for handing the same data to another DNS layer (the libspf2 oracle).
+struct ZoneEntry {
+  enum class Kind { record, timeout_type, timeout_unlisted, servfail, cname };
+  std::string name;
+  Kind kind = Kind::record;
+  DnsType type = DnsType::a;  // record, timeout_type
+  DnsRecord record;           // record
+  std::string target;         // cname
+};
+
 class ZoneResolver : public DnsResolver {
  public:
   ZoneResolver();
@@ -42,6 +52,9 @@ class ZoneResolver : public DnsResolver {
 
   std::unique_ptr<DnsQuery> resolve(std::string_view name, DnsType type,
                                     std::function<void(DnsAnswer)> callback) override;
+
+  // The zone as entries, names in order (records in the order added).
+  std::vector<ZoneEntry> entries() const;
 
   // Delivers the oldest queued answer; false when none is queued.
   bool deliver_one();
