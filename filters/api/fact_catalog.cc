@@ -116,6 +116,7 @@ FactCatalog builtin_fact_catalog(const std::vector<std::string>& chain,
   fact("client.ptr", string, Phase::connect, "fcrdns", "first PTR name, unverified");
   fact("client.name", string, Phase::connect, "fcrdns",
        "forward-confirmed name; absent when not confirmed");
+  fact("fcrdns", string, Phase::connect, "fcrdns", "'pass', 'fail', 'none' or 'temperror'");
   fact("dnsbl.score", integer, Phase::connect, "dnsbl", "weighted DNSBL score");
   fact("dnsbl.lists", list, Phase::connect, "dnsbl", "names of the DNSBLs that hit");
   fact("spf", string, Phase::mail, "spf",

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dns_resolver.h"
 #include "facts.h"
@@ -52,6 +53,10 @@ struct SessionView {
 struct FilterResult {
   Facts facts;                       // only the filter's own facts are kept by the runner
   std::optional<std::string> error;  // set: the filter failed; its failure_mode applies
+  // Problems that are not a failure (a DNSBL that answered outside its documented codes, a
+  // list that timed out): the facts stand; the runner logs each one and counts it in
+  // portcullis_filter_warnings_total{filter}.
+  std::vector<std::string> warnings;
 };
 
 // Where parked results go: implemented by the proxy (a worker finds the session by id).

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "dnsbl_filter.h"
+#include "fcrdns_filter.h"
 #include "helo_filter.h"
 #include "pregreet_filter.h"
 #include "spf_filter.h"
@@ -32,6 +34,28 @@ std::vector<FilterDefinition> make_definitions() {
       {FactSpec{"helo.check", FactType::string, Phase::helo, Phase::data, "helo",
                 "'ok', 'syntax', 'bare_ip', 'ip_mismatch' or 'ours'"}},
       build_helo_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "fcrdns",
+      {Phase::connect},
+      {FactSpec{"client.ptr", FactType::string, Phase::connect, Phase::data, "fcrdns",
+                "first PTR name, unverified"},
+       FactSpec{"client.name", FactType::string, Phase::connect, Phase::data, "fcrdns",
+                "forward-confirmed name; absent when not confirmed"},
+       FactSpec{"fcrdns", FactType::string, Phase::connect, Phase::data, "fcrdns",
+                "'pass', 'fail', 'none' or 'temperror'"}},
+      build_fcrdns_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "dnsbl",
+      {Phase::connect},
+      {FactSpec{"dnsbl.score", FactType::integer, Phase::connect, Phase::data, "dnsbl",
+                "weighted DNSBL score"},
+       FactSpec{"dnsbl.lists", FactType::list, Phase::connect, Phase::data, "dnsbl",
+                "names of the DNSBLs that hit"}},
+      build_dnsbl_filter,
       nullptr,
   });
   definitions.push_back(FilterDefinition{

@@ -272,6 +272,7 @@ std::string Metrics::render() const {
                 sessions_active.value());
   append_counter_family(out, decisions_total);
   append_counter_family(out, filter_results_total);
+  append_counter_family(out, filter_warnings_total);
   append_histogram_family(out, filter_duration_seconds);
   append_counter_family(out, upstream_replies_total);
   append_counter_family(out, upstream_errors_total);

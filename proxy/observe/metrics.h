@@ -99,6 +99,10 @@ struct Metrics {
                                   {"phase", "rule", "action", "mode"}};
   Family<Counter> filter_results_total{
       "portcullis_filter_results_total", "Filter hook outcomes", {"filter", "result"}};
+  Family<Counter> filter_warnings_total{
+      "portcullis_filter_warnings_total",
+      "Filter warnings: problems that did not fail the filter (a DNSBL's error answer)",
+      {"filter"}};
   Family<Histogram> filter_duration_seconds{"portcullis_filter_duration_seconds",
                                             "Time from a filter hook's call to its result",
                                             {"filter"}};

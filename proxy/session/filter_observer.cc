@@ -18,6 +18,7 @@ void MetricsFilterObserver::filter_result(const std::string& filter, std::string
 void MetricsFilterObserver::filter_problem(std::uint64_t session_id, const std::string& filter,
                                            Phase phase, std::string_view what,
                                            const std::string& detail) {
+  if (what == "warning") metrics().filter_warnings_total.with({filter}).increment();
   log_warning("filter_problem", {{"session", std::to_string(session_id)},
                                  {"filter", filter},
                                  {"phase", std::string(phase_name(phase))},

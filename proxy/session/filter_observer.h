@@ -1,5 +1,6 @@
 // The proxy's FilterObserver: filter outcomes go to portcullis_filter_results_total and
-// portcullis_filter_duration_seconds, failures and dropped facts to the main log.
+// portcullis_filter_duration_seconds, failures, dropped facts and warnings to the main log
+// (warnings are also counted in portcullis_filter_warnings_total).
 #pragma once
 
 #include "filter_runner.h"

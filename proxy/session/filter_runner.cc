@@ -91,6 +91,8 @@ FilterResult merge_results(FilterResult staged, FilterResult completion) {
   for (const auto& [name, value] : completion.facts)
     staged.facts.set(name, value);
   if (completion.error) staged.error = std::move(completion.error);
+  for (auto& warning : completion.warnings)
+    staged.warnings.push_back(std::move(warning));
   return staged;
 }
 
@@ -271,6 +273,8 @@ struct FilterRunner::State {
     remember(ended_call, CallEnd::completed);
     const std::size_t filter = ended_call.filter;
     const auto duration = since(ended_call.started);
+    for (const auto& warning : result.warnings)
+      observer.filter_problem(session_id, name_of(filter), phase, "warning", warning);
     if (result.error) {
       observer.filter_result(name_of(filter), "error", duration);
       observer.filter_problem(session_id, name_of(filter), phase, "error", *result.error);

@@ -45,7 +45,9 @@ class FilterObserver {
   virtual ~FilterObserver() = default;
   virtual void filter_result(const std::string& filter, std::string_view result,
                              std::chrono::nanoseconds duration) = 0;
-  // A failure (error, exception, timeout) or a dropped fact, for the main log.
+  // A failure (error, exception, timeout), a dropped fact, or one of a result's warnings
+  // (what = "warning": FilterResult::warnings, reported before the result is applied), for the
+  // main log.
   virtual void filter_problem(std::uint64_t session_id, const std::string& filter, Phase phase,
                               std::string_view what, const std::string& detail) = 0;
 };

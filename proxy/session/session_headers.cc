@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "authentication_results.h"
+#include "client_names.h"
 
 #include "session_internal.h"
 
@@ -41,9 +42,10 @@ std::string Session::received_header() const {
   tm utc{};
   gmtime_r(&now, &utc);
   strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
-  std::string header = fmt::format(
-      "Received: from {} (unknown [{}{}])\r\n\tby {} (Portcullis) with {} id {}", helo_,
-      peer_.is_ipv6() ? "IPv6:" : "", peer_.ip(), config_->server.hostname, protocol, id_);
+  std::string header =
+      fmt::format("Received: from {} ({} [{}{}])\r\n\tby {} (Portcullis) with {} id {}", helo_,
+                  header_safe(received_client_name(facts_)), peer_.is_ipv6() ? "IPv6:" : "",
+                  peer_.ip(), config_->server.hostname, protocol, id_);
   if (tls_active_) header += fmt::format("\r\n\t(using {})", tls_description_);
   header += fmt::format(";\r\n\t{}\r\n", date);
   return header;
@@ -52,9 +54,7 @@ std::string Session::received_header() const {
 // The methods whose evidence exists (RFC 8601); none → "; none".
 std::vector<AuthenticationMethodResult> Session::authentication_results() const {
   std::vector<AuthenticationMethodResult> results;
-  if (const std::string* name = facts_.string("client.name")) {
-    results.push_back({"iprev", "pass", {{"policy.iprev", peer_.ip()}}, *name});
-  }
+  if (auto iprev = iprev_result(facts_, peer_.ip())) results.push_back(std::move(*iprev));
   if (const std::string* spf = facts_.string("spf")) {
     AuthenticationMethodResult spf_result{"spf", *spf, {}, {}};
     if (const std::string* domain = facts_.string("spf.domain")) {

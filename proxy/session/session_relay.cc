@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "authentication_results.h"
+#include "client_names.h"
 #include "log_sink.h"
 #include "metrics.h"
 #include "worker.h"
@@ -256,6 +257,9 @@ UpstreamGreeting Session::upstream_greeting() const {
   greeting.identity.addr = peer_.ip();
   greeting.identity.addr_is_ipv6 = peer_.is_ipv6();
   greeting.identity.port = peer_.port();
+  const XclientNames names = xclient_names(facts_);
+  greeting.identity.name = names.name;
+  greeting.identity.reverse_name = names.reverse_name;
   greeting.identity.helo = helo_;
   greeting.identity.proto = esmtp_ ? "ESMTP" : "SMTP";
   greeting.identity.dest_addr = local_.ip();

@@ -618,7 +618,7 @@ failure_mode = "continue"
 BOOST_AUTO_TEST_CASE(filter_chain_errors) {
   BOOST_TEST(errors_of("[filters]\nchain = [\"pregreet\", \"nope\"]\n") ==
                  std::vector<std::string>{"t.toml:2:22: filters.chain[1]: unknown filter \"nope\" "
-                                          "(built-in filters: pregreet, helo)"},
+                                          "(built-in filters: pregreet, helo, fcrdns, dnsbl)"},
              boost::test_tools::per_element());
   BOOST_TEST(errors_of("[filters]\nchain = [\"helo\", \"helo\"]\n") ==
                  std::vector<std::string>{
@@ -631,6 +631,26 @@ BOOST_AUTO_TEST_CASE(filter_chain_errors) {
                  std::vector<std::string>{
                      "t.toml:2:9: filters.chain: expected an array of strings, got a string"},
              boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(dnsbl_lists_are_validated_at_load_with_their_place) {
+  const auto errors = errors_of(R"([filters]
+chain = ["dnsbl"]
+[[filter.dnsbl.list]]
+zone = "zen.example.net"
+answers = ["127.0.0.2", "127.255.255.254"]
+[[filter.dnsbl.list]]
+zone = "bl.example.org"
+weight = 1000
+)");
+  BOOST_TEST_REQUIRE(errors.size() == 2u);
+  BOOST_TEST(errors[0].rfind("t.toml:5:25: filter.dnsbl.list[0].answers[1]: '127.255.255.254' "
+                             "reaches into 127.255.255.0/24",
+                             0) == 0,
+             errors[0]);
+  BOOST_TEST(
+      errors[1] ==
+      "t.toml:8:10: filter.dnsbl.list[1].weight: expected an integer from -100 to 100, got 1000");
 }
 
 BOOST_AUTO_TEST_CASE(filter_blocks_are_validated_at_load) {
@@ -658,7 +678,7 @@ foo = 1
   const auto unknown = errors_of("[filter.nope]\nx = 1\n");
   BOOST_TEST_REQUIRE(unknown.size() == 1u);
   BOOST_TEST(unknown[0].find("filter.nope: unknown filter \"nope\" (built-in filters: pregreet, "
-                             "helo)") != std::string::npos,
+                             "helo, fcrdns, dnsbl)") != std::string::npos,
              unknown[0]);
 
   // A block for a filter that is not in the chain: validated, then a warning.

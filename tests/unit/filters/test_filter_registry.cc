@@ -49,7 +49,8 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
-  BOOST_TEST((names_of(filter_definitions()) == std::vector<std::string>{"pregreet", "helo", "spf"}));
+  BOOST_TEST((names_of(filter_definitions()) ==
+              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
@@ -237,4 +238,27 @@ BOOST_AUTO_TEST_CASE(settings_reader_strings_strings_and_prefixes) {
   BOOST_TEST(errors[0].message == "expected an array of strings, got a string");
   BOOST_TEST(reader.find("weight") != nullptr);
   BOOST_TEST(reader.find("weigh") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(fcrdns_and_dnsbl_are_registered_at_connect) {
+  const FilterDefinition* fcrdns = find_filter_definition("fcrdns");
+  BOOST_REQUIRE(fcrdns != nullptr);
+  BOOST_TEST((fcrdns->hooks == std::vector<Phase>{Phase::connect}));
+  std::vector<SettingError> errors;
+  BOOST_TEST(fcrdns->build({}, errors) != nullptr);
+  BOOST_TEST(errors.empty());
+
+  const FilterDefinition* dnsbl = find_filter_definition("dnsbl");
+  BOOST_REQUIRE(dnsbl != nullptr);
+  BOOST_TEST((dnsbl->hooks == std::vector<Phase>{Phase::connect}));
+  // A dnsbl filter without a list is a configuration error, named at the key.
+  BOOST_TEST(dnsbl->build({}, errors) == nullptr);
+  BOOST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "list");
+  errors.clear();
+  SettingTable one_list = {
+      {"list", SettingValue{SettingArray{SettingValue{SettingTable{
+                   {"zone", text("zen.example.net", 4, 11)}, {"weight", integer(3)}}}}}}};
+  BOOST_TEST(dnsbl->build(one_list, errors) != nullptr);
+  BOOST_TEST(errors.empty());
 }

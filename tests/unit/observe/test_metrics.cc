@@ -333,6 +333,9 @@ BOOST_AUTO_TEST_CASE(populated_render_matches_the_hand_written_exposition) {
       "# HELP portcullis_filter_results_total Filter hook outcomes\n"
       "# TYPE portcullis_filter_results_total counter\n"
       "portcullis_filter_results_total{filter=\"spf\",result=\"fail\"} 1\n"
+      "# HELP portcullis_filter_warnings_total Filter warnings: problems that did not fail the "
+      "filter (a DNSBL's error answer)\n"
+      "# TYPE portcullis_filter_warnings_total counter\n"
       "# HELP portcullis_filter_duration_seconds Time from a filter hook's call to its result\n"
       "# TYPE portcullis_filter_duration_seconds histogram\n"
       "portcullis_filter_duration_seconds_bucket{filter=\"spf\",le=\"0.0005\"} 0\n"
@@ -410,6 +413,7 @@ BOOST_AUTO_TEST_CASE(every_core_name_of_design_6_is_declared) {
       {"portcullis_sessions_active", "gauge"},
       {"portcullis_decisions_total", "counter"},
       {"portcullis_filter_results_total", "counter"},
+      {"portcullis_filter_warnings_total", "counter"},
       {"portcullis_filter_duration_seconds", "histogram"},
       {"portcullis_upstream_replies_total", "counter"},
       {"portcullis_upstream_errors_total", "counter"},

@@ -197,6 +197,8 @@ BOOST_AUTO_TEST_CASE(builtin_catalog_is_designs_table) {
       {"client.port", integer, Phase::connect, Phase::data, ""},
       {"client.ptr", string, Phase::connect, Phase::data, "fcrdns"},
       {"client.name", string, Phase::connect, Phase::data, "fcrdns"},
+      // Not in DESIGN's table: the fcrdns filter's own summary (docs/filters.md).
+      {"fcrdns", string, Phase::connect, Phase::data, "fcrdns"},
       {"tls", boolean, Phase::helo, Phase::data, ""},
       {"tls.version", string, Phase::helo, Phase::data, ""},
       {"helo", string, Phase::helo, Phase::data, ""},

@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "event_handles.h"
+#include "filter_observer.h"
 #include "filter_runner.h"
+#include "metrics.h"
 
 using namespace portcullis;
 using namespace std::chrono_literals;
@@ -297,6 +299,39 @@ BOOST_AUTO_TEST_CASE(parked_call_finishes_later_from_a_timer) {
   BOOST_REQUIRE(h.observer.durations.size() == 1u);
   BOOST_TEST(h.observer.durations[0] >= std::chrono::nanoseconds(20ms));
   BOOST_TEST(h.outcome->failed_filters.empty());
+}
+
+BOOST_AUTO_TEST_CASE(warnings_are_reported_and_the_facts_still_apply) {
+  Harness h;
+  h.add("alpha", {"alpha"}).hook = [](HookContext& context, Script& script) {
+    script.completions.push_back(context.park());
+    return HookStatus::stop_iteration;
+  };
+  h.start();
+  h.run(Phase::connect);
+  BOOST_REQUIRE(h.scripts[0]->completions.size() == 1u);
+  FilterResult result = facts_result("alpha", std::int64_t{2});
+  result.warnings = {"zen.example: answered 127.255.255.254", "bl.example: timeout"};
+  h.scripts[0]->completions[0].finish(result);
+  BOOST_TEST(h.done_calls == 1);
+  BOOST_TEST(h.facts.integer("alpha").value_or(-1) == 2);
+  BOOST_TEST(h.outcome->failed_filters.empty());
+  BOOST_TEST(h.observer.count("alpha", "ok") == 1);
+  BOOST_REQUIRE(h.observer.problems.size() == 2u);
+  BOOST_TEST(h.observer.problems[0].what == "warning");
+  BOOST_TEST(h.observer.problems[0].detail == "zen.example: answered 127.255.255.254");
+  BOOST_TEST(h.observer.problems[1].detail == "bl.example: timeout");
+  BOOST_TEST((h.observer.problems[1].phase == Phase::connect));
+}
+
+BOOST_AUTO_TEST_CASE(the_proxy_observer_counts_warnings_by_filter) {
+  Counter& warnings = metrics().filter_warnings_total.with({"warned"});
+  const std::uint64_t before = warnings.value();
+  MetricsFilterObserver::instance().filter_problem(session_id, "warned", Phase::connect, "warning",
+                                                   "a list answered 127.255.255.254");
+  MetricsFilterObserver::instance().filter_problem(session_id, "warned", Phase::connect, "error",
+                                                   "not a warning");
+  BOOST_TEST(warnings.value() == before + 1);
 }
 
 BOOST_AUTO_TEST_CASE(late_answer_counts_timeout_then_late_and_its_facts_stay_absent) {

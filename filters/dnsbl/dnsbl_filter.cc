@@ -1,0 +1,136 @@
+// SECURITY: the answers come from the lists' servers (or whoever can spoof them). Only A
+// records are read, as parsed addresses; nothing from an answer reaches the facts but the
+// configured zone names, and the warning text carries at most the addresses, which are
+// formatted by IpAddress and so are plain text.
+#include "dnsbl/dnsbl_filter.h"
+
+#include <fmt/format.h>
+
+namespace portcullis {
+
+namespace {
+
+constexpr std::uint32_t loopback_first = 0x7f000000u;     // 127.0.0.0
+constexpr std::uint32_t loopback_last = 0x7fffffffu;      // 127.255.255.255
+constexpr std::uint32_t error_codes_first = 0x7fffff00u;  // 127.255.255.0
+
+class DnsblFactory : public FilterFactory {
+ public:
+  explicit DnsblFactory(DnsblSettings settings)
+      : settings_(std::make_shared<const DnsblSettings>(std::move(settings))) {}
+  std::unique_ptr<SessionFilter> create() const override {
+    return std::make_unique<DnsblFilter>(settings_);
+  }
+
+ private:
+  std::shared_ptr<const DnsblSettings> settings_;
+};
+
+}  // namespace
+
+DnsblVerdict classify_dnsbl_answer(const DnsblList& list, const DnsAnswer& answer,
+                                   std::string& why) {
+  switch (answer.outcome) {
+    case DnsOutcome::nxdomain:
+    case DnsOutcome::no_data:
+      return DnsblVerdict::not_listed;
+    case DnsOutcome::temporary_failure:
+    case DnsOutcome::failure:
+      why = fmt::format("{}{}{}", dns_outcome_name(answer.outcome),
+                        answer.reason.empty() ? "" : ": ", answer.reason);
+      return DnsblVerdict::error;
+    case DnsOutcome::answer:
+      break;
+  }
+  bool listed = false;
+  for (const DnsRecord& record : answer.records) {
+    if (!record.address) continue;
+    const IpAddress address = record.address->unmapped();
+    const std::uint32_t number = address.is_v4() ? ipv4_number(address) : 0;
+    if (!address.is_v4() || number < loopback_first || number > loopback_last) {
+      // One bad record spoils the answer: a server that says this cannot be trusted for the
+      // rest of it either.
+      why = fmt::format("answered {}, outside 127.0.0.0/8", address.to_string());
+      return DnsblVerdict::error;
+    }
+    if (number >= error_codes_first) {
+      why = fmt::format("answered {}, an error code (127.255.255.0/24)", address.to_string());
+      return DnsblVerdict::error;
+    }
+    for (const Ipv4Range& range : list.answers) {
+      if (range.contains(number)) listed = true;
+    }
+  }
+  return listed ? DnsblVerdict::listed : DnsblVerdict::not_listed;
+}
+
+std::shared_ptr<const FilterFactory> build_dnsbl_filter(const SettingTable& table,
+                                                        std::vector<SettingError>& errors) {
+  const std::size_t errors_before = errors.size();
+  DnsblSettings settings = read_dnsbl_settings(table, errors);
+  if (errors.size() != errors_before) return nullptr;
+  return std::make_shared<DnsblFactory>(std::move(settings));
+}
+
+HookStatus DnsblFilter::on_phase(HookContext& context) {
+  if (context.phase() != Phase::connect) return HookStatus::continue_chain;
+  const SessionView& view = context.session();
+  if (!view.client_ip) {
+    context.fail("no client address");
+    return HookStatus::continue_chain;
+  }
+  DnsResolver* resolver = context.services().resolver();
+  if (resolver == nullptr) {
+    context.fail("no resolver");
+    return HookStatus::continue_chain;
+  }
+  const std::string labels = reversed_labels(*view.client_ip);
+  completion_ = context.park();
+  queries_.resize(settings_->lists.size());
+  // resolve() never calls back before it returns, so every entry exists before any answer.
+  for (std::size_t index = 0; index < queries_.size(); ++index) {
+    queries_[index].query =
+        resolver->resolve(labels + "." + settings_->lists[index].zone, DnsType::a,
+                          [this, index](DnsAnswer answer) { on_answer(index, std::move(answer)); });
+  }
+  return HookStatus::stop_iteration;
+}
+
+void DnsblFilter::cancel() {
+  finished_ = true;
+  queries_.clear();
+}
+
+void DnsblFilter::on_answer(std::size_t index, DnsAnswer answer) {
+  if (finished_ || queries_[index].verdict) return;
+  queries_[index].verdict =
+      classify_dnsbl_answer(settings_->lists[index], answer, queries_[index].why);
+  if (++answered_ < queries_.size()) return;
+
+  FilterResult result;
+  std::int64_t score = 0;
+  FactList hits;
+  for (std::size_t list = 0; list < queries_.size(); ++list) {
+    const DnsblList& config = settings_->lists[list];
+    switch (*queries_[list].verdict) {
+      case DnsblVerdict::listed:
+        score += config.weight;
+        hits.push_back(config.zone);
+        break;
+      case DnsblVerdict::error:
+        result.warnings.push_back(
+            fmt::format("{}: {} (counted as not listed)", config.zone, queries_[list].why));
+        break;
+      case DnsblVerdict::not_listed:
+        break;
+    }
+  }
+  result.facts.set("dnsbl.score", score);
+  result.facts.set("dnsbl.lists", std::move(hits));
+  finished_ = true;
+  // Last action: finishing may end the phase and destroy this filter.
+  const Completion completion = completion_;
+  completion.finish(std::move(result));
+}
+
+}  // namespace portcullis

@@ -1,0 +1,76 @@
+// A HookContext for the DNS filters' tests: the session's view, FilterServices offering a
+// FakeDnsResolver (or none), and a CompletionTarget that records what the filter delivers.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fake_dns_resolver.h"
+#include "filter.h"
+
+namespace portcullis::test {
+
+class DnsFilterHarness : public HookContext, public FilterServices, public CompletionTarget {
+ public:
+  explicit DnsFilterHarness(std::string client_ip, bool with_resolver = true)
+      : with_resolver_(with_resolver) {
+    view_.session_id = 7;
+    view_.client_ip = IpAddress::parse(client_ip);
+  }
+
+  // HookContext
+  Phase phase() const override { return Phase::connect; }
+  const SessionView& session() const override { return view_; }
+  void record(std::string fact, FactValue value) override {
+    recorded.set(std::move(fact), std::move(value));
+  }
+  void fail(std::string error) override { failure = std::move(error); }
+  Completion park() override {
+    ++parks;
+    return Completion(self_, view_.session_id, 3);
+  }
+  FilterServices& services() override { return *this; }
+
+  // FilterServices
+  DnsResolver* resolver() override { return with_resolver_ ? &dns : nullptr; }
+  std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds,
+                                           std::function<void()>) override {
+    return nullptr;
+  }
+  void send_to_client(std::string_view) override {}
+
+  // CompletionTarget
+  void deliver(std::uint64_t, std::uint64_t, FilterResult result) override {
+    results.push_back(std::move(result));
+    if (on_deliver) on_deliver();
+  }
+
+  // Completions hold a weak_ptr to their target; this shares the harness without owning it.
+  void bind(std::shared_ptr<CompletionTarget> self) { self_ = self; }
+
+  FakeDnsResolver dns;
+  Facts recorded;
+  std::optional<std::string> failure;
+  int parks = 0;
+  std::vector<FilterResult> results;
+  // Runs after each delivery, e.g. to destroy the filter as an ending session does.
+  std::function<void()> on_deliver;
+
+ private:
+  SessionView view_;
+  bool with_resolver_;
+  std::weak_ptr<CompletionTarget> self_;
+};
+
+// The harness owned by a shared_ptr, so that Completions can reach it.
+inline std::shared_ptr<DnsFilterHarness> make_harness(std::string client_ip,
+                                                      bool with_resolver = true) {
+  auto harness = std::make_shared<DnsFilterHarness>(std::move(client_ip), with_resolver);
+  harness->bind(harness);
+  return harness;
+}
+
+}  // namespace portcullis::test
