@@ -306,8 +306,7 @@ void SpfEvaluator::evaluate_mechanism(const SpfMechanism& mechanism) {
         return;
       case SpfMechanismKind::ptr: {
         const std::string target_domain = *target;
-        validated_names(target_domain, [this, mechanism,
-                                        target_domain](std::vector<std::string> names) {
+        validated_names([this, mechanism, target_domain](std::vector<std::string> names) {
           const bool matched = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
             return within_domain(n, target_domain);
           });
@@ -407,16 +406,7 @@ void SpfEvaluator::with_explanation(std::function<void()> next) {
       explanation_.clear();
       next();
     } else if (spf_macro_uses_p(text)) {
-      validated_names(domain, [this, expand, domain](std::vector<std::string> names) {
-        validated_name_.clear();
-        for (const auto& n : names)
-          if (within_domain(n, domain)) {
-            validated_name_ = n;
-            break;
-          }
-        if (validated_name_.empty() && !names.empty()) validated_name_ = names.front();
-        expand();
-      });
+      find_validated_name(domain, expand);
     } else {
       expand();
     }
@@ -480,24 +470,33 @@ void SpfEvaluator::expand_target(const std::string& spec,
     expand();
     return;
   }
-  const std::string domain = frames_.back().domain;
-  validated_names(domain, [this, expand, domain](std::vector<std::string> names) {
+  find_validated_name(frames_.back().domain, expand);
+}
+
+// RFC 7208 §7.3 (p): a validated name equal to `domain`, else one under it, else any; none
+// leaves it empty, which expands as "unknown".
+void SpfEvaluator::find_validated_name(const std::string& domain, std::function<void()> next) {
+  validated_names([this, domain, next](std::vector<std::string> names) {
     validated_name_.clear();
-    for (const auto& n : names)
-      if (within_domain(n, domain)) {
-        validated_name_ = n;
-        break;
-      }
-    if (validated_name_.empty() && !names.empty()) validated_name_ = names.front();
-    expand();
+    auto exact = std::find_if(names.begin(), names.end(), [&](const std::string& n) {
+      return lowered(without_trailing_dot(n)) == lowered(without_trailing_dot(domain));
+    });
+    auto under = std::find_if(names.begin(), names.end(),
+                              [&](const std::string& n) { return within_domain(n, domain); });
+    if (exact != names.end()) {
+      validated_name_ = *exact;
+    } else if (under != names.end()) {
+      validated_name_ = *under;
+    } else if (!names.empty()) {
+      validated_name_ = names.front();
+    }
+    next();
   });
 }
 
 // RFC 7208 §5.5: the client's PTR names (the first ptr_names of them) whose address records
 // include the client address. Lookup errors only drop names.
-void SpfEvaluator::validated_names(const std::string& target,
-                                   std::function<void(std::vector<std::string>)> next) {
-  (void)target;
+void SpfEvaluator::validated_names(std::function<void(std::vector<std::string>)> next) {
   query(reverse_name(client_), DnsType::ptr, [this, next](DnsAnswer answer) {
     std::vector<std::string> names;
     if (answer.outcome == DnsOutcome::answer) {

@@ -93,8 +93,9 @@ class SpfEvaluator {
   // Expands a domain-spec for the current frame (resolving %{p} first when used) and passes
   // the name to query, or nullopt after a permerror was reported.
   void expand_target(const std::string& spec, std::function<void(std::optional<std::string>)> next);
-  void validated_names(const std::string& target,
-                       std::function<void(std::vector<std::string>)> next);
+  // The client's validated PTR names (RFC 7208 §5.5), and %{p} chosen from them for `domain`.
+  void validated_names(std::function<void(std::vector<std::string>)> next);
+  void find_validated_name(const std::string& domain, std::function<void()> next);
   bool query(std::string_view name, DnsType type, std::function<void(DnsAnswer)> next);
   void lookup_addresses(std::vector<std::string> names,
                         std::function<void(std::vector<DnsAnswer>)> next);
