@@ -2,8 +2,9 @@
 # Builds the libFuzzer targets (clang, -Dfuzz=true) if needed and runs each for a fixed time,
 # seeded from a copy of the ProFuzzBench SMTP sessions (plus, for the SMTP parser, sessions
 # carrying each SMTP-smuggling end-of-data sequence, and tests/fuzz/seeds/<target>/ when it
-# exists) with the ProFuzzBench SMTP dictionary. Exits non-zero when a build fails or any
-# target finds a crash, leak, timeout or broken invariant; the input is kept under
+# exists) with the ProFuzzBench SMTP dictionary; the SPF targets are seeded from the records
+# of the SPF conformance suites (tests/corpora/spf/) instead. Exits non-zero when a build fails
+# or any target finds a crash, leak, timeout or broken invariant; the input is kept under
 # <build dir>/fuzz-artifacts/.
 #
 # FUZZ_SECONDS    seconds per target (60)
@@ -66,12 +67,32 @@ smuggling_seeds() {
   done <"$eod_sequences"
 }
 
+# One seed per TXT/SPF record string of the SPF suites (quotes dropped; multi-string records
+# and YAML escapes are seeds as written, which is fine for a fuzzer). For the macro target
+# each seed is prefixed with a byte that picks domain-spec (0x00) or explanation (0x01) use.
+spf_seeds() {
+  local into=$1 prefix=$2 tag=$3 n=0 line
+  while IFS= read -r line; do
+    n=$((n + 1))
+    # shellcheck disable=SC2059 # the prefix is the \xHH escape of one byte
+    { printf "$prefix"; printf '%s' "$line"; } >"$into/spf-$tag-$n"
+  done < <(grep -hE '^\s*- (SPF|TXT):' tests/corpora/spf/*/*.yml |
+    sed -E 's/^\s*- (SPF|TXT):\s*//; s/^"(.*)"$/\1/')
+}
+
 failed=()
 for target in "${targets[@]}"; do
   binary=$build_dir/tests/fuzz/$target
   corpus=$work/$target
   mkdir -p "$corpus"
-  cp "$seed_dir"/* "$corpus"/
+  case $target in
+    fuzz_spf_record) spf_seeds "$corpus" '' record ;;
+    fuzz_spf_macro)
+      spf_seeds "$corpus" '\x00' domain
+      spf_seeds "$corpus" '\x01' exp
+      ;;
+    *) cp "$seed_dir"/* "$corpus"/ ;;
+  esac
   if [[ $target == fuzz_smtp_parser ]]; then smuggling_seeds "$corpus"; fi
   if [[ -d tests/fuzz/seeds/$target ]]; then cp tests/fuzz/seeds/"$target"/* "$corpus"/; fi
   log=$work/$target.log

@@ -9,6 +9,7 @@
 #include "fcrdns_filter.h"
 #include "helo_filter.h"
 #include "pregreet_filter.h"
+#include "spf_filter.h"
 
 namespace portcullis {
 
@@ -55,6 +56,16 @@ std::vector<FilterDefinition> make_definitions() {
        FactSpec{"dnsbl.lists", FactType::list, Phase::connect, Phase::data, "dnsbl",
                 "names of the DNSBLs that hit"}},
       build_dnsbl_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "spf",
+      {Phase::mail},
+      {FactSpec{"spf", FactType::string, Phase::mail, Phase::data, "spf",
+                "RFC 7208 result: pass fail softfail neutral none temperror permerror"},
+       FactSpec{"spf.domain", FactType::string, Phase::mail, Phase::data, "spf",
+                "the domain SPF checked"}},
+      build_spf_filter,
       nullptr,
   });
   return definitions;

@@ -50,7 +50,7 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
   BOOST_TEST((names_of(filter_definitions()) ==
-              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl"}));
+              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
@@ -66,6 +66,14 @@ BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
   BOOST_TEST(helo->facts[0].name == "helo.check");
   BOOST_TEST(helo->facts[0].type == FactType::string);
   BOOST_TEST(helo->facts[0].known_from == Phase::helo);
+
+  const FilterDefinition* spf = find_filter_definition("spf");
+  BOOST_REQUIRE(spf != nullptr);
+  BOOST_TEST((spf->hooks == std::vector<Phase>{Phase::mail}));
+  BOOST_REQUIRE(spf->facts.size() == 2u);
+  BOOST_TEST(spf->facts[0].name == "spf");
+  BOOST_TEST(spf->facts[1].name == "spf.domain");
+  BOOST_TEST(spf->facts[1].known_from == Phase::mail);
 
   BOOST_TEST(find_filter_definition("nope") == nullptr);
   BOOST_TEST(find_filter_definition("Helo") == nullptr);  // names are exact
@@ -181,6 +189,17 @@ BOOST_AUTO_TEST_CASE(helo_takes_no_keys) {
   BOOST_TEST(errors[0].key == "strict");
   BOOST_TEST(errors[0].message == "unknown key (this filter takes only timeout and failure_mode)");
   BOOST_TEST(errors[0].line == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(spf_takes_no_keys) {
+  const FilterDefinition* spf = find_filter_definition("spf");
+  std::vector<SettingError> errors;
+  BOOST_TEST(spf->build({}, errors) != nullptr);
+  BOOST_TEST(errors.empty());
+  SettingTable bad = {{"strict", flag(true, 2, 1)}};
+  BOOST_TEST(spf->build(bad, errors) == nullptr);
+  BOOST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "strict");
 }
 
 BOOST_AUTO_TEST_CASE(settings_reader_strings_strings_and_prefixes) {
