@@ -40,6 +40,9 @@ run_packages=(
   openssl ca-certificates
   postfix swaks
   python3
+  # The quick start's private DNS server for its test. zone; on a real MX, the local
+  # recursive resolver DNS blocklists want (they refuse the public ones).
+  unbound
 )
 
 # scripts/test.sh and the suites: clang and its libFuzzer runtime (scripts/run-fuzz.sh),
@@ -51,7 +54,7 @@ test_packages=(
   libnet-ssleay-perl
   libopendkim-dev libspf2-dev liblmdb-dev libhiredis-dev libyaml-cpp-dev
   publicsuffix
-  redis-server unbound opendkim-tools python3-dkim python3-yaml
+  redis-server opendkim-tools python3-dkim python3-yaml
   # integration/docs_examples runs the monitoring how-to's commands as shown (curl, jq).
   curl jq
 )

@@ -4,8 +4,11 @@
 #
 #   swaks ──▶ Portcullis ──XCLIENT──▶ Postfix (private instance) ──▶ smtp-sink ──▶ files
 #
-# Portcullis runs with the pregreet and helo filters, policies/default.toml, the rejection log
-# and the metrics listener on, as a port-25 installation would.
+# Portcullis runs with the pregreet, helo, fcrdns, dnsbl and spf filters, policies/default.toml,
+# the rejection log and the metrics listener on, as a port-25 installation would. Its DNS
+# filters ask a private unbound on loopback that serves the quick start's own zone (test.):
+# the machine's resolver cannot be assumed to reach the Internet, and the SPF and DNSBL
+# results the hints below show must not depend on what real domains publish.
 #
 # Everything lives in one private directory under ${TMPDIR:-/tmp}, listens on 127.0.0.1 on
 # ports found free at run time, and is stopped (by pid) and removed on Ctrl-C.
@@ -51,6 +54,7 @@ policy_file=$work_dir/policy/default.toml
 config=$work_dir/portcullis.toml
 
 sink_pid=
+unbound_pid=
 portcullis_pid=
 postfix_started=
 
@@ -78,6 +82,7 @@ cleanup() {
     bash scripts/postfix-instance.sh stop "$postfix_dir" >&2 || true
   fi
   stop_pid "$sink_pid" smtp-sink
+  stop_pid "$unbound_pid" unbound
   if [[ ${QUICKSTART_KEEP:-} == 1 ]]; then
     log "kept $work_dir"
   else
@@ -102,6 +107,22 @@ print(" ".join(str(s.getsockname()[1]) for s in sockets))
 PY
 }
 
+wait_for_udp_port() { # wait_for_udp_port PORT NAME PID: until 127.0.0.1:PORT is bound (20 s)
+  local port=$1 name=$2 pid=$3
+  for _ in $(seq 200); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name exited before listening on port $port"
+      return 1
+    fi
+    if grep -qE "^ *[0-9]+: 0100007F:$(printf '%04X' "$port") 00000000:0000 07 " /proc/net/udp; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "$name is not listening on UDP port $port after 20 s"
+  return 1
+}
+
 wait_for_port() { # wait_for_port PORT NAME PID: until 127.0.0.1:PORT accepts (bounded: 20 s)
   local port=$1 name=$2 pid=$3
   for _ in $(seq 200); do
@@ -120,7 +141,7 @@ wait_for_port() { # wait_for_port PORT NAME PID: until 127.0.0.1:PORT accepts (b
   return 1
 }
 
-read -r sink_port postfix_port proxy_port metrics_port < <(free_ports 4)
+read -r sink_port postfix_port proxy_port metrics_port dns_port < <(free_ports 5)
 
 install -d -o "$run_user" -m 755 "$mail_dir"
 install -d -o "$run_user" -m 700 "$state_dir"
@@ -136,6 +157,36 @@ if ! grep -q '^trusted_networks = \["127.0.0.1/32", "::1"\]' "$policy_file"; the
   log "policies/default.toml has no trusted_networks line any more; update quickstart.sh"
   exit 1
 fi
+
+# The quick start's DNS: example.test publishes SPF for loopback, forged.test only for
+# 192.0.2.0/24; 127.0.0.2 has a confirmed name (PTR and A agree); dnsbl.example.test lists
+# 127.0.0.3. Every other name under test. and 127.in-addr.arpa. does not exist.
+cat >"$work_dir/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: $dns_port
+  do-ip6: no
+  username: ""
+  chroot: ""
+  pidfile: ""
+  directory: "$work_dir"
+  use-syslog: no
+  logfile: ""
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+  local-zone: "test." static
+  local-zone: "127.in-addr.arpa." static
+  local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
+  local-data: 'forged.test. TXT "v=spf1 ip4:192.0.2.0/24 -all"'
+  local-data: 'client.example.test. A 127.0.0.2'
+  local-data: '2.0.0.127.in-addr.arpa. PTR client.example.test.'
+  local-data: '1.0.0.127.in-addr.arpa. PTR localhost.'
+  local-data: '3.0.0.127.dnsbl.example.test. A 127.0.0.2'
+EOF
+log "unbound on 127.0.0.1:$dns_port, serving the quick start's test. zone"
+/usr/sbin/unbound -d -c "$work_dir/unbound.conf" &
+unbound_pid=$!
+wait_for_udp_port "$dns_port" unbound "$unbound_pid"
 
 log "smtp-sink on 127.0.0.1:$sink_port, writing messages to $mail_dir"
 /usr/sbin/smtp-sink -u "$run_user" -d "$mail_dir/%H%M%S." "127.0.0.1:$sink_port" 100 &
@@ -171,13 +222,22 @@ all_transactions = true   # also a record per delivered message (with Postfix's 
 [metrics]
 address = "127.0.0.1:$metrics_port"   # /metrics, /healthz, /readyz
 
+[dns]
+resolvers = ["127.0.0.1:$dns_port"]   # the private unbound above
+timeout   = 2
+
 [filters]
-chain = ["pregreet", "helo"]
+chain = ["pregreet", "helo", "fcrdns", "dnsbl", "spf"]
 
 [filter.pregreet]
 wait_ms = 1000   # the banner waits 1 s (6 s by default), so swaks's wait for it stays short
 
 [filter.helo]
+
+[[filter.dnsbl.list]]
+zone    = "dnsbl.example.test"
+weight  = 3
+answers = ["127.0.0.2-127.0.0.11"]
 
 [policy]
 files = ["$policy_file"]
@@ -194,23 +254,33 @@ wait_for_port "$proxy_port" portcullis "$portcullis_pid"
 swaks_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from alice@example.test
   --to bob@example.test)
 refused_args=("${swaks_args[@]}" --local-interface 127.0.0.2 --helo 192.0.2.1)
+spf_refused_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from mallory@forged.test
+  --to bob@example.test --local-interface 127.0.0.2 --helo client.example.test)
 portcullis_path=$(realpath "$portcullis")
 cat <<EOF
 
-Portcullis is running in front of Postfix, with the pregreet and helo filters and
-policies/default.toml (a copy that trusts only 127.0.0.1). Send a message (the banner waits
+Portcullis is running in front of Postfix, with the pregreet, helo, fcrdns, dnsbl and spf
+filters (asking a private unbound for the test. zone) and policies/default.toml (a copy that
+trusts only 127.0.0.1). Send a message (the banner waits
 1 s: the pregreet check):
 
     ${swaks_args[*]}
 
-Add --local-interface 127.0.0.2 and Postfix's Received header names 127.0.0.2 (XCLIENT), not
-the proxy. Delivered messages appear as files in
+Add --local-interface 127.0.0.2 and Postfix's Received header names client.example.test
+[127.0.0.2] (XCLIENT: the name fcrdns confirmed), not the proxy, and the message carries
+"Authentication-Results: portcullis.quickstart.test; iprev=pass ...; spf=pass ...". Delivered messages appear as files in
     $mail_dir/
 
 A client that greets with a bare address is refused at RCPT with
 "554 5.5.2 HELO/EHLO: write an address as a literal" (rule "helo is a bare address"):
 
     ${refused_args[*]}
+
+A sender whose domain's SPF does not allow 127.0.0.2 is refused at MAIL with
+"550 5.7.23 SPF validation failed for forged.test" (rule "spf fail"), and a client the
+blocklist lists (--local-interface 127.0.0.3) at RCPT with "554 5.7.1" (rule "dnsbl listed"):
+
+    ${spf_refused_args[*]}
 
 The refusal in the rejection log (one JSON line per refusal), watched as it happens (jq and
 curl are optional: apt-get install jq curl), and the summary of the log:
@@ -232,7 +302,8 @@ if [[ ${QUICKSTART_SELFTEST:-} != 1 ]]; then
 fi
 
 # Self-test: one message from 127.0.0.2, which must reach the sink with Postfix naming
-# 127.0.0.2 (not the proxy's 127.0.0.1) as the client: proof that XCLIENT worked.
+# client.example.test[127.0.0.2] (not the proxy's 127.0.0.1) as the client: proof that XCLIENT
+# worked and carried the name fcrdns confirmed; SPF passed.
 token=quickstart-$RANDOM$RANDOM
 log "self-test: sending one message (Subject: $token)"
 "${swaks_args[@]}" --local-interface 127.0.0.2 --helo client.example.test \
@@ -246,12 +317,17 @@ if [[ -z $delivered ]]; then
   log "SELF-TEST FAILED: the message did not reach the sink within 30 s"
   exit 1
 fi
-if ! grep -q -- "\[127\.0\.0\.2\]" "$delivered"; then
-  log "SELF-TEST FAILED: Postfix did not see the real client 127.0.0.2 (XCLIENT):"
+if ! grep -q -- "client\.example\.test \[127\.0\.0\.2\]" "$delivered"; then
+  log "SELF-TEST FAILED: Postfix did not see the real client client.example.test[127.0.0.2] (XCLIENT):"
   grep -i "^Received:" -A1 "$delivered" >&2 || true
   exit 1
 fi
-log "self-test: delivered to $delivered, Postfix saw client 127.0.0.2"
+if ! grep -q -- "spf=pass smtp\.mailfrom=example\.test" "$delivered"; then
+  log "SELF-TEST FAILED: no spf=pass in the message's Authentication-Results:"
+  grep -i "^Authentication-Results:" -A2 "$delivered" >&2 || true
+  exit 1
+fi
+log "self-test: delivered to $delivered, Postfix saw client client.example.test[127.0.0.2], spf=pass"
 
 # The refused line exactly as printed above: swaks must fail on the RCPT's 554, the rejection
 # log must hold the refusal and the report must count it under its rule.
@@ -282,4 +358,28 @@ if ! grep -qE '^ +1  helo is a bare address$' <<<"$report"; then
   printf '%s\n' "$report" >&2
   exit 1
 fi
-log "self-test passed: delivered to $delivered, Postfix saw client 127.0.0.2; the bare-address HELO was refused and is in the rejection log and the report"
+log "self-test: sending the SPF-refused line"
+if spf_output=$("${spf_refused_args[@]}" </dev/null 2>&1); then
+  log "SELF-TEST FAILED: the forged.test sender was not refused:"
+  printf '%s\n' "$spf_output" >&2
+  exit 1
+fi
+if ! grep -q '<\*\* 550 5\.7\.23 SPF validation failed for forged\.test' <<<"$spf_output"; then
+  log "SELF-TEST FAILED: swaks did not see the 550 5.7.23 refusal:"
+  printf '%s\n' "$spf_output" >&2
+  exit 1
+fi
+log "self-test: sending from the listed client 127.0.0.3"
+if listed_output=$("${swaks_args[@]}" --local-interface 127.0.0.3 --helo client.example.test \
+  </dev/null 2>&1); then
+  log "SELF-TEST FAILED: the listed client 127.0.0.3 was not refused:"
+  printf '%s\n' "$listed_output" >&2
+  exit 1
+fi
+if ! grep -q '<\*\* 554 5\.7\.1 Service unavailable; client \[127\.0\.0\.3\] blocked using DNS blocklists' \
+  <<<"$listed_output"; then
+  log "SELF-TEST FAILED: swaks did not see the 554 5.7.1 DNSBL refusal:"
+  printf '%s\n' "$listed_output" >&2
+  exit 1
+fi
+log "self-test passed: delivered to $delivered, Postfix saw client client.example.test[127.0.0.2] with spf=pass; the bare-address HELO, the forged.test sender (SPF) and the listed 127.0.0.3 (DNSBL) were refused; the HELO refusal is in the rejection log and the report"

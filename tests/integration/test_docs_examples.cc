@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "fixtures.h"
+#include "test_dns_server.h"
 #include "test_support.h"
 
 using namespace portcullis::test;
@@ -305,8 +306,14 @@ class DocsSandbox {
          {"main = " + toml_string(main_log().string()),
           "rejections = " + toml_string(rejection_log().string()), "all_transactions = true"}});
     sections.push_back({"metrics", {fmt::format("address = \"127.0.0.1:{}\"", metrics_port_)}});
-    sections.push_back({"filters", {"chain = [\"pregreet\", \"helo\"]"}});
+    // The chain policies/default.toml is written for; the DNS filters ask a test server that
+    // knows no name (NXDOMAIN: fcrdns none, not listed, spf none).
+    sections.push_back(
+        {"dns", {"resolvers = [" + toml_string(dns_.address()) + "]", "timeout = 2"}});
+    sections.push_back(
+        {"filters", {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\"]"}});
     sections.push_back({"filter.pregreet", {"wait_ms = 200"}});
+    sections.push_back({"[filter.dnsbl.list]", {"zone = \"dnsbl.example.test\"", "weight = 3"}});
     sections.push_back(
         {"policy", {"files = [" + toml_string((etc() / "policies/default.toml").string()) + "]"}});
     write_file(etc() / "portcullis.toml", merge_config("", sections));
@@ -414,6 +421,7 @@ class DocsSandbox {
   }
 
   TempDir dir_{"portcullis-docs"};
+  TestDnsServer dns_;
   uint16_t listen_port_ = 0;
   uint16_t metrics_port_ = 0;
   int checks_ = 0;

@@ -1,10 +1,10 @@
-// Policies end to end with the real binary: policies/default.toml with the pregreet and helo
-// filters in front of smtp-sink. Clients reach the proxy on loopback with a PROXY v1 header
-// naming a documentation address (192.0.2.0/24), so they are not in default.toml's trusted
-// loopback networks. Checks: the refusals and their replies, observe mode, tags, delayed
-// rejection on and off, SIGHUP (a session keeps the policy it started with; a broken file keeps
-// the old policy), the rejection log's records, /metrics, `portcullis report` and
-// `portcullis explain` against what the live session did.
+// Policies end to end with the real binary: policies/default.toml with its chain (pregreet,
+// helo, and the DNS filters against a test DNS server) in front of smtp-sink. Clients reach the
+// proxy on loopback with a PROXY v1 header naming a documentation address (192.0.2.0/24), so they
+// are not in default.toml's trusted loopback networks. Checks: the refusals and their replies,
+// observe mode, tags, delayed rejection on and off, SIGHUP (a session keeps the policy it started
+// with; a broken file keeps the old policy), the rejection log's records, /metrics, `portcullis
+// report` and `portcullis explain` against what the live session did.
 #define BOOST_TEST_MODULE integration_policy
 #include <fmt/core.h>
 #include <signal.h>
@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "fixtures.h"
+#include "test_dns_server.h"
 #include "test_support.h"
 
 using namespace portcullis::test;
@@ -79,7 +80,14 @@ class PolicyProxy {
     if (policy_options.all_transactions) options.settings["log"]["all_transactions"] = "true";
     options.listen_settings = {{"proxy_protocol", "true"}};
     options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
-    options.settings["filters"] = {{"chain", "[\"pregreet\", \"helo\"]"}};
+    // The chain policies/default.toml is written for. The DNS filters ask dns_, which knows
+    // no name unless a test adds it (NXDOMAIN: fcrdns none, not listed, spf none).
+    options.settings["filters"] = {
+        {"chain", "[\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\"]"}};
+    options.settings["filter.dnsbl"] = {
+        {"list", "[{ zone = \"dnsbl.example.test\", weight = 3 }]"}};
+    options.settings["dns"] = {{"resolvers", fmt::format("[\"{}\"]", dns_.address())},
+                               {"timeout", "2"}};
     options.settings["filter.pregreet"] = {
         {"wait_ms", std::to_string(policy_options.pregreet_wait_ms)}, {"teaser", "true"}};
     options.settings["policy"] = {{"files", fmt::format("[\"{}\"]", policy_path_.string())},
@@ -102,6 +110,7 @@ class PolicyProxy {
   const fs::path& rejections_path() const { return rejections_path_; }
   const fs::path& config_path() const { return config_path_; }
   uint16_t metrics_port() const { return metrics_port_; }
+  TestDnsServer& dns() { return dns_; }
 
   // Connects as `client_ip` (PROXY v1 header); with `pregreet`, sends EHLO before the banner.
   SmtpTestClient connect_as(const std::string& client_ip, const std::string& pregreet_helo = "") {
@@ -138,6 +147,7 @@ class PolicyProxy {
 
  private:
   TempDir dir_{"portcullis-policy"};
+  TestDnsServer dns_;
   SmtpSinkFixture sink_;
   fs::path policy_path_;
   fs::path rejections_path_;

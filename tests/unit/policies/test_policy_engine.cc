@@ -145,6 +145,9 @@ class JsonChecker {
 
 BOOST_AUTO_TEST_SUITE(default_policy)
 
+// The chain policies/default.toml is written for.
+const std::vector<std::string> default_chain = {"pregreet", "helo", "fcrdns", "dnsbl", "spf"};
+
 std::shared_ptr<const Policy> load_default(const std::vector<std::string>& chain,
                                            std::string* errors = nullptr) {
   const std::string path = source_root() + "/policies/default.toml";
@@ -153,14 +156,16 @@ std::shared_ptr<const Policy> load_default(const std::vector<std::string>& chain
   return result.policy;
 }
 
-BOOST_AUTO_TEST_CASE(loads_against_the_pregreet_helo_chain) {
+BOOST_AUTO_TEST_CASE(loads_against_its_chain) {
   std::string errors;
-  auto policy = load_default({"pregreet", "helo"}, &errors);
+  auto policy = load_default(default_chain, &errors);
   BOOST_TEST(errors == "");
   BOOST_REQUIRE(policy);
-  BOOST_TEST(policy->rules().size() == 6u);
-  BOOST_TEST(policy->rules_at(Phase::connect).size() == 1u);
+  BOOST_TEST(policy->rules().size() == 9u);
+  // trusted networks, dnsbl listed | five HELO rules | spf fail, spf temperror
+  BOOST_TEST(policy->rules_at(Phase::connect).size() == 2u);
   BOOST_TEST(policy->rules_at(Phase::helo).size() == 5u);
+  BOOST_TEST(policy->rules_at(Phase::mail).size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(needs_those_filters) {
@@ -171,10 +176,60 @@ BOOST_AUTO_TEST_CASE(needs_those_filters) {
       std::string::npos);
   BOOST_TEST(errors.find("reads fact helo.check of filter helo, which is not in [filters] chain") !=
              std::string::npos);
+  BOOST_TEST(
+      errors.find("reads fact dnsbl.score of filter dnsbl, which is not in [filters] chain") !=
+      std::string::npos);
+  BOOST_TEST(errors.find("reads fact spf of filter spf, which is not in [filters] chain") !=
+             std::string::npos);
+  // Without the DNS filters (a chain of the previous releases' default) it is refused too.
+  BOOST_TEST(!load_default({"pregreet", "helo"}, &errors));
+}
+
+// The DNS rules: an SPF fail is refused at MAIL unless the sender's domain is allow-listed,
+// a temperror is tempfailed, a listed client (score 3) is refused at RCPT (delayed).
+BOOST_AUTO_TEST_CASE(spf_and_dnsbl_rules) {
+  const auto mail_verdict = [](const std::string& spf, const std::string& sender) {
+    PolicySession session(load_default(default_chain));
+    Facts facts = connect_facts("203.0.113.5");
+    facts.set("dnsbl.score", std::int64_t{0});
+    session.evaluate(Phase::connect, facts);
+    facts.set("helo", std::string("mail.example.org"));
+    facts.set("helo.check", std::string("ok"));
+    facts.set("pregreet", false);
+    session.evaluate(Phase::helo, facts);
+    facts.set("sender", sender);
+    facts.set("sender.domain", sender.substr(sender.find('@') + 1));
+    facts.set("spf", spf);
+    return session.evaluate(Phase::mail, facts);
+  };
+  const Verdict fail = mail_verdict("fail", "a@example.org");
+  BOOST_TEST((fail.action == Action::reject));
+  BOOST_TEST(fail.rule == "spf fail");
+  BOOST_REQUIRE(fail.reply);
+  BOOST_TEST(fail.reply->to_string() == "550 5.7.23 SPF validation failed for example.org");
+  const Verdict temporary = mail_verdict("temperror", "a@example.org");
+  BOOST_TEST((temporary.action == Action::tempfail));
+  BOOST_REQUIRE(temporary.reply);
+  BOOST_TEST(temporary.reply->to_string() ==
+             "451 4.7.24 SPF temporary error for example.org, try again later");
+  for (const char* quiet : {"pass", "softfail", "neutral", "none", "permerror"}) {
+    BOOST_TEST((mail_verdict(quiet, "a@example.org").action == Action::none), quiet);
+  }
+
+  PolicySession listed(load_default(default_chain));
+  Facts facts = connect_facts("203.0.113.5");
+  facts.set("dnsbl.score", std::int64_t{3});
+  const Verdict connect = listed.evaluate(Phase::connect, facts);
+  BOOST_TEST((connect.action == Action::reject));
+  BOOST_TEST(connect.rule == "dnsbl listed");
+  BOOST_TEST((connect.answer == AnswerTime::at_rcpt));
+  facts.set("dnsbl.score", std::int64_t{2});
+  PolicySession below(load_default(default_chain));
+  BOOST_TEST((below.evaluate(Phase::connect, facts).action == Action::none));
 }
 
 BOOST_AUTO_TEST_CASE(refuses_a_pregreeting_client_at_rcpt) {
-  PolicySession session(load_default({"pregreet", "helo"}));
+  PolicySession session(load_default(default_chain));
   Facts facts = connect_facts("203.0.113.5");
   BOOST_TEST((session.evaluate(Phase::connect, facts).answer == AnswerTime::none));
   facts.set("helo", std::string("bot.example"));
@@ -197,7 +252,7 @@ BOOST_AUTO_TEST_CASE(refuses_a_pregreeting_client_at_rcpt) {
 }
 
 BOOST_AUTO_TEST_CASE(lets_a_well_behaved_client_through) {
-  PolicySession session(load_default({"pregreet", "helo"}));
+  PolicySession session(load_default(default_chain));
   Facts facts = connect_facts("203.0.113.6");
   facts.set("helo", std::string("mx.example.net"));
   facts.set("helo.check", std::string("ok"));
@@ -217,14 +272,14 @@ BOOST_AUTO_TEST_CASE(lets_a_well_behaved_client_through) {
 }
 
 BOOST_AUTO_TEST_CASE(trusts_loopback_and_observes_bad_helo_syntax) {
-  PolicySession trusted(load_default({"pregreet", "helo"}));
+  PolicySession trusted(load_default(default_chain));
   Facts facts = connect_facts("127.0.0.1");
   BOOST_TEST((trusted.evaluate(Phase::connect, facts).action == Action::accept));
   facts.set("pregreet", true);
   BOOST_TEST((trusted.evaluate(Phase::helo, facts).action == Action::accept));
   BOOST_TEST((trusted.evaluate(Phase::rcpt, facts).answer == AnswerTime::none));
 
-  PolicySession observed(load_default({"pregreet", "helo"}));
+  PolicySession observed(load_default(default_chain));
   facts = connect_facts("203.0.113.7");
   facts.set("pregreet", false);
   facts.set("helo", std::string("bad_host"));
@@ -239,7 +294,7 @@ BOOST_AUTO_TEST_CASE(trusts_loopback_and_observes_bad_helo_syntax) {
 }
 
 BOOST_AUTO_TEST_CASE(tags_a_literal_mismatch_without_letting_the_client_inject_lines) {
-  PolicySession session(load_default({"pregreet", "helo"}));
+  PolicySession session(load_default(default_chain));
   Facts facts = connect_facts("203.0.113.8");
   facts.set("pregreet", false);
   facts.set("helo", std::string("[10.0.0.1]\r\nX-Injected: yes"));
