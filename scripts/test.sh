@@ -7,7 +7,7 @@
 # suites start private Postfix instances): as another user it runs itself again under sudo.
 #
 # PORTCULLIS_BUILD_DIR (default "build") lets a developer keep these runs apart from their
-# own build; the sanitizer build goes to "<that>-asan". FUZZ_SECONDS: per fuzz target (30).
+# own build; the sanitizer build goes to "<that>-asan". FUZZ_SECONDS: per fuzz target (20; six targets).
 set -euo pipefail
 
 if ((EUID != 0)); then
@@ -215,9 +215,9 @@ stage_env=()
 grep -hE '^spf [a-z0-9-]+: ' "$asan_dir/meson-logs/testlog.txt" 2>/dev/null | sort -u || true
 
 if [[ -f scripts/run-fuzz.sh ]]; then
-  say "fuzz: scripts/run-fuzz.sh, ${FUZZ_SECONDS:-30} s per target"
+  say "fuzz: scripts/run-fuzz.sh, ${FUZZ_SECONDS:-20} s per target"
   stage_started=$SECONDS
-  if FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/run-fuzz.sh; then
+  if FUZZ_SECONDS=${FUZZ_SECONDS:-20} bash scripts/run-fuzz.sh; then
     echo "suite fuzz: 1 passed, 0 failed"
     count 1 0
   else
