@@ -1,0 +1,301 @@
+// The DNS filters end to end with the real binary: fcrdns, spf and dnsbl asking the in-process
+// TestDnsServer (the proxy's [dns] resolvers), a RecordingUpstream in Postfix's place. Clients
+// reach the proxy from 127.0.0.1, a trusted PROXY peer, with a PROXY v1 header naming a
+// documentation address, so each case picks the client address its DNS records are about.
+// Checks: what the facts become upstream (XCLIENT NAME/REVERSE_NAME, Received,
+// Authentication-Results), policy refusals and their rejection-log evidence, dnsbl error
+// answers as warnings (main log, /metrics), a slow DNS answer holding only its own session,
+// and `portcullis check` on the dns.timeout rule.
+#define BOOST_TEST_MODULE integration_dns_filters
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fixtures.h"
+#include "recording_upstream.h"
+#include "test_dns_server.h"
+#include "test_support.h"
+
+using namespace portcullis::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string file_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                            fs::perms::others_read);
+}
+
+// A rule that never fires, for cases that only look at facts.
+const std::string kQuietPolicy =
+    "[[rule]]\nname = \"never\"\nwhen = \"rcpt == 'never@example.test'\"\nthen = \"reject\"\n";
+
+struct DnsProxyOptions {
+  std::string chain;  // TOML array, e.g. ["fcrdns"]
+  std::string policy_text = kQuietPolicy;
+  int dns_timeout = 1;
+  int filter_timeout = 3;
+  // More settings by section (raw TOML values), e.g. the dnsbl lists or server.workers.
+  std::map<std::string, std::map<std::string, std::string>> settings;
+};
+
+// The test DNS server, a RecordingUpstream and the proxy asking that server, with a policy
+// file, a rejection log and a metrics listener.
+class DnsProxy {
+ public:
+  explicit DnsProxy(const DnsProxyOptions& dns_options) {
+    dir_.chmod(0755);
+    policy_path_ = dir_ / "policy.toml";
+    write_file(policy_path_, dns_options.policy_text);
+    const fs::path log_dir = dir_.make_subdir("log", 0777);
+    rejections_path_ = log_dir / "rejections.jsonl";
+    metrics_port_ = free_loopback_port();
+
+    PortcullisOptions options;
+    options.upstream_port = upstream_.port();
+    options.pass_client = "xclient";
+    // One upstream connection per session, so each connection's XCLIENT is one session's.
+    options.settings["upstream"]["idle_timeout"] = "0";
+    options.listen_settings = {{"proxy_protocol", "true"}};
+    options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
+    options.settings["dns"] = {{"resolvers", fmt::format("[\"{}\"]", dns_.address())},
+                               {"timeout", std::to_string(dns_options.dns_timeout)}};
+    options.settings["filters"] = {{"chain", dns_options.chain}};
+    for (const char* filter : {"fcrdns", "spf", "dnsbl"}) {
+      if (contains(dns_options.chain, fmt::format("\"{}\"", filter))) {
+        options.settings[fmt::format("filter.{}", filter)]["timeout"] =
+            std::to_string(dns_options.filter_timeout);
+      }
+    }
+    options.settings["policy"] = {{"files", fmt::format("[\"{}\"]", policy_path_.string())}};
+    options.settings["log"]["rejections"] = fmt::format("\"{}\"", rejections_path_.string());
+    options.settings["metrics"] = {{"address", fmt::format("\"127.0.0.1:{}\"", metrics_port_)}};
+    for (const auto& [section, keys] : dns_options.settings) {
+      for (const auto& [key, value] : keys)
+        options.settings[section][key] = value;
+    }
+    // A client without the PROXY header is closed: the fixture's readiness probe cannot work.
+    options.wait_ready = false;
+    proxy_ = std::make_unique<PortcullisFixture>(options);
+    if (!proxy_->wait_for_event("upstream_reachable", 20s)) {
+      throw std::runtime_error("portcullis never reached its upstream\n" + proxy_->diagnostics());
+    }
+  }
+
+  TestDnsServer& dns() { return dns_; }
+  RecordingUpstream& upstream() { return upstream_; }
+  PortcullisFixture& proxy() { return *proxy_; }
+
+  SmtpTestClient connect_as(const std::string& client_ip) {
+    SmtpTestClient client("127.0.0.1", proxy_->port(), {.timeout = 15s});
+    client.send(fmt::format("PROXY TCP4 {} 127.0.0.1 40000 25\r\n", client_ip));
+    return client;
+  }
+
+  std::vector<JsonValue> records() const {
+    std::vector<JsonValue> out;
+    if (!fs::exists(rejections_path_)) return out;
+    for (const auto& line : split_lines(file_text(rejections_path_))) {
+      if (line.empty()) continue;
+      std::string error;
+      auto value = parse_json(line, &error);
+      BOOST_TEST_REQUIRE(value.has_value(), "not JSON: " << line << " (" << error << ")");
+      out.push_back(*value);
+    }
+    return out;
+  }
+  bool wait_for_records(size_t count) const {
+    return wait_until([&] { return records().size() >= count; }, 5s);
+  }
+
+  std::string metrics() const {
+    SmtpTestClient http("127.0.0.1", metrics_port_, {.timeout = 5s});
+    http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    return http.read_until_close(5s);
+  }
+
+  // The upstream connection whose message carries `marker`; fails the case when none does.
+  RecordedConnection connection_with(const std::string& marker) const {
+    RecordedConnection found;
+    const bool delivered = upstream_.wait_for(
+        [&](const std::vector<RecordedConnection>& connections) {
+          for (const auto& connection : connections) {
+            for (const auto& message : connection.messages) {
+              if (message.acknowledged && contains(message.raw, marker)) {
+                found = connection;
+                return true;
+              }
+            }
+          }
+          return false;
+        },
+        10s);
+    BOOST_TEST_REQUIRE(delivered, "no upstream message with " << marker << "\n"
+                                                              << proxy_->diagnostics());
+    return found;
+  }
+
+ private:
+  TestDnsServer dns_;
+  RecordingUpstream upstream_;
+  TempDir dir_{"portcullis-dns-filters"};
+  fs::path policy_path_;
+  fs::path rejections_path_;
+  uint16_t metrics_port_ = 0;
+  std::unique_ptr<PortcullisFixture> proxy_;
+};
+
+// The banner, then a whole transaction; returns the final reply (or the first refusal).
+SmtpReply transaction(SmtpTestClient& client, const std::string& sender,
+                      const std::string& marker) {
+  SmtpReply reply = client.read_reply();
+  if (reply.code != 220) return reply;
+  for (const std::string& command :
+       {std::string("EHLO helo.client.test"), "MAIL FROM:<" + sender + ">",
+        std::string("RCPT TO:<b@example.test>")}) {
+    reply = client.command(command);
+    if (reply.code != 250) return reply;
+  }
+  reply = client.command("DATA");
+  if (reply.code != 354) return reply;
+  client.send(dot_stuff(make_message(300, "dns filters", marker)) + ".\r\n");
+  return client.read_reply();
+}
+
+// The attributes of every XCLIENT command on the connection (xtext left as sent).
+std::map<std::string, std::string> xclient_attributes(const RecordedConnection& connection) {
+  std::map<std::string, std::string> attributes;
+  for (const auto& command : connection.commands) {
+    std::istringstream words(command);
+    std::string verb;
+    words >> verb;
+    if (verb != "XCLIENT" && verb != "xclient") continue;
+    std::string word;
+    while (words >> word) {
+      const size_t equals = word.find('=');
+      if (equals != std::string::npos) attributes[word.substr(0, equals)] = word.substr(equals + 1);
+    }
+  }
+  return attributes;
+}
+
+std::string attribute(const std::map<std::string, std::string>& attributes,
+                      const std::string& key) {
+  const auto found = attributes.find(key);
+  return found == attributes.end() ? "<absent>" : found->second;
+}
+
+// The header field `name` of a message (CRLF line ends), unfolded; "" when absent.
+std::string header_field(const std::string& message, const std::string& name) {
+  const std::string header = message.substr(0, message.find("\r\n\r\n") + 2);
+  const std::string start = name + ":";
+  size_t at = 0;
+  if (header.compare(0, start.size(), start) == 0) {
+    at = 0;
+  } else {
+    at = header.find("\r\n" + start);
+    if (at == std::string::npos) return {};
+    at += 2;
+  }
+  std::string field;
+  size_t end = at;
+  while (true) {
+    const size_t line_end = header.find("\r\n", end);
+    field += header.substr(end, line_end - end);
+    end = line_end + 2;
+    if (end >= header.size() || (header[end] != ' ' && header[end] != '\t')) break;
+  }
+  return field;
+}
+
+std::string field(const JsonValue& record, const std::string& key) {
+  const JsonValue* value = record.find(key);
+  return value ? value->to_text() : "<missing>";
+}
+
+// The value of the sample whose line starts with `prefix` (name and labels); -1 when absent.
+double sample(const std::string& metrics, const std::string& prefix) {
+  for (const auto& line : split_lines(metrics)) {
+    if (line.compare(0, prefix.size(), prefix) == 0 && line.size() > prefix.size() &&
+        line[prefix.size()] == ' ') {
+      return std::stod(line.substr(prefix.size() + 1));
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(fcrdns_names_reach_xclient_received_and_authentication_results) {
+  DnsProxy env({.chain = "[\"fcrdns\"]"});
+  // Confirmed: the PTR name's A record leads back to the client.
+  env.dns().add_ptr("10.2.0.192.in-addr.arpa", "mail.client.test");
+  env.dns().add_a("mail.client.test", "192.0.2.10");
+  // Not confirmed: the PTR name points elsewhere.
+  env.dns().add_ptr("11.2.0.192.in-addr.arpa", "liar.client.test");
+  env.dns().add_a("liar.client.test", "192.0.2.99");
+  // The reverse zone is silent: a temporary failure.
+  env.dns().set_behaviour("12.2.0.192.in-addr.arpa", TestDnsServer::Behaviour::withhold);
+
+  struct Case {
+    std::string ip, marker, name, reverse_name, received_name, iprev;
+  };
+  const std::vector<Case> cases = {
+      {"192.0.2.10", "FCRDNS-PASS", "mail.client.test", "mail.client.test", "mail.client.test",
+       "iprev=pass"},
+      {"192.0.2.11", "FCRDNS-FAIL", "[UNAVAILABLE]", "liar.client.test", "unknown", "iprev=fail"},
+      {"192.0.2.12", "FCRDNS-TEMP", "[TEMPUNAVAIL]", "[TEMPUNAVAIL]", "unknown", "iprev=temperror"},
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.ip) {
+      auto client = env.connect_as(c.ip);
+      const SmtpReply final_reply = transaction(client, "a@sender.example", c.marker);
+      BOOST_TEST_REQUIRE(final_reply.code == 250, final_reply.describe()
+                                                      << "\n"
+                                                      << env.proxy().diagnostics());
+      client.command("QUIT");
+
+      const RecordedConnection connection = env.connection_with(c.marker);
+      const auto attributes = xclient_attributes(connection);
+      const std::string commands = fmt::format("{}", fmt::join(connection.commands, " | "));
+      BOOST_TEST(attribute(attributes, "ADDR") == c.ip, commands);
+      BOOST_TEST(attribute(attributes, "NAME") == c.name, commands);
+      BOOST_TEST(attribute(attributes, "REVERSE_NAME") == c.reverse_name, commands);
+
+      const std::string& message = connection.messages.front().raw;
+      const std::string received = header_field(message, "Received");
+      BOOST_TEST(
+          contains(received, fmt::format("from helo.client.test ({} [{}])", c.received_name, c.ip)),
+          printable(received));
+      const std::string results = header_field(message, "Authentication-Results");
+      BOOST_TEST(contains(results, c.iprev), printable(results));
+      BOOST_TEST(contains(results, "policy.iprev=" + c.ip), printable(results));
+      if (c.iprev == "iprev=pass") {
+        BOOST_TEST(contains(results, "mail.client.test"), printable(results));
+      }
+    }
+  }
+  // Each reverse name was asked of the test server: the facts came from DNS, not elsewhere.
+  BOOST_TEST(env.dns().query_count("10.2.0.192.in-addr.arpa") >= 1u);
+  BOOST_TEST(env.dns().query_count("mail.client.test") >= 1u);
+  BOOST_TEST(env.dns().query_count("12.2.0.192.in-addr.arpa") >= 1u);
+  BOOST_TEST(env.proxy().running(), env.proxy().diagnostics());
+}
