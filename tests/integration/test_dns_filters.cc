@@ -203,7 +203,8 @@ std::string attribute(const std::map<std::string, std::string>& attributes,
   return found == attributes.end() ? "<absent>" : found->second;
 }
 
-// The header field `name` of a message (CRLF line ends), unfolded; "" when absent.
+// The header field `name` of a message (CRLF line ends), unfolded, each run of white space one
+// space; "" when absent.
 std::string header_field(const std::string& message, const std::string& name) {
   const std::string header = message.substr(0, message.find("\r\n\r\n") + 2);
   const std::string start = name + ":";
@@ -219,7 +220,14 @@ std::string header_field(const std::string& message, const std::string& name) {
   size_t end = at;
   while (true) {
     const size_t line_end = header.find("\r\n", end);
-    field += header.substr(end, line_end - end);
+    for (const char c : header.substr(end, line_end - end)) {
+      const bool space = c == ' ' || c == '\t';
+      if (!space) {
+        field.push_back(c);
+      } else if (!field.empty() && field.back() != ' ') {
+        field.push_back(' ');
+      }
+    }
     end = line_end + 2;
     if (end >= header.size() || (header[end] != ' ' && header[end] != '\t')) break;
   }
@@ -298,4 +306,90 @@ BOOST_AUTO_TEST_CASE(fcrdns_names_reach_xclient_received_and_authentication_resu
   BOOST_TEST(env.dns().query_count("mail.client.test") >= 1u);
   BOOST_TEST(env.dns().query_count("12.2.0.192.in-addr.arpa") >= 1u);
   BOOST_TEST(env.proxy().running(), env.proxy().diagnostics());
+}
+
+BOOST_AUTO_TEST_CASE(spf_pass_is_in_authentication_results_and_a_fail_rule_refuses) {
+  DnsProxy env({.chain = "[\"spf\"]",
+                .policy_text = "[[rule]]\nname = \"SPF hard fail\"\nwhen = \"spf == 'fail'\"\n"
+                               "then = \"reject 550 5.7.23 SPF validation failed for "
+                               "{spf.domain}\"\n"});
+  env.dns().add_txt("spf.client.test", {"v=spf1 ip4:192.0.2.0/24 -all"});
+
+  {
+    auto client = env.connect_as("192.0.2.20");
+    const SmtpReply final_reply = transaction(client, "a@spf.client.test", "SPF-PASS");
+    BOOST_TEST_REQUIRE(final_reply.code == 250, final_reply.describe()
+                                                    << "\n"
+                                                    << env.proxy().diagnostics());
+    client.command("QUIT");
+    const RecordedConnection connection = env.connection_with("SPF-PASS");
+    const std::string results =
+        header_field(connection.messages.front().raw, "Authentication-Results");
+    BOOST_TEST(contains(results, "; spf=pass smtp.mailfrom=spf.client.test"), printable(results));
+  }
+  BOOST_TEST(env.records().empty());
+
+  {
+    auto client = env.connect_as("198.51.100.7");
+    const SmtpReply refusal = transaction(client, "a@spf.client.test", "SPF-FAIL");
+    BOOST_TEST(refusal.code == 550, refusal.describe());
+    BOOST_TEST(refusal.enhanced() == "5.7.23", refusal.describe());
+    BOOST_TEST(contains(refusal.raw, "SPF validation failed for spf.client.test"),
+               refusal.describe());
+    client.command("QUIT");
+  }
+  BOOST_TEST_REQUIRE(env.wait_for_records(1));
+  const auto records = env.records();
+  BOOST_TEST_REQUIRE(records.size() == 1u);
+  BOOST_TEST(field(records[0], "client_ip") == "198.51.100.7");
+  BOOST_TEST(field(records[0], "rule") == "SPF hard fail");
+  BOOST_TEST(field(records[0], "action") == "reject");
+  const std::string evidence = field(records[0], "evidence");
+  BOOST_TEST(contains(evidence, "\"spf\":\"fail\""), evidence);
+  BOOST_TEST(contains(evidence, "\"spf.domain\":\"spf.client.test\""), evidence);
+  BOOST_TEST(env.upstream().total_acknowledged() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(dnsbl_listing_refuses_and_an_error_code_is_a_counted_warning) {
+  DnsProxyOptions options{
+      .chain = "[\"dnsbl\"]",
+      .policy_text =
+          "[[rule]]\nname = \"dnsbl\"\nwhen = \"dnsbl.score >= 3\"\n"
+          "then = \"reject 554 5.7.1 Service unavailable; client [{client.ip}] listed "
+          "by {dnsbl.lists}\"\n",
+      .settings = {{"filter.dnsbl", {{"list", "[{zone = \"bl.test\", weight = 3}]"}}}}};
+  DnsProxy env(options);
+  env.dns().add_a("30.2.0.192.bl.test", "127.0.0.2");
+  env.dns().add_a("31.2.0.192.bl.test", "127.255.255.254");
+
+  {
+    auto client = env.connect_as("192.0.2.30");
+    const SmtpReply refusal = transaction(client, "a@sender.example", "DNSBL-LISTED");
+    BOOST_TEST(refusal.code == 554, refusal.describe());
+    BOOST_TEST(contains(refusal.raw, "client [192.0.2.30] listed by"), refusal.describe());
+    BOOST_TEST(contains(refusal.raw, "bl.test"), refusal.describe());
+    client.command("QUIT");
+  }
+  BOOST_TEST_REQUIRE(env.wait_for_records(1));
+  BOOST_TEST(field(env.records()[0], "rule") == "dnsbl");
+  BOOST_TEST(contains(field(env.records()[0], "evidence"), "\"dnsbl.score\":3"),
+             field(env.records()[0], "evidence"));
+
+  {
+    auto client = env.connect_as("192.0.2.31");
+    const SmtpReply final_reply = transaction(client, "a@sender.example", "DNSBL-ERROR");
+    BOOST_TEST(final_reply.code == 250, final_reply.describe());
+    client.command("QUIT");
+  }
+  env.connection_with("DNSBL-ERROR");
+  BOOST_TEST(env.records().size() == 1u);
+  BOOST_TEST(env.proxy().wait_for_event("filter_problem", 5s,
+                                        [](const LogEvent& event) {
+                                          return event.field("filter") == "dnsbl" &&
+                                                 event.field("what") == "warning" &&
+                                                 contains(event.raw, "127.255.255.254");
+                                        }),
+             env.proxy().diagnostics());
+  const std::string metrics = env.metrics();
+  BOOST_TEST(sample(metrics, "portcullis_filter_warnings_total{filter=\"dnsbl\"}") == 1, metrics);
 }
