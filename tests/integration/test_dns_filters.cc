@@ -393,3 +393,48 @@ BOOST_AUTO_TEST_CASE(dnsbl_listing_refuses_and_an_error_code_is_a_counted_warnin
   const std::string metrics = env.metrics();
   BOOST_TEST(sample(metrics, "portcullis_filter_warnings_total{filter=\"dnsbl\"}") == 1, metrics);
 }
+
+BOOST_AUTO_TEST_CASE(a_silent_dnsbl_answer_holds_only_its_own_session_on_a_single_worker) {
+  // One worker: both sessions share one event loop and one resolver context, so a loop that
+  // waited for DNS would hold B too. The DNS timeout is long enough that A is still waiting
+  // when B is done, whatever the machine's speed; no case depends on it being short.
+  DnsProxy env({.chain = "[\"dnsbl\"]",
+                .dns_timeout = 5,
+                .filter_timeout = 10,
+                // [timeouts] command also runs while the banner waits for the connect phase:
+                // above the DNS timeout, so A's wait ends by DNS, not by the fixture's 5 s.
+                .settings = {{"server", {{"workers", "1"}}},
+                             {"timeouts", {{"command", "30"}}},
+                             {"filter.dnsbl", {{"list", "[{zone = \"bl.test\", weight = 3}]"}}}}});
+  const std::string slow_query = "40.2.0.192.bl.test";
+  env.dns().add_a(slow_query, "127.0.0.2");
+  env.dns().set_behaviour(slow_query, TestDnsServer::Behaviour::withhold);
+
+  auto slow = env.connect_as("192.0.2.40");
+  BOOST_TEST_REQUIRE(wait_until([&] { return env.dns().query_count(slow_query) >= 1; }, 5s),
+                     env.proxy().diagnostics());
+
+  auto quick = env.connect_as("192.0.2.41");
+  const SmtpReply quick_reply = transaction(quick, "a@sender.example", "DNSBL-QUICK");
+  BOOST_TEST(quick_reply.code == 250, quick_reply.describe());
+  BOOST_TEST(quick.command("QUIT").code == 221);
+  env.connection_with("DNSBL-QUICK");
+  BOOST_TEST(env.dns().query_count("41.2.0.192.bl.test") >= 1u);
+
+  // A is still at its connect phase: no banner yet, and its answer never went out.
+  BOOST_TEST(slow.silent_for(100ms), "A got a reply while its DNS query was unanswered");
+  BOOST_TEST(env.dns().late_answers_sent() == 0u);
+
+  // Then its query times out: a warning, not a listing, and A's session goes on.
+  const SmtpReply slow_reply = transaction(slow, "a@sender.example", "DNSBL-SLOW");
+  BOOST_TEST(slow_reply.code == 250, slow_reply.describe() << "\n" << env.proxy().diagnostics());
+  env.connection_with("DNSBL-SLOW");
+  BOOST_TEST(env.proxy().wait_for_event("filter_problem", 5s,
+                                        [](const LogEvent& event) {
+                                          return event.field("filter") == "dnsbl" &&
+                                                 event.field("what") == "warning" &&
+                                                 contains(event.raw, "bl.test");
+                                        }),
+             env.proxy().diagnostics());
+  BOOST_TEST(env.records().empty());
+}
