@@ -438,3 +438,41 @@ BOOST_AUTO_TEST_CASE(a_silent_dnsbl_answer_holds_only_its_own_session_on_a_singl
              env.proxy().diagnostics());
   BOOST_TEST(env.records().empty());
 }
+
+BOOST_AUTO_TEST_CASE(check_refuses_a_dns_filter_timeout_not_above_the_dns_timeout) {
+  TempDir dir("portcullis-dns-check");
+  dir.chmod(0755);
+  const fs::path state_dir = dir.make_subdir("state", 0755, "nobody");
+  const fs::path log_dir = dir.make_subdir("log", 0777);
+  const auto config_with_spf_timeout = [&](int spf_timeout) {
+    PortcullisOptions options;
+    options.upstream_port = free_loopback_port();
+    options.settings["dns"] = {{"resolvers", "[\"127.0.0.1:53\"]"}, {"timeout", "2"}};
+    options.settings["filters"] = {{"chain", "[\"spf\"]"}};
+    options.settings["filter.spf"] = {{"timeout", std::to_string(spf_timeout)}};
+    const fs::path path = dir / fmt::format("spf-timeout-{}.toml", spf_timeout);
+    write_file(path, render_portcullis_config(options, free_loopback_port(), state_dir,
+                                              log_dir / "portcullis.log"));
+    return path;
+  };
+  const auto check = [](const fs::path& path) {
+    return run_command({portcullis_binary(), "check", "--config", path.string()}, 60s);
+  };
+
+  const CommandResult above = check(config_with_spf_timeout(3));
+  BOOST_TEST(above.status.success(), above.out << above.err);
+  BOOST_TEST(!contains(above.err, "filter.spf.timeout"), above.err);
+
+  for (const int timeout : {2, 1}) {
+    BOOST_TEST_CONTEXT("filter.spf.timeout = " << timeout) {
+      const CommandResult refused = check(config_with_spf_timeout(timeout));
+      BOOST_TEST((refused.status.exited && refused.status.code == 1), refused.out << refused.err);
+      BOOST_TEST(contains(refused.err,
+                          fmt::format("filter.spf.timeout: must be above [dns] timeout (2 s), "
+                                      "got {} s",
+                                      timeout)),
+                 refused.out << refused.err);
+      BOOST_TEST(contains(refused.err, "1 error(s)"), refused.out << refused.err);
+    }
+  }
+}
