@@ -401,7 +401,7 @@ BOOST_AUTO_TEST_CASE(a_silent_dnsbl_answer_holds_only_its_own_session_on_a_singl
   DnsProxy env({.chain = "[\"dnsbl\"]",
                 .dns_timeout = 5,
                 .filter_timeout = 10,
-                // [timeouts] command also runs while the banner waits for the connect phase:
+                // [timeouts] command counts from the client's last read, not from the banner:
                 // above the DNS timeout, so A's wait ends by DNS, not by the fixture's 5 s.
                 .settings = {{"server", {{"workers", "1"}}},
                              {"timeouts", {{"command", "30"}}},
