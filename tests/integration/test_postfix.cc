@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "fixtures.h"
+#include "test_dns_server.h"
 #include "test_support.h"
 
 using namespace portcullis::test;
@@ -436,5 +437,60 @@ BOOST_AUTO_TEST_CASE(an_ipv4_mapped_address_in_a_proxy_header_reaches_postfix_as
                  [](const LogEvent& event) { return event.field("client") == "127.0.0.9:40000"; }),
              proxy.diagnostics());
   BOOST_TEST(!contains(proxy.log_text(), "::ffff:"), proxy.diagnostics());
+  check_client_2xx_equals_sink_messages();
+}
+
+// Issue 13: the fcrdns filter's confirmed name reaches Postfix as XCLIENT NAME, so Postfix logs
+// and writes the client by that name without asking DNS itself (its own resolver knows nothing
+// of client.test), and the unconfirmed PTR name only as the reverse name.
+BOOST_AUTO_TEST_CASE(a_forward_confirmed_client_name_reaches_postfix_through_xclient) {
+  TestDnsServer dns;
+  dns.add_ptr("10.2.0.192.in-addr.arpa", "mail.client.test");
+  dns.add_a("mail.client.test", "192.0.2.10");
+  PortcullisOptions options;
+  options.upstream_port = env().postfix->port();
+  options.pass_client = "xclient";
+  options.listen_settings = {{"proxy_protocol", "true"}};
+  options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
+  options.settings["upstream"]["reply_timeout"] = "30";
+  options.settings["upstream"]["idle_timeout"] = "0";
+  options.settings["dns"] = {{"resolvers", fmt::format("[\"{}\"]", dns.address())},
+                             {"timeout", "2"}};
+  options.settings["filters"] = {{"chain", "[\"fcrdns\"]"}};
+  options.settings["filter.fcrdns"] = {{"timeout", "5"}};
+  // The fixture's readiness check sends no PROXY header and would be closed.
+  options.wait_ready = false;
+  PortcullisFixture proxy(options);
+  BOOST_REQUIRE_MESSAGE(proxy.wait_for_event("upstream_reachable", 20s), proxy.diagnostics());
+
+  SmtpTestClient client("127.0.0.1", proxy.port(), {.source_address = "127.0.0.1", .timeout = 30s});
+  BOOST_REQUIRE(client.send("PROXY TCP4 192.0.2.10 127.0.0.1 40000 25\r\n"));
+  const SmtpReply banner = client.read_reply();
+  BOOST_REQUIRE_MESSAGE(banner.code == 220, banner.describe() << "\n" << proxy.diagnostics());
+  BOOST_REQUIRE(client.command("EHLO helo.client.test").code == 250);
+  const SmtpReply mail = client.command("MAIL FROM:<sender@example.test>");
+  BOOST_TEST_REQUIRE(mail.code == 250, mail.describe() << "\n" << proxy.diagnostics());
+  BOOST_TEST_REQUIRE(client.command("RCPT TO:<b@example.test>").code == 250);
+  BOOST_TEST_REQUIRE(client.command("DATA").code == 354);
+  client.send(dot_stuff(make_message(900, "fcrdns", "FCRDNS-POSTFIX-MARKER")) + ".\r\n");
+  const SmtpReply queued = client.read_reply();
+  BOOST_TEST(queued.code == 250, queued.describe());
+  if (queued.code / 100 == 2) ++env().accepted_at_client;
+  const std::string queue_id = postfix_queue_id(queued);
+  BOOST_TEST_REQUIRE(!queue_id.empty());
+  BOOST_TEST(client.command("QUIT").code == 221);
+
+  BOOST_TEST_REQUIRE(env().postfix->wait_for_log(queue_id + ": client=", 10s),
+                     env().postfix->log());
+  const std::string client_line = line_containing(env().postfix->log(), queue_id + ": client=");
+  BOOST_TEST(contains(client_line, "client=mail.client.test[192.0.2.10]"), client_line);
+  auto& sink = env().postfix->relay_sink();
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return !sink.message_with("FCRDNS-POSTFIX-MARKER").empty(); }, 30s));
+  const std::string received =
+      postfix_received_header(sink.message_with("FCRDNS-POSTFIX-MARKER"), queue_id);
+  BOOST_TEST(contains(received, "from helo.client.test (mail.client.test [192.0.2.10])"),
+             printable(received));
+  BOOST_TEST(dns.query_count("10.2.0.192.in-addr.arpa") >= 1u);
   check_client_2xx_equals_sink_messages();
 }
