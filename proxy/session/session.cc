@@ -265,7 +265,11 @@ void Session::send_banner() {
         evbuffer_get_length(bufferevent_get_input(client_.get())) > 0;
   }
   banner_sent_ = true;
+  // The first command's time starts at the banner, not at the connection (the connect phase's
+  // filters may have taken most of [timeouts] command).
+  timeouts_set_ = false;
   reply(220, fmt::format("{} ESMTP Portcullis", config_->server.hostname));
+  update_reading();
 }
 
 void Session::compute_offer() {
@@ -566,7 +570,12 @@ void Session::stop_reading() {
 
 void Session::resume() {
   if (session_closing(state_)) return;
-  if (session_waits(state_)) enter(SessionState::command);
+  if (session_waits(state_)) {
+    enter(SessionState::command);
+    // The read timer kept running through the wait (no epoll_ctl per command): the client's
+    // [timeouts] command counts from the reply it now gets, as Postfix's smtpd_timeout does.
+    timeouts_set_ = false;
+  }
   if (shutting_down_ && !in_transaction_) return shut_down_now();
   process_input();
   // The client closed while a command was in flight: its last commands are answered first.

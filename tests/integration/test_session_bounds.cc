@@ -233,6 +233,24 @@ BOOST_AUTO_TEST_CASE(junk_commands_past_the_limit_count_as_errors) {
   BOOST_TEST(client.wait_closed(3s));
 }
 
+// [timeouts] command counts from the reply the client waits for, not from its last read: a
+// connect phase (here pregreet's wait) that took most of the timeout leaves the client the
+// whole timeout for its first command. The client idles on purpose (that is the behaviour under
+// test): 3 s of wait + 2 s idle is past 4 s from the connection, well inside 4 s from the banner.
+BOOST_AUTO_TEST_CASE(the_command_timeout_counts_from_the_banner_after_a_slow_connect_phase) {
+  PortcullisOptions options = bounded_options(BoundsEnvironment::instance->upstream->port());
+  options.settings["filters"] = {{"chain", "[\"pregreet\"]"}};
+  options.settings["filter.pregreet"] = {{"wait_ms", "3000"}, {"teaser", "false"}};
+  options.wait_ready = false;
+  PortcullisFixture slow_proxy(options);
+  BOOST_REQUIRE(slow_proxy.wait_for_event("upstream_reachable", 20s));
+  SmtpTestClient client("127.0.0.1", slow_proxy.port());
+  BOOST_REQUIRE_EQUAL(client.read_reply().code, 220);
+  std::this_thread::sleep_for(2s);
+  const SmtpReply ehlo = client.command("EHLO patient.example");
+  BOOST_TEST(ehlo.code == 250, ehlo.describe() << slow_proxy.diagnostics());
+}
+
 BOOST_AUTO_TEST_CASE(a_stalled_tls_handshake_is_logged_and_closed_when_it_times_out) {
   TempDir certificates("portcullis-bounds-tls");
   certificates.chmod(0755);
