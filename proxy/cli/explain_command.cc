@@ -1,6 +1,7 @@
 #include "explain_command.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <fstream>
@@ -15,8 +16,10 @@
 #include "filter_runner.h"
 #include "net_address.h"
 #include "policy_session.h"
+#include "recording_resolver.h"
 #include "rejection_log.h"
 #include "session_facts.h"
+#include "unbound_resolver.h"
 
 namespace portcullis {
 
@@ -32,17 +35,41 @@ class ExplainRouter final : public CompletionTarget {
   FilterRunner* runner = nullptr;
 };
 
+// Offers the resolver the way a live session does (Worker::resolver_for): made on first use,
+// on explain's own loop, for [dns] (or --dns); a context libunbound refuses leaves the filters
+// without a resolver, as in live traffic, and says why in the trace.
 class ExplainServices final : public FilterServices {
  public:
-  explicit ExplainServices(event_base* base) : base_(base) {}
+  ExplainServices(event_base* base, UnboundResolverOptions dns)
+      : base_(base), dns_(std::move(dns)) {}
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
                                            std::function<void()> callback) override {
     return start_loop_timer(base_, delay, std::move(callback));
   }
   void send_to_client(std::string_view) override {}  // there is no client
 
+  DnsResolver* resolver() override {
+    if (!resolver_taken_) {
+      resolver_taken_ = true;
+      try {
+        recording_ = std::make_unique<RecordingResolver>(UnboundResolver::create(base_, dns_));
+      } catch (const std::exception& error) {
+        resolver_problem = fmt::format("no DNS resolver: {}", error.what());
+      }
+    }
+    return recording_.get();
+  }
+
+  std::vector<DnsExchange> take_exchanges() {
+    return recording_ ? recording_->take() : std::vector<DnsExchange>{};
+  }
+  std::string resolver_problem;  // reported once, in the phase that first asked
+
  private:
   event_base* base_;
+  UnboundResolverOptions dns_;
+  bool resolver_taken_ = false;
+  std::unique_ptr<RecordingResolver> recording_;
 };
 
 // Filter problems go into the trace instead of a log.
@@ -102,6 +129,8 @@ std::optional<FactValue> parse_evidence_value(const FactSpec& spec, const std::s
 
 struct ExplainSession {
   event_base* base;
+  ExplainServices* services;
+  std::map<Phase, std::vector<std::string>>* skipped_notes;
   FilterRunner* runner;
   policy::PolicySession* policy;
   const FactCatalog* catalog;
@@ -110,6 +139,7 @@ struct ExplainSession {
   SessionView* view;
   ExplainObserver* observer;
   std::vector<policy::Verdict> verdicts;
+  std::vector<std::vector<DnsExchange>> exchanges;  // per verdict: the queries of its phase
 
   // The same order as a live session: filters of the phase, then the policy.
   const policy::Verdict& screen(Phase phase) {
@@ -144,6 +174,14 @@ struct ExplainSession {
     }
     for (auto& note : observer->notes)
       verdict.trace.notes.push_back(std::move(note));
+    for (auto& note : (*skipped_notes)[phase])
+      verdict.trace.notes.push_back(std::move(note));
+    skipped_notes->erase(phase);
+    if (!services->resolver_problem.empty()) {
+      verdict.trace.notes.push_back(std::move(services->resolver_problem));
+      services->resolver_problem.clear();
+    }
+    exchanges.push_back(services->take_exchanges());
     verdicts.push_back(std::move(verdict));
     return verdicts.back();
   }
@@ -178,6 +216,41 @@ std::string outcome_line(const std::vector<policy::Verdict>& verdicts, std::size
   if (delivered) return out + "the message would be relayed to the upstream";
   if (rcpts > 0 && !data_phase) return out + "the transaction would go on to DATA (no --message)";
   return out + "nothing refused by policy";
+}
+
+// Each phase's trace with the DNS queries of that phase: in text a `dns:` line per query after
+// the phase line, in JSON a "dns" array in the phase object.
+std::string render_text_with_dns(const std::vector<policy::Verdict>& verdicts,
+                                 const std::vector<std::vector<DnsExchange>>& exchanges) {
+  std::string out;
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    if (!out.empty()) out += "\n";
+    std::string phase = policy::render_text(verdicts[i]);
+    const std::size_t first_line = phase.find('\n') + 1;
+    std::string lines;
+    for (const auto& exchange : exchanges[i])
+      lines += "  dns: " + describe_exchange(exchange) + "\n";
+    phase.insert(first_line, lines);
+    out += phase;
+  }
+  return out;
+}
+
+std::string render_json_with_dns(const std::vector<policy::Verdict>& verdicts,
+                                 const std::vector<std::vector<DnsExchange>>& exchanges) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    if (i > 0) out += ',';
+    std::string phase = policy::render_json(verdicts[i]);
+    phase.pop_back();  // the object's closing brace: "dns" goes in the same object
+    std::string dns = "[";
+    for (const auto& exchange : exchanges[i]) {
+      if (dns.size() > 1) dns += ',';
+      dns += exchange_json(exchange);
+    }
+    out += phase + ",\"dns\":" + dns + "]}";
+  }
+  return out + "]";
 }
 
 }  // namespace
@@ -234,14 +307,44 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
     message = content.str();
   }
 
+  UnboundResolverOptions dns{config.dns.resolvers, std::chrono::seconds(config.dns.timeout),
+                             nullptr};
+  if (!options.dns.empty()) dns.resolvers = options.dns;
+  for (const auto& resolver : options.dns) {
+    if (!unbound_forwarder(resolver)) {
+      err << "explain: --dns " << resolver
+          << ": expected IP:PORT (e.g. 127.0.0.1:53 or [::1]:53)\n";
+      return 2;
+    }
+  }
+
+  // A filter that --evidence gives any fact of is not run: the evidence stands for what it
+  // would have found (so `--evidence spf=fail` asks no DNS); its other facts stay absent
+  // unless given too.
+  std::vector<FilterInstance> chain;
+  std::map<Phase, std::vector<std::string>> skipped_notes;
+  for (const auto& filter : config.filters.chain) {
+    std::vector<std::string> given;
+    for (const auto& fact : filter.facts) {
+      if (overrides.has(fact)) given.push_back(fact);
+    }
+    if (given.empty()) {
+      chain.push_back(filter);
+      continue;
+    }
+    if (filter.hooks.empty()) continue;
+    skipped_notes[filter.hooks.front()].push_back(
+        fmt::format("filter {} not run: --evidence gives {}", filter.name, fmt::join(given, ", ")));
+  }
+
   EventBasePtr base(event_base_new());
   auto router = std::make_shared<ExplainRouter>();
-  ExplainServices services(base.get());
+  ExplainServices services(base.get(), std::move(dns));
   ExplainObserver observer;
   std::unique_ptr<FilterRunner> runner;
-  if (!config.filters.chain.empty()) {
-    runner = std::make_unique<FilterRunner>(base.get(), ExplainRouter::kSessionId,
-                                            config.filters.chain, router, services, observer);
+  if (!chain.empty()) {
+    runner = std::make_unique<FilterRunner>(base.get(), ExplainRouter::kSessionId, chain, router,
+                                            services, observer);
     router->runner = runner.get();
   }
   policy::PolicySession policy(config.policy.policy,
@@ -256,9 +359,18 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   view.facts = &facts;
   record_connect_facts(facts, client_ip, client->port());
 
-  ExplainSession session{base.get(), runner.get(), &policy,
-                         &catalog,   &facts,       overrides.empty() ? nullptr : &overrides,
-                         &view,      &observer,    {}};
+  ExplainSession session{base.get(),
+                         &services,
+                         &skipped_notes,
+                         runner.get(),
+                         &policy,
+                         &catalog,
+                         &facts,
+                         overrides.empty() ? nullptr : &overrides,
+                         &view,
+                         &observer,
+                         {},
+                         {}};
   bool delivered = false;
   bool data_phase = false;
   [&] {
@@ -287,10 +399,10 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   if (options.json) {
     out << fmt::format(
         "{{\"client\":{},\"verdicts\":{},\"outcome\":{}}}\n", json_string(client_ip->to_string()),
-        policy::render_json(session.verdicts),
+        render_json_with_dns(session.verdicts, session.exchanges),
         json_string(outcome_line(session.verdicts, options.rcpts.size(), data_phase, delivered)));
   } else {
-    out << policy::render_text(session.verdicts);
+    out << render_text_with_dns(session.verdicts, session.exchanges);
     out << "\noutcome: "
         << outcome_line(session.verdicts, options.rcpts.size(), data_phase, delivered) << "\n";
   }

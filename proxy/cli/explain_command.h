@@ -1,6 +1,8 @@
 // `portcullis explain`: one transaction through the same filter runner, filters and policy
 // engine as live traffic (DESIGN §4), printed phase by phase — the evidence, every rule tried
-// and why it matched or not, the verdict and the reply — as text or JSON.
+// and why it matched or not, the verdict and the reply — as text or JSON. The DNS filters ask
+// [dns] resolvers (or --dns) on explain's own loop, bounded by [dns] timeout and the filters'
+// timeouts as in live traffic; every query and its answer is shown in the phase that asked it.
 #pragma once
 
 #include <iosfwd>
@@ -19,6 +21,7 @@ struct ExplainOptions {
   std::vector<std::string> rcpts;
   std::string message_file;           // the message for the data phase ("" = no data phase)
   std::vector<std::string> evidence;  // "fact=value": replaces what a filter would record
+  std::vector<std::string> dns;       // "IP:PORT" each: replaces [dns] resolvers
   bool json = false;
 };
 

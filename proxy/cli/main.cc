@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
   explain->add_option("--message", explain_options.message_file, "message file for the data phase");
   explain->add_option("--evidence", explain_options.evidence,
                       "FACT=VALUE: use this instead of what a filter would find (repeatable)");
+  explain->add_option("--dns", explain_options.dns,
+                      "IP:PORT of a DNS resolver, instead of [dns] resolvers (repeatable)");
   explain->add_flag("--json", explain_options.json, "JSON output for tools");
 
   portcullis::ReportOptions report_options;
