@@ -54,7 +54,7 @@ struct DnsProxyOptions {
   int dns_timeout = 1;
   int filter_timeout = 3;
   // More settings by section (raw TOML values), e.g. the dnsbl lists or server.workers.
-  std::map<std::string, std::map<std::string, std::string>> settings;
+  std::map<std::string, std::map<std::string, std::string>> settings = {};
 };
 
 // The test DNS server, a RecordingUpstream and the proxy asking that server, with a policy

@@ -170,8 +170,8 @@ struct SmtpReply {
 class SmtpTestClient {
  public:
   struct Options {
-    std::string source_address;  // bind to this local address first (e.g. "127.0.0.2")
-    Millis timeout = 10s;        // default for reads
+    std::string source_address = {};  // bind to this local address first (e.g. "127.0.0.2")
+    Millis timeout = 10s;             // default for reads
   };
 
   // Connects to host:port (numeric); throws std::runtime_error on failure.
