@@ -20,142 +20,23 @@ rounds=${BENCH_ROUNDS:-5}
 messages=${BENCH_MESSAGES:-10000}
 sessions=${BENCH_SESSIONS:-20}
 idle_sessions=${BENCH_IDLE_SESSIONS:-2000}
-build_dir=${PORTCULLIS_BUILD_DIR:-build}
-portcullis=$build_dir/proxy/portcullis
 target_ratio=0.60
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-
-[[ -f $build_dir/meson-private/coredata.dat ]] || meson setup "$build_dir" >&2
-ninja -C "$build_dir" -j 2 proxy/portcullis >&2
+source tests/bench/bench_lib.sh
+build_portcullis
 
 # 2000 idle sessions, and smtp-sink's connections: more descriptors than the usual 1024.
 ulimit -n "$(ulimit -Hn)"
 
-work_dir=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXX")
-chmod 755 "$work_dir"
-sink_pid=
-portcullis_pid=
-pinned_pid=
-
-stop_pid() { # stop_pid PID: SIGTERM, then SIGKILL after 5 s
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_pid "$portcullis_pid"
-  stop_pid "$pinned_pid"
-  stop_pid "$sink_pid"
-  rm -rf "$work_dir"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_ports() { # free_ports N: N distinct free loopback ports
-  python3 - "$1" <<'PY'
-import socket, sys
-sockets = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    sockets.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in sockets))
-PY
-}
-
-wait_for_listen() { # wait_for_listen PORT PID (bounded: 20 s)
-  local port_hex
-  port_hex=$(printf '%04X' "$1")
-  for _ in $(seq 200); do
-    kill -0 "$2" 2>/dev/null || return 1
-    grep -qE "^ *[0-9]+: 0100007F:$port_hex 00000000:0000 0A " /proc/net/tcp && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-cpu_ticks() { # utime + stime of PID, in clock ticks (/proc/PID/stat fields 14 and 15)
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat=${stat##*) } # the command name may hold spaces; the fields after it do not
-  local -a fields
-  read -r -a fields <<<"$stat"
-  # After the name, field 3 (state) is at index 0, so field N is at index N - 3.
-  echo $((fields[11] + fields[12]))
-}
-
 read -r sink_port proxy_port pinned_port < <(free_ports 3)
-
-sink_user=()
-run_user_line=
-state_dir=$work_dir/state
-mkdir -p "$state_dir"
-if ((EUID == 0)); then
-  sink_user=(-u nobody)
-  run_user_line='user = "nobody"'
-  chown nobody "$state_dir"
-fi
-
-/usr/sbin/smtp-sink "${sink_user[@]}" "127.0.0.1:$sink_port" 1000 &
-sink_pid=$!
-wait_for_listen "$sink_port" "$sink_pid" || {
-  log "smtp-sink did not start"
-  exit 1
-}
-
-# start_portcullis NAME PORT EXTRA_SERVER_LINE: one instance in front of the same smtp-sink;
-# sets started_pid.
-start_portcullis() {
-  local name=$1 port=$2 extra=$3
-  cat >"$work_dir/$name.toml" <<EOF
-[server]
-state_dir = "$state_dir"
-workers   = 2
-$run_user_line
-$extra
-
-[[listen]]
-address = "127.0.0.1:$port"
-
-[upstream]
-address     = "127.0.0.1:$sink_port"
-pass_client = "none"   # smtp-sink takes no client identity
-# idle_timeout stays at its default (5 s): kept connections serve the next sessions
-
-[limits]
-max_sessions        = 5000
-max_sessions_per_ip = 5000
-
-[log]
-main = "$work_dir/$name.log"
-EOF
-  "$portcullis" run --config "$work_dir/$name.toml" 2>"$work_dir/$name.stderr" &
-  started_pid=$!
-  wait_for_listen "$port" "$started_pid" || {
-    log "portcullis ($name) did not start:"
-    cat "$work_dir/$name.stderr" >&2
-    exit 1
-  }
-}
+start_sink "$sink_port"
 
 # "via": the default settings (cpu_scheduling = "batch", workers free to move between CPUs);
 # "pinned": the same with pin_workers = true (docs/configuration.md), the setting for a machine
 # that serves mostly mail. Both wait side by side; only the one under test gets messages.
-start_portcullis via "$proxy_port" ""
+start_portcullis via "$proxy_port" "$sink_port" ""
 portcullis_pid=$started_pid
-start_portcullis pinned "$pinned_port" "pin_workers = true"
+start_portcullis pinned "$pinned_port" "$sink_port" "pin_workers = true"
 pinned_pid=$started_pid
 
 clock_ticks=$(getconf CLK_TCK)
@@ -169,30 +50,13 @@ run_source() { # run_source MODE(new|reuse) PATH(direct|via|pinned) ROUND
     via) port=$proxy_port pid=$portcullis_pid ;;
     pinned) port=$pinned_port pid=$pinned_pid ;;
   esac
-  local reuse=()
-  [[ $mode == reuse ]] && reuse=(-d)
-  local ticks_before=0 ticks_after=0 start_ns end_ns
-  [[ -n $pid ]] && ticks_before=$(cpu_ticks "$pid")
-  start_ns=$(date +%s%N)
-  if ! timeout 300 /usr/sbin/smtp-source "${reuse[@]}" -s "$sessions" -m "$messages" -l 1000 \
-    -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
-    log "smtp-source failed ($mode, $path, round $round):"
-    head -5 "$work_dir/source.err" >&2
-    exit 1
-  fi
-  end_ns=$(date +%s%N)
-  [[ -n $pid ]] && ticks_after=$(cpu_ticks "$pid")
-  local rate
-  rate=$(((messages * 1000000000) / (end_ns - start_ns)))
-  echo "$mode $path $round $rate $((ticks_after - ticks_before))" >>"$results"
-  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$rate"
+  timed_source "$mode" "$port" "$pid" "$messages" "$sessions"
+  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
+  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
 }
 
 log "warm-up"
-for port in "$proxy_port" "$pinned_port"; do
-  timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test \
-    -t bob@example.test "127.0.0.1:$port"
-done
+warm_up "$proxy_port" "$pinned_port"
 
 # Other load skews every path (the proxy adds a process competing for the same cores).
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"

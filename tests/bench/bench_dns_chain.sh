@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# The DNS filters' cost (issue #13): smtp-source → smtp-sink (direct), smtp-source → Portcullis
+# → smtp-sink without filters (plain) and with `chain = ["fcrdns", "dnsbl", "spf"]` (chain),
+# alternating in one run, with a new connection per message and with connection reuse (-d).
+# The filters ask a local unbound (its zones in unbound.conf below) and their caches are warm
+# when the measured runs start. Prints msgs/s, the chain/plain, chain/direct and plain/direct
+# ratios (per round and their median), Portcullis's CPU time per message, and whether the
+# target (chain ≥ 0.80× plain) is met. Fails when the chain did not really run: every filter
+# must have answered `ok` for every session, with no DNS failure, and the facts must be those
+# the zones give (an observe-mode rule counts every session where they are not).
+# Run on demand; not part of meson test.
+#
+#   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 bash tests/bench/bench_dns_chain.sh
+#
+# Everything listens on 127.0.0.1 (ports found free at run time), every run and wait is
+# bounded, and what the script starts is stopped by pid on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=${BENCH_ROUNDS:-5}
+messages=${BENCH_MESSAGES:-10000}
+sessions=${BENCH_SESSIONS:-20}
+target_ratio=0.80
+
+source tests/bench/bench_lib.sh
+build_portcullis
+ulimit -n "$(ulimit -Hn)"
+
+read -r sink_port plain_port chain_port metrics_port dns_port < <(free_ports 5)
+start_sink "$sink_port"
+
+# smtp-source connects from 127.0.0.1 and sends MAIL FROM:<alice@example.test>. The zones
+# make every filter do its full work and pass: the PTR of 127.0.0.1 names a host whose A is
+# 127.0.0.1 (fcrdns = pass), the block list does not list 127.0.0.1 (NXDOMAIN, dnsbl.score =
+# 0), and example.test's SPF record allows 127.0.0.0/8 (spf = pass).
+dnsbl_zone=bl.test
+cat >"$work_dir/unbound.conf" <<EOF
+server:
+  interface: 127.0.0.1
+  port: $dns_port
+  do-ip6: no
+  username: ""
+  chroot: ""
+  pidfile: ""
+  directory: "$work_dir"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  num-threads: 1
+  module-config: "iterator"
+  access-control: 127.0.0.0/8 allow
+  local-zone: "test." static
+  local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
+  local-data: "mail.example.test. A 127.0.0.1"
+  local-zone: "127.in-addr.arpa." static
+  local-data: "1.0.0.127.in-addr.arpa. PTR mail.example.test."
+EOF
+unbound -d -c "$work_dir/unbound.conf" >"$work_dir/unbound.log" 2>&1 &
+unbound_pid=$!
+track_pid "$unbound_pid"
+wait_for_listen "$dns_port" "$unbound_pid" || {
+  log "unbound did not start:"
+  cat "$work_dir/unbound.log" >&2
+  exit 1
+}
+
+cat >"$work_dir/facts.toml" <<'EOF'
+# Observe mode: never changes a session; counted in portcullis_decisions_total{mode="observe"}.
+[[rule]]
+name  = "chain facts differ from the zones"
+phase = "mail"
+mode  = "observe"
+when  = "fcrdns != 'pass' or dnsbl.score != 0 or spf != 'pass'"
+then  = "reject 554 5.7.1 bench: unexpected DNS facts"
+EOF
+
+start_portcullis plain "$plain_port" "$sink_port" ""
+plain_pid=$started_pid
+start_portcullis chain "$chain_port" "$sink_port" "" "
+[metrics]
+address = \"127.0.0.1:$metrics_port\"
+
+[dns]
+resolvers = [\"127.0.0.1:$dns_port\"]
+
+[filters]
+chain = [\"fcrdns\", \"dnsbl\", \"spf\"]
+
+[[filter.dnsbl.list]]
+zone = \"$dnsbl_zone\"
+
+[policy]
+files = [\"$work_dir/facts.toml\"]
+"
+chain_pid=$started_pid
+
+clock_ticks=$(getconf CLK_TCK)
+results=$work_dir/results
+
+run_source() { # run_source MODE(new|reuse) PATH(direct|plain|chain) ROUND
+  local mode=$1 path=$2 round=$3
+  local port=$sink_port pid=
+  case $path in
+    plain) port=$plain_port pid=$plain_pid ;;
+    chain) port=$chain_port pid=$chain_pid ;;
+  esac
+  timed_source "$mode" "$port" "$pid" "$messages" "$sessions"
+  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
+  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
+}
+
+# The first sessions fill each worker's libunbound cache (TXT, PTR, A, the block list's
+# NXDOMAIN); the measured ones then find their answers there, as a busy server does.
+log "warm-up"
+warm_up "$plain_port" "$chain_port"
+
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "DNS chain: $rounds rounds of $messages messages of 1000 bytes, $sessions parallel sessions;"
+echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink"
+echo "       (plain: no filters; chain: fcrdns, dnsbl, spf against a local unbound)"
+paths=(direct plain chain)
+for round in $(seq "$rounds"); do
+  for mode in new reuse; do
+    # Rotate which path goes first, so none always runs on a warmer machine.
+    for i in 0 1 2; do
+      run_source "$mode" "${paths[(round + i) % 3]}" "$round"
+    done
+  done
+done
+
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+
+timeout 10 curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$work_dir/metrics" || {
+  log "could not read the chain instance's /metrics"
+  exit 1
+}
+
+python3 - "$results" "$messages" "$clock_ticks" "$target_ratio" "$work_dir/metrics" <<'PY'
+import re, statistics, sys
+from collections import defaultdict
+
+results, messages, clock_ticks, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+
+# The chain must have run: before any figure is believed.
+samples = defaultdict(float)  # (name, frozenset(labels)) -> value
+for line in open(sys.argv[5]):
+    m = re.match(r'^(\w+)(?:\{(.*)\})? (\S+)$', line.strip())
+    if m:
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        samples[(m.group(1), labels)] += float(m.group(3))
+
+def total(name, **want):
+    return sum(v for (n, labels), v in samples.items()
+               if n == name and all((k, w) in labels for k, w in want.items()))
+
+sessions = total("portcullis_sessions_total")
+problems = []
+for name in ("fcrdns", "dnsbl", "spf"):
+    ok = total("portcullis_filter_results_total", filter=name, result="ok")
+    other = total("portcullis_filter_results_total", filter=name) - ok
+    if ok < sessions or other:
+        problems.append(f"filter {name}: {ok:.0f} ok, {other:.0f} other results for {sessions:.0f} sessions")
+    if total("portcullis_filter_warnings_total", filter=name):
+        problems.append(f"filter {name}: warnings")
+for kind in ("PTR", "A", "TXT"):
+    if not total("portcullis_dns_queries_total", type=kind):
+        problems.append(f"no {kind} queries")
+for outcome in ("temporary_failure", "failure"):
+    if total("portcullis_dns_queries_total", outcome=outcome):
+        problems.append(f"DNS queries ended as {outcome}")
+unexpected = total("portcullis_decisions_total", mode="observe")
+if unexpected:
+    problems.append(f"{unexpected:.0f} sessions where the facts were not fcrdns = pass, dnsbl.score = 0, spf = pass")
+queries = total("portcullis_dns_queries_total")
+if not sessions or problems:
+    for p in problems or ["no sessions counted"]:
+        print(f"bench: the chain did not run as measured: {p}", file=sys.stderr)
+    sys.exit(1)
+print(f"chain check: {sessions:.0f} sessions, each filter ok for each; {queries:.0f} DNS queries, "
+      f"{total('portcullis_dns_cache_hits_total'):.0f} from the cache; facts as the zones say")
+
+rates = defaultdict(dict)   # mode -> {(path, round): msgs/s}
+ticks = defaultdict(int)    # (mode, path) -> Portcullis CPU ticks during its runs
+runs = defaultdict(int)
+for line in open(results):
+    mode, path, round_, rate, cpu = line.split()
+    rates[mode][(path, int(round_))] = int(rate)
+    ticks[(mode, path)] += int(cpu)
+    runs[(mode, path)] += 1
+
+titles = {"new": "new connection per message", "reuse": "connections reused (-d)"}
+print("summary (ratios: median of the per-round ratios):")
+for mode in ("new", "reuse"):
+    by_round = sorted({r for _, r in rates[mode]})
+    median = {p: statistics.median(rates[mode][(p, r)] for r in by_round)
+              for p in ("direct", "plain", "chain")}
+    cpu_ms = {p: ticks[(mode, p)] * 1000 / clock_ticks / (messages * runs[(mode, p)])
+              for p in ("plain", "chain")}
+    print(f"  {titles[mode]}: direct {median['direct']:.0f}, plain {median['plain']:.0f}, "
+          f"chain {median['chain']:.0f} msg/s (medians); Portcullis CPU plain "
+          f"{cpu_ms['plain']:.3f}, chain {cpu_ms['chain']:.3f} ms/message")
+    for over, under in (("chain", "plain"), ("chain", "direct"), ("plain", "direct")):
+        per_round = [rates[mode][(over, r)] / rates[mode][(under, r)] for r in by_round]
+        ratio = statistics.median(per_round)
+        verdict = ""
+        if (over, under) == ("chain", "plain"):
+            verdict = f"target >= {target:.2f}x: {'met' if ratio >= target else 'NOT met'}; "
+        rounds_text = " ".join(f"{r:.2f}" for r in per_round)
+        print(f"    {over}/{under}: {ratio:.2f}x ({verdict}by round {rounds_text})")
+PY
