@@ -90,8 +90,10 @@ bool is_printable_ascii(std::string_view text) {
   });
 }
 
+// Upper-case nibbles, as pyspf and the RFC 7208 test suite (v-macro-ip6) expect: the case only
+// shows in exp= text, DNS compares names without case.
 std::string forward_nibbles(const IpAddress& address) {
-  static const char* const hex = "0123456789abcdef";
+  static const char* const hex = "0123456789ABCDEF";
   std::string out;
   for (std::size_t i = 0; i < 16; ++i) {
     const auto byte = address.bytes()[i];
