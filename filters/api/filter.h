@@ -29,6 +29,7 @@
 #include "dns_resolver.h"
 #include "facts.h"
 #include "ip_address.h"
+#include "message_view.h"
 #include "session_phase.h"
 
 namespace portcullis {
@@ -121,6 +122,17 @@ class HookContext {
   // Parks the chain: return HookStatus::stop_iteration after taking it.
   virtual Completion park() = 0;
   virtual FilterServices& services() = 0;
+  // The transaction's message at the data phase; nullptr at every other phase.
+  virtual const MessageView* message() const { return nullptr; }
+};
+
+// Given to the streaming calls (message_view.h); valid until the call returns. A streaming
+// call records no facts: the filter keeps what it learns and reports it at the data phase.
+class StreamContext {
+ public:
+  virtual ~StreamContext() = default;
+  virtual const SessionView& session() const = 0;
+  virtual FilterServices& services() = 0;
 };
 
 // One filter's state for one session. Created by its factory when the session starts;
@@ -130,6 +142,11 @@ class SessionFilter {
   virtual ~SessionFilter() = default;
   // Called only at the phases the filter's definition lists as hooks.
   virtual HookStatus on_phase(HookContext& context) = 0;
+  // Streaming (only when the definition sets streams_message): a new message starts, then its
+  // bytes as they arrive. Never throw from these; a problem is kept and reported at the data
+  // phase.
+  virtual void on_message_begin(StreamContext&) {}
+  virtual void on_message_data(StreamContext&, std::string_view /*bytes*/) {}
   // The runner gave up on the parked call (deadline, or the client left): stop the work and
   // release timers; a later finish() is dropped anyway.
   virtual void cancel() {}

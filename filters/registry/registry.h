@@ -29,6 +29,9 @@ struct FilterDefinition {
   // The shortest `timeout` these settings can work with (e.g. pregreet's wait); a shorter one is
   // a config error, since every call would time out. Null: no lower bound.
   std::function<std::chrono::milliseconds(const SettingTable& settings)> minimum_timeout;
+  // The session calls on_message_begin/on_message_data while the message arrives
+  // (message_view.h).
+  bool streams_message = false;
 };
 
 // The built-in filters that exist, by name; nullptr for an unknown name.
