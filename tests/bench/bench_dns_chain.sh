@@ -12,6 +12,9 @@
 #
 #   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 bash tests/bench/bench_dns_chain.sh
 #
+# BENCH_PERF=FILE also records a call-graph profile of the chain instance during the measured
+# runs (perf record -g; read it with `perf report -i FILE`).
+#
 # Everything listens on 127.0.0.1 (ports found free at run time), every run and wait is
 # bounded, and what the script starts is stopped by pid on exit.
 set -euo pipefail
@@ -119,6 +122,11 @@ echo "DNS chain: $rounds rounds of $messages messages of 1000 bytes, $sessions p
 echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink"
 echo "       (plain: no filters; chain: fcrdns, dnsbl, spf against a local unbound)"
 paths=(direct plain chain)
+if [[ -n ${BENCH_PERF:-} ]]; then
+  perf record -q -g -p "$chain_pid" -o "$BENCH_PERF" 2>"$work_dir/perf.err" &
+  perf_pid=$!
+  track_pid "$perf_pid"
+fi
 for round in $(seq "$rounds"); do
   for mode in new reuse; do
     # Rotate which path goes first, so none always runs on a warmer machine.
@@ -129,6 +137,10 @@ for round in $(seq "$rounds"); do
 done
 
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+if [[ -n ${perf_pid:-} ]]; then
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+fi
 
 timeout 10 curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$work_dir/metrics" || {
   log "could not read the chain instance's /metrics"
