@@ -85,7 +85,8 @@ class FilterRunner {
   // the next phase or destroy the runner). `view` and `facts` must stay valid until then. Facts in
   // `overrides` (explain's --evidence) are written into `facts` first and never overwritten; a
   // filter whose every declared fact is overridden is not called (a filter that declares no facts
-  // always is).
+  // always is). explain goes further and leaves out of the chain a filter any of whose facts
+  // is given, before it builds the runner.
   //
   // run() while a phase is running, or after session_end(), is a programming error: it is
   // reported through observer.filter_problem (filter "", what "programming error"), the phase
