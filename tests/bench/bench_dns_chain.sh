@@ -100,17 +100,8 @@ chain_pid=$started_pid
 clock_ticks=$(getconf CLK_TCK)
 results=$work_dir/results
 
-run_source() { # run_source MODE(new|reuse) PATH(direct|plain|chain) ROUND
-  local mode=$1 path=$2 round=$3
-  local port=$sink_port pid=
-  case $path in
-    plain) port=$plain_port pid=$plain_pid ;;
-    chain) port=$chain_port pid=$chain_pid ;;
-  esac
-  timed_source "$mode" "$port" "$pid" "$messages" "$sessions"
-  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
-  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
-}
+path_port=([direct]=$sink_port [plain]=$plain_port [chain]=$chain_port)
+path_pid=([plain]=$plain_pid [chain]=$chain_pid)
 
 # The first sessions fill each worker's libunbound cache (TXT, PTR, A, the block list's
 # NXDOMAIN); the measured ones then find their answers there, as a busy server does.
