@@ -37,26 +37,10 @@ start_sink "$sink_port"
 # 127.0.0.1 (fcrdns = pass), the block list does not list 127.0.0.1 (NXDOMAIN, dnsbl.score =
 # 0), and example.test's SPF record allows 127.0.0.0/8 (spf = pass).
 dnsbl_zone=bl.test
-cat >"$work_dir/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1
-  port: $dns_port
-  do-ip6: no
-  username: ""
-  chroot: ""
-  pidfile: ""
-  directory: "$work_dir"
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  num-threads: 1
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-  local-zone: "test." static
-  local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
-  local-data: "mail.example.test. A 127.0.0.1"
-  local-zone: "127.in-addr.arpa." static
-  local-data: "1.0.0.127.in-addr.arpa. PTR mail.example.test."
+bash scripts/unbound-config.sh "$dns_port" "$work_dir" >"$work_dir/unbound.conf" <<'EOF'
+local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
+local-data: "mail.example.test. A 127.0.0.1"
+local-data: "1.0.0.127.in-addr.arpa. PTR mail.example.test."
 EOF
 unbound -d -c "$work_dir/unbound.conf" >"$work_dir/unbound.log" 2>&1 &
 unbound_pid=$!
