@@ -10,9 +10,12 @@ SOURCE.md says how)."""
 
 import ipaddress
 import json
+import os
 import random
 import sys
 import urllib.parse
+
+import yaml  # Debian's python3-yaml, for reading the suite the mutations start from
 
 SEED = 7208
 
@@ -274,6 +277,16 @@ def write_case(family, case, out):
     for key in ("description", "helo", "host", "mailfrom"):
         out.write("    %s: %s\n" % (key, yaml_string(case[key])))
     out.write("zonedata:\n")
+    if "suite_zone" in case:
+        for name, entries in case["suite_zone"].items():
+            out.write("  %s:\n" % yaml_string(name))
+            for entry in entries:
+                if isinstance(entry, dict):
+                    for kind, value in entry.items():
+                        out.write("    - %s: %s\n" % (kind, yaml_value(value)))
+                else:
+                    out.write("    - %s\n" % entry)
+        return
     for name, entries in case_zone(case).items():
         out.write("  %s:\n" % yaml_string(name))
         if not entries:
@@ -500,6 +513,83 @@ def fuzz(c, count):
               extra={"nodata.example.net": [("TXT", "not spf")]})
 
 
+SUITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "corpora", "spf",
+                     "openspf", "rfc7208-tests.yml")
+
+
+def mutated(record, rng):
+    """`record` with one seeded mutation: a term dropped, doubled, moved or re-qualified, a CIDR
+    length changed, a pool term inserted, a byte changed, or the separators changed."""
+    terms = record.split(" ")
+    head, body = terms[:1], terms[1:]
+    kind = rng.choice(["drop", "double", "move", "qualifier", "cidr", "insert", "byte",
+                       "space"])
+    if not body:
+        kind = "insert"
+    if kind == "drop":
+        body.pop(rng.randrange(len(body)))
+    elif kind == "double":
+        body.insert(rng.randrange(len(body) + 1), rng.choice(body))
+    elif kind == "move":
+        body.insert(rng.randrange(len(body) + 1), body.pop(rng.randrange(len(body))))
+    elif kind == "qualifier":
+        at = rng.randrange(len(body))
+        body[at] = rng.choice(["", "+", "-", "~", "?"]) + body[at].lstrip("+-~?")
+    elif kind == "cidr":
+        at = rng.randrange(len(body))
+        length = rng.choice(["/0", "/1", "/24", "/32", "/33", "//0", "//64", "//128", "//129",
+                             "/24//64"])
+        body[at] = body[at].split("/")[0] + length
+    elif kind == "insert":
+        body.insert(rng.randrange(len(body) + 1),
+                    rng.choice(["ip4:1.2.3.0/24", "a", "mx", "ptr", "-all", "?all",
+                                "exists:%{i}.%{d}", "include:%{d}", "redirect=%{d}",
+                                "exp=%{d}", "foo=bar", "%{d}", "a:%{l}.%{d}"]))
+    elif kind == "byte":
+        text = " ".join(body)
+        if text:
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice(["%", "{", ":", "/", ".", "", "=", "A"]) + \
+                text[at + 1:]
+        body = text.split(" ")
+    else:
+        return " ".join(head) + rng.choice(["  ", "\t", " \n"]) + " ".join(body)
+    return " ".join(head + body)
+
+
+def mutations(c):
+    """Each test of the RFC 7208 suite with its scenario's zone and the record of its identity
+    domain mutated once (scenarios with CNAMEs are left out: libspf2's zone layer has none)."""
+    c.family("mutate", "the RFC 7208 suite's records, mutated (seeded)")
+    family = c.families[-1]
+    with open(SUITE, encoding="utf-8") as suite:
+        scenarios = list(yaml.safe_load_all(suite))
+    for scenario in scenarios:
+        zonedata = scenario.get("zonedata") or {}
+        if any(isinstance(e, dict) and "CNAME" in e for es in zonedata.values() for e in es):
+            continue
+        for test_id, test in scenario["tests"].items():
+            sender = test.get("mailfrom") or ""
+            domain = (sender.rpartition("@")[2] if sender else test.get("helo", "")).lower()
+            entries = next((es for name, es in zonedata.items() if name.lower() == domain), [])
+            at = next((n for n, e in enumerate(entries) if isinstance(e, dict) and
+                       any(k in ("SPF", "TXT") and isinstance(v, str) and
+                           v.lower().startswith("v=spf1") for k, v in e.items())), None)
+            if at is None:
+                continue
+            zone = {name: [dict(e) if isinstance(e, dict) else e for e in es]
+                    for name, es in zonedata.items()}
+            zone_entries = next(es for name, es in zone.items() if name.lower() == domain)
+            for key in list(zone_entries[at]):
+                if key in ("SPF", "TXT"):
+                    zone_entries[at][key] = mutated(zone_entries[at][key], c.rng)
+            record = next(v for k, v in zone_entries[at].items() if k in ("SPF", "TXT"))
+            family["tests"].append({
+                "id": "mutate-%03d" % (len(family["tests"]) + 1), "host": test["host"],
+                "helo": test.get("helo", ""), "mailfrom": sender, "suite_zone": zone,
+                "description": "rfc7208 %s mutated: %s" % (test_id, record)})
+
+
 def main():
     corpus = Corpus()
     mechanisms(corpus)
@@ -509,6 +599,7 @@ def main():
     limits(corpus)
     syntax(corpus)
     fuzz(corpus, 120)
+    mutations(corpus)
     write(corpus, sys.stdout)
 
 
