@@ -55,14 +55,15 @@ BASE_ZONE = {
 
 
 def nibbles(address):
-    return ".".join(reversed(ipaddress.IPv6Address(address).exploded.replace(":", "")))
+    """RFC 7208 §7.3: %{i} of an IPv6 address, its nibbles in order, dot-separated."""
+    return ".".join(ipaddress.IPv6Address(address).exploded.replace(":", ""))
 
 
 def reverse_name(address):
     ip = evaluated_ip(address)
     if ip.version == 4:
         return ".".join(reversed(str(ip).split("."))) + ".in-addr.arpa"
-    return nibbles(str(ip)) + ".ip6.arpa"
+    return ".".join(reversed(nibbles(str(ip)).split("."))) + ".ip6.arpa"
 
 
 def evaluated_ip(address):
@@ -89,6 +90,8 @@ def macro_values(case, domain):
         "h": case["helo"],
     }
 
+
+BASE_ZONE[reverse_name("2001:db8::1")] = [("PTR", "host6.example.net")]
 
 DELIMITERS = ".-+,/_="
 
@@ -236,7 +239,7 @@ def yaml_value(value):
 # The base names every case may reach without naming them: the case domains' MX host and the
 # clients' PTR names with their addresses.
 ALWAYS = ["mx.example.net", "host.example.net", "host6.example.net", "1.2.0.192.in-addr.arpa",
-          "20.2.0.192.in-addr.arpa", "7.100.51.198.in-addr.arpa"]
+          "20.2.0.192.in-addr.arpa", "7.100.51.198.in-addr.arpa", reverse_name("2001:db8::1")]
 
 
 def case_zone(case):
