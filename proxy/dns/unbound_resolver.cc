@@ -124,6 +124,11 @@ void UnboundResolver::set_up() {
         "unblock-lan-zones");
   check(ub_ctx_set_option(context_.get(), "insecure-lan-zones:", "yes"), "ub_ctx_set_option",
         "insecure-lan-zones");
+  // Answers in the order the server gave them: the filters' results (fcrdns takes the first
+  // confirmed PTR name) and explain's traces do not then change from one run to the next.
+  // Rotating records is a server's load sharing, of no use to a client that only reads them.
+  check(ub_ctx_set_option(context_.get(), "rrset-roundrobin:", "no"), "ub_ctx_set_option",
+        "rrset-roundrobin");
   for (const auto& host_port : options_.resolvers) {
     const auto forwarder = unbound_forwarder(host_port);
     if (!forwarder) {
