@@ -1,5 +1,7 @@
 // A HookContext for the DNS filters' tests: the session's view, FilterServices offering a
 // FakeDnsResolver (or none), and a CompletionTarget that records what the filter delivers.
+// It is also the StreamContext of the streaming calls; `hook_phase` and `message_view` (the
+// data phase's message) are the test's to set.
 #pragma once
 
 #include <functional>
@@ -13,7 +15,10 @@
 
 namespace portcullis::test {
 
-class DnsFilterHarness : public HookContext, public FilterServices, public CompletionTarget {
+class DnsFilterHarness : public HookContext,
+                         public StreamContext,
+                         public FilterServices,
+                         public CompletionTarget {
  public:
   explicit DnsFilterHarness(std::string client_ip, bool with_resolver = true)
       : with_resolver_(with_resolver) {
@@ -22,7 +27,7 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   }
 
   // HookContext
-  Phase phase() const override { return Phase::connect; }
+  Phase phase() const override { return hook_phase; }
   const SessionView& session() const override { return view_; }
   void record(std::string fact, FactValue value) override {
     recorded.set(std::move(fact), std::move(value));
@@ -33,6 +38,7 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
     return Completion(self_, view_.session_id, 3);
   }
   FilterServices& services() override { return *this; }
+  const MessageView* message() const override { return message_view; }
 
   // FilterServices
   DnsResolver* resolver() override { return with_resolver_ ? &dns : nullptr; }
@@ -52,6 +58,8 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   void bind(std::shared_ptr<CompletionTarget> self) { self_ = self; }
 
   FakeDnsResolver dns;
+  Phase hook_phase = Phase::connect;
+  const MessageView* message_view = nullptr;
   Facts recorded;
   std::optional<std::string> failure;
   int parks = 0;
