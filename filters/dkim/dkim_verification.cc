@@ -1,6 +1,7 @@
 #include "dkim_verification.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 // dkim.h uses _Bool and includes <stdbool.h> only under HAVE_STDBOOL_H (STACK-NOTES §2).
