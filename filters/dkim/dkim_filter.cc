@@ -1,5 +1,6 @@
 #include "dkim_filter.h"
 
+#include <chrono>
 #include <string>
 
 namespace portcullis {
@@ -60,6 +61,7 @@ void DkimFilter::on_message_data(StreamContext&, std::string_view bytes) {
 
 HookStatus DkimFilter::on_phase(HookContext& context) {
   if (context.phase() != Phase::data) return HookStatus::continue_chain;
+  deliver_timer_.reset();
   DnsResolver* resolver = context.services().resolver();
   if (resolver == nullptr) {
     verification_.reset();
@@ -95,10 +97,19 @@ HookStatus DkimFilter::on_phase(HookContext& context) {
     last_outcome_ = verification_->finish();
     verification_.reset();
     FilterResult result = result_facts(last_outcome_);
-    for (auto& [name, value] : result.facts)
-      context.record(name, value);
-    // Warnings only travel with a parked result; synchronously the evidence stays here.
-    return HookStatus::continue_chain;
+    if (result.warnings.empty()) {
+      for (auto& [name, value] : result.facts)
+        context.record(name, value);
+      return HookStatus::continue_chain;
+    }
+    // Warnings travel only with a completion: the result is handed over on the next turn of
+    // the loop.
+    Completion completion = context.park();
+    auto parked = std::make_shared<FilterResult>(std::move(result));
+    deliver_timer_ = context.services().start_timer(
+        std::chrono::milliseconds(0),
+        [completion, parked] { completion.finish(std::move(*parked)); });
+    return HookStatus::stop_iteration;
   }
   Completion completion = context.park();
   verification_->on_keys_ready([this, completion] {
@@ -111,11 +122,13 @@ HookStatus DkimFilter::on_phase(HookContext& context) {
 
 void DkimFilter::cancel() {
   verification_.reset();
+  deliver_timer_.reset();
   streamed_ = false;
 }
 
 void DkimFilter::on_session_end(const SessionView&) {
   verification_.reset();
+  deliver_timer_.reset();
   streamed_ = false;
 }
 

@@ -42,9 +42,26 @@ class DnsFilterHarness : public HookContext,
 
   // FilterServices
   DnsResolver* resolver() override { return with_resolver_ ? &dns : nullptr; }
+  // Timers are kept until the test runs them (run_timers), whatever their delay.
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds,
-                                           std::function<void()>) override {
-    return nullptr;
+                                           std::function<void()> callback) override {
+    auto timer = std::make_shared<std::function<void()>>(std::move(callback));
+    timers_.push_back(timer);
+    return std::make_unique<Timer>(timer);
+  }
+  // Runs the timers whose handles still exist; the number run.
+  int run_timers() {
+    int ran = 0;
+    auto due = std::move(timers_);
+    timers_.clear();
+    for (const auto& weak : due) {
+      if (auto timer = weak.lock()) {
+        auto callback = std::move(*timer);
+        ++ran;
+        callback();
+      }
+    }
+    return ran;
   }
   void send_to_client(std::string_view) override {}
 
@@ -68,8 +85,19 @@ class DnsFilterHarness : public HookContext,
   std::function<void()> on_deliver;
 
  private:
+  // Destroying the handle drops the callback, so a cancelled timer never runs.
+  class Timer : public TimerHandle {
+   public:
+    explicit Timer(std::shared_ptr<std::function<void()>> callback)
+        : callback_(std::move(callback)) {}
+
+   private:
+    std::shared_ptr<std::function<void()>> callback_;
+  };
+
   SessionView view_;
   bool with_resolver_;
+  std::vector<std::weak_ptr<std::function<void()>>> timers_;
   std::weak_ptr<CompletionTarget> self_;
 };
 

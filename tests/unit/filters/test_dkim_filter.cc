@@ -2,8 +2,9 @@
 // A.3 message and its keys: streaming in any chunking gives the one-chunk result, keys answered
 // while the body streams need no parking, keys still in flight park the data hook, a tampered
 // body fails, a key timeout is temperror and a missing key permerror, only max_signatures
-// signatures are checked, the message is read from the data phase's MessageView when nothing
-// was streamed, and the settings are validated.
+// signatures are checked (the warning saying so handed over by a timer when the result is
+// known at once), the message is read from the data phase's MessageView when nothing was
+// streamed, and the settings are validated.
 #define BOOST_TEST_MODULE dkim_filter
 #include <boost/test/unit_test.hpp>
 
@@ -284,6 +285,39 @@ BOOST_AUTO_TEST_CASE(only_max_signatures_signatures_are_checked) {
   BOOST_REQUIRE_EQUAL(outcome.signatures.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i)
     BOOST_TEST(outcome.signatures[i].selector == "sel" + std::to_string(i));
+}
+
+BOOST_AUTO_TEST_CASE(a_result_known_at_once_with_a_warning_is_handed_over_by_a_timer) {
+  // The keys answered while the body streamed, but the warning about the signatures left
+  // unchecked needs a completion: the filter parks and finishes on the next loop turn.
+  const std::string& message = rfc8463().message;
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  auto filter = make_filter(SettingTable{{"max_signatures", SettingValue{std::int64_t{1}}}});
+  stream(*filter, *harness, message, 512);
+  BOOST_TEST(harness->dns.deliver_all() == 1);
+  BOOST_TEST((data_hook(*filter, *harness) == HookStatus::stop_iteration));
+  BOOST_TEST(harness->parks == 1);
+  BOOST_TEST(harness->results.empty());
+  BOOST_TEST(harness->run_timers() == 1);
+  BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+  BOOST_TEST(*harness->results[0].facts.string("dkim") == "pass");
+  BOOST_TEST(
+      (harness->results[0].warnings ==
+       std::vector<std::string>{"1 DKIM-Signature fields beyond max_signatures not checked"}));
+  BOOST_TEST(outcome_of(*filter).signatures.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_drops_a_pending_hand_over) {
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  auto filter = make_filter(SettingTable{{"max_signatures", SettingValue{std::int64_t{1}}}});
+  stream(*filter, *harness, rfc8463().message, 512);
+  harness->dns.deliver_all();
+  data_hook(*filter, *harness);
+  filter->cancel();
+  BOOST_TEST(harness->run_timers() == 0);
+  BOOST_TEST(harness->results.empty());
 }
 
 BOOST_AUTO_TEST_CASE(without_a_stream_the_message_is_read_at_the_data_phase) {
