@@ -16,6 +16,7 @@
 #include <fstream>
 #include <memory>
 #include <regex>
+#include <sstream>
 
 #include "fixtures.h"
 #include "json_value.h"
@@ -28,6 +29,13 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* client_address = "127.0.0.2";
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -77,7 +85,7 @@ struct AuthEnvironment {
     dns.add_a("client.example.test", client_address);
 
     policy_path = dir / "policy.toml";
-    const std::string shipped = file_text(fs::path(source_root()) / "policies" / "default.toml");
+    const std::string shipped = read_text(fs::path(source_root()) / "policies" / "default.toml");
     static const std::regex trusted(R"(\ntrusted_networks = [^\n]*)");
     BOOST_REQUIRE_MESSAGE(std::regex_search(shipped, trusted),
                           "policies/default.toml has no trusted_networks line");
@@ -231,11 +239,11 @@ BOOST_AUTO_TEST_CASE(a_spoofed_from_of_a_reject_domain_is_refused_and_logged) {
   BOOST_TEST_REQUIRE(wait_until(
       [&] {
         return fs::exists(env().rejections_path) &&
-               contains(file_text(env().rejections_path), "dmarc");
+               contains(read_text(env().rejections_path), "dmarc");
       },
       10s));
   std::optional<JsonValue> record;
-  for (const auto& line : split_lines(file_text(env().rejections_path))) {
+  for (const auto& line : split_lines(read_text(env().rejections_path))) {
     if (!contains(line, "dmarc")) continue;
     std::string error;
     record = parse_json(line, &error);
