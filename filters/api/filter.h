@@ -32,6 +32,7 @@
 #include "ip_address.h"
 #include "message_view.h"
 #include "session_phase.h"
+#include "state_store.h"
 
 namespace portcullis {
 
@@ -106,10 +107,15 @@ class TimerHandle {
   virtual ~TimerHandle() = default;
 };
 
-// What the session's loop offers to filters. A later issue adds the store.
+// What the session's loop offers to filters.
 class FilterServices {
  public:
   virtual ~FilterServices() = default;
+  // The worker's state store ([store]); nullptr where none is configured (a filter that needs
+  // one then reports an error, and its failure_mode applies).
+  virtual StateStore* store() { return nullptr; }
+  // Wall-clock time for windows and expiries (a test gives a fake clock).
+  virtual StoreClock::time_point now() { return StoreClock::now(); }
   // The worker's resolver ([dns]); nullptr where none is configured (a filter that needs DNS
   // then reports an error, and its failure_mode applies).
   virtual DnsResolver* resolver() { return nullptr; }
