@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "dmarc_filter.h"
 #include "dnsbl_filter.h"
 #include "fcrdns_filter.h"
 #include "helo_filter.h"
@@ -66,6 +67,18 @@ std::vector<FilterDefinition> make_definitions() {
        FactSpec{"spf.domain", FactType::string, Phase::mail, Phase::data, "spf",
                 "the domain SPF checked"}},
       build_spf_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "dmarc",
+      {Phase::data},
+      {FactSpec{"dmarc", FactType::string, Phase::data, Phase::data, "dmarc",
+                "pass fail none temperror permerror"},
+       FactSpec{"dmarc.policy", FactType::string, Phase::data, Phase::data, "dmarc",
+                "none, quarantine or reject"},
+       FactSpec{"dmarc.domain", FactType::string, Phase::data, Phase::data, "dmarc",
+                "the RFC5322.From domain"}},
+      build_dmarc_filter,
       nullptr,
   });
   return definitions;
