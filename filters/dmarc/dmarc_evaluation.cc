@@ -8,7 +8,8 @@ std::string normalised(std::string_view domain) {
   if (domain.ends_with('.')) domain.remove_suffix(1);
   std::string out;
   out.reserve(domain.size());
-  for (char c : domain) out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  for (char c : domain)
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
   return out;
 }
 
@@ -37,10 +38,12 @@ DmarcOutcome evaluate_dmarc(const PublicSuffixList& list, const DmarcRecord& rec
                             const DmarcEvidence& evidence,
                             const std::function<int()>& percent_roll) {
   DmarcOutcome outcome;
-  outcome.spf_aligned = evidence.spf == "pass" &&
-                        domains_aligned(list, from_domain, evidence.spf_domain, record.spf_alignment);
+  outcome.spf_aligned =
+      evidence.spf == "pass" &&
+      domains_aligned(list, from_domain, evidence.spf_domain, record.spf_alignment);
   for (const std::string& domain : evidence.dkim_domains)
-    if (domains_aligned(list, from_domain, domain, record.dkim_alignment)) outcome.dkim_aligned = true;
+    if (domains_aligned(list, from_domain, domain, record.dkim_alignment))
+      outcome.dkim_aligned = true;
   outcome.pass = outcome.spf_aligned || outcome.dkim_aligned;
 
   const bool subdomain = normalised(from_domain) != normalised(record_domain);

@@ -17,8 +17,8 @@ namespace portcullis {
 
 // What earlier filters recorded (facts `spf`, `spf.domain`, `dkim.domains`).
 struct DmarcEvidence {
-  std::string spf;         // empty when spf did not run
-  std::string spf_domain;  // the domain SPF checked
+  std::string spf;                        // empty when spf did not run
+  std::string spf_domain;                 // the domain SPF checked
   std::vector<std::string> dkim_domains;  // domains with a passing signature
 };
 
@@ -42,6 +42,7 @@ bool domains_aligned(const PublicSuffixList& list, std::string_view from_domain,
 // when it is below the record's pct.
 DmarcOutcome evaluate_dmarc(const PublicSuffixList& list, const DmarcRecord& record,
                             std::string_view from_domain, std::string_view record_domain,
-                            const DmarcEvidence& evidence, const std::function<int()>& percent_roll);
+                            const DmarcEvidence& evidence,
+                            const std::function<int()>& percent_roll);
 
 }  // namespace portcullis

@@ -30,7 +30,8 @@ std::vector<std::string> dmarc_records_in(const DnsAnswer& answer) {
   std::vector<std::string> records;
   for (const DnsRecord& record : answer.records) {
     std::string text;
-    for (const std::string& part : record.strings) text += part;
+    for (const std::string& part : record.strings)
+      text += part;
     if (is_dmarc_record(text)) records.push_back(std::move(text));
   }
   return records;
@@ -51,8 +52,7 @@ std::shared_ptr<const FilterFactory> build_dmarc_filter(const SettingTable& tabl
     reader.error("public_suffix_list", error, reader.find("public_suffix_list"));
     return nullptr;
   }
-  return std::make_shared<DmarcFactory>(
-      std::make_shared<const PublicSuffixList>(std::move(*list)));
+  return std::make_shared<DmarcFactory>(std::make_shared<const PublicSuffixList>(std::move(*list)));
 }
 
 DmarcFilter::DmarcFilter(std::shared_ptr<const PublicSuffixList> list,
@@ -86,9 +86,9 @@ HookStatus DmarcFilter::on_phase(HookContext& context) {
   }
   organizational_query_.reset();
   // The resolver never calls back before resolve() returns, so the completion is set first.
-  from_query_ = resolver_->resolve("_dmarc." + from_domain_, DnsType::txt, [this](DnsAnswer answer) {
-    on_answer(from_domain_, std::move(answer));
-  });
+  from_query_ =
+      resolver_->resolve("_dmarc." + from_domain_, DnsType::txt,
+                         [this](DnsAnswer answer) { on_answer(from_domain_, std::move(answer)); });
   completion_ = context.park();
   return HookStatus::stop_iteration;
 }

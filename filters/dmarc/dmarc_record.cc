@@ -6,11 +6,15 @@ namespace portcullis {
 
 namespace {
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view text) {
-  while (!text.empty() && is_wsp(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_wsp(text.back())) text.remove_suffix(1);
+  while (!text.empty() && is_wsp(text.front()))
+    text.remove_prefix(1);
+  while (!text.empty() && is_wsp(text.back()))
+    text.remove_suffix(1);
   return text;
 }
 

@@ -10,18 +10,25 @@ namespace {
 // quote in a domain makes it invalid.
 constexpr char kQuoted = '\x01';
 
-bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool names_from(std::string_view name) {
-  while (!name.empty() && is_wsp(name.back())) name.remove_suffix(1);  // obs-optional WSP
+  while (!name.empty() && is_wsp(name.back()))
+    name.remove_suffix(1);  // obs-optional WSP
   if (name.size() != 4) return false;
   return lower(name[0]) == 'f' && lower(name[1]) == 'r' && lower(name[2]) == 'o' &&
          lower(name[3]) == 'm';
 }
 
-FromDomain failure(std::string why) { return FromDomain{{}, std::move(why)}; }
+FromDomain failure(std::string why) {
+  return FromDomain{{}, std::move(why)};
+}
 
 // The values of every From field, unfolded (line ends dropped, continuation kept).
 std::vector<std::string> from_values(std::string_view header) {
@@ -46,8 +53,10 @@ std::vector<std::string> from_values(std::string_view header) {
 }
 
 std::string_view trim(std::string_view text) {
-  while (!text.empty() && is_wsp(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_wsp(text.back())) text.remove_suffix(1);
+  while (!text.empty() && is_wsp(text.front()))
+    text.remove_prefix(1);
+  while (!text.empty() && is_wsp(text.back()))
+    text.remove_suffix(1);
   return text;
 }
 
@@ -77,8 +86,8 @@ FromDomain domain_of(std::string_view address) {
       continue;
     }
     label_start = false;
-    const bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                         c == '_' || byte >= 0x80;  // UTF-8 (RFC 6532)
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                         byte >= 0x80;  // UTF-8 (RFC 6532)
     if (!allowed) return failure("From domain with an invalid character");
   }
   if (label_start) return failure("From domain with an empty label");

@@ -18,8 +18,8 @@ class StringMessageView : public MessageView {
   std::uint64_t size() const override { return message_.size(); }
   std::string_view header_section() const override {
     const std::size_t end = message_.find("\r\n\r\n");
-    return std::string_view(message_).substr(0, end == std::string::npos ? message_.size()
-                                                                          : end + 2);
+    return std::string_view(message_).substr(0,
+                                             end == std::string::npos ? message_.size() : end + 2);
   }
   std::unique_ptr<MessageReader> read_from_start() const override {
     return std::make_unique<Reader>(message_);

@@ -247,9 +247,9 @@ BOOST_AUTO_TEST_CASE(pct_samples_failing_messages_with_the_injected_roll) {
     std::string policy;
   };
   const std::vector<Case> cases = {
-      {"v=DMARC1; p=reject; pct=0", 0, "quarantine"},   // never selected
-      {"v=DMARC1; p=reject; pct=30", 29, "reject"},     // selected: roll < pct
-      {"v=DMARC1; p=reject; pct=30", 30, "quarantine"}, // left out: one step down
+      {"v=DMARC1; p=reject; pct=0", 0, "quarantine"},    // never selected
+      {"v=DMARC1; p=reject; pct=30", 29, "reject"},      // selected: roll < pct
+      {"v=DMARC1; p=reject; pct=30", 30, "quarantine"},  // left out: one step down
       {"v=DMARC1; p=quarantine; pct=50", 70, "none"},
       {"v=DMARC1; p=quarantine; pct=50", 10, "quarantine"},
   };
@@ -352,8 +352,8 @@ BOOST_AUTO_TEST_CASE(a_dns_failure_is_temperror_with_a_warning) {
 BOOST_AUTO_TEST_CASE(several_from_or_none_is_permerror_without_dns) {
   for (const std::string& header :
        {std::string("From: a@example.org\r\nFrom: b@evil.example\r\n"),
-        std::string("From: a@example.org, b@evil.example\r\n"), std::string("To: x@example.org\r\n"),
-        std::string("From: group: a@example.org;\r\n")}) {
+        std::string("From: a@example.org, b@evil.example\r\n"),
+        std::string("To: x@example.org\r\n"), std::string("From: group: a@example.org;\r\n")}) {
     BOOST_TEST_CONTEXT(header) {
       Run run;
       run.dns.add_txt("_dmarc.example.org", {"v=DMARC1; p=none"});
@@ -389,8 +389,8 @@ BOOST_AUTO_TEST_CASE(hook_errors_other_phases_and_cancellation) {
   Run cancelled;
   cancelled.dns.add_txt("_dmarc.example.org", {"v=DMARC1; p=reject"});
   cancelled.message.emplace("From: jane@example.org\r\n\r\n");
-  cancelled.context.emplace(Phase::data, cancelled.view, cancelled.services,
-                            &*cancelled.message, cancelled.target);
+  cancelled.context.emplace(Phase::data, cancelled.view, cancelled.services, &*cancelled.message,
+                            cancelled.target);
   BOOST_TEST((cancelled.filter->on_phase(*cancelled.context) == HookStatus::stop_iteration));
   BOOST_TEST(cancelled.dns.pending() == 1u);
   cancelled.filter->cancel();

@@ -35,8 +35,9 @@ BOOST_AUTO_TEST_CASE(one_mailbox_gives_its_domain_lower_cased) {
              "example.org");
   BOOST_TEST(domain_of(from_field(" jane@example.org, ,")) == "example.org");  // obs-mbox-list
   BOOST_TEST(domain_of(from_field(" jane@b\xc3\xbc"
-                                  "cher.example")) == "b\xc3\xbc"
-                                                      "cher.example");  // RFC 6532
+                                  "cher.example")) ==
+             "b\xc3\xbc"
+             "cher.example");  // RFC 6532
 }
 
 BOOST_AUTO_TEST_CASE(field_name_case_folding_and_line_ends) {
@@ -47,8 +48,7 @@ BOOST_AUTO_TEST_CASE(field_name_case_folding_and_line_ends) {
   BOOST_TEST(domain_of("From: a@example.org") == "example.org");  // no final line end
   // Names that only start like From are other fields.
   BOOST_TEST(domain_of("From-X: a@evil.example\r\nFrom: a@example.org\r\n") == "example.org");
-  BOOST_TEST(domain_of("Resent-From: a@evil.example\r\nFrom: a@example.org\r\n") ==
-             "example.org");
+  BOOST_TEST(domain_of("Resent-From: a@evil.example\r\nFrom: a@example.org\r\n") == "example.org");
 }
 
 BOOST_AUTO_TEST_CASE(no_from_or_several_from_fields_is_an_error) {
@@ -79,7 +79,8 @@ BOOST_AUTO_TEST_CASE(addresses_without_a_usable_domain_are_errors) {
   BOOST_TEST(domain_of(from_field(" (only a comment)")) == "error: From holds no mailbox");
   BOOST_TEST(domain_of(from_field(" jane")) == "error: From address without a domain");
   BOOST_TEST(domain_of(from_field(" <jane@>")) == "error: From address without a domain");
-  BOOST_TEST(domain_of(from_field(" <@example.org>")) == "error: From address without a local part");
+  BOOST_TEST(domain_of(from_field(" <@example.org>")) ==
+             "error: From address without a local part");
   BOOST_TEST(domain_of(from_field(" <jane@[192.0.2.1]>")) ==
              "error: From address with a domain literal");
   BOOST_TEST(domain_of(from_field(" <jane@exa\"mple\".org>")) ==
@@ -110,6 +111,7 @@ BOOST_AUTO_TEST_CASE(a_large_header_is_read_in_one_pass) {
   std::string value = " " + std::string(100000, '(') + std::string(100000, ')') + " a@example.org";
   BOOST_TEST(domain_of(from_field(value)) == "example.org");
   std::string many;
-  for (int i = 0; i < 20000; ++i) many += " a@example.org,";
+  for (int i = 0; i < 20000; ++i)
+    many += " a@example.org,";
   BOOST_TEST(domain_of(from_field(many)) == "error: From holds several mailboxes");
 }

@@ -40,7 +40,8 @@ std::string corpus_path() {
 
 // "'text'" or "null"; the argument's text is advanced past it.
 std::optional<std::string> argument(std::string_view& text, bool& ok) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == ',')) text.remove_prefix(1);
+  while (!text.empty() && (text.front() == ' ' || text.front() == ','))
+    text.remove_prefix(1);
   if (text.starts_with("null")) {
     text.remove_prefix(4);
     return std::nullopt;
@@ -151,8 +152,7 @@ BOOST_AUTO_TEST_CASE(rules_wildcards_and_exceptions_of_a_small_list) {
   // The wildcard makes x.sch.uk a public suffix; the exception takes school.sch.uk out of it.
   BOOST_TEST(list.organizational_domain("www.x.sch.uk").value_or("null") == "www.x.sch.uk");
   BOOST_TEST(list.organizational_domain("x.sch.uk").value_or("null") == "null");
-  BOOST_TEST(list.organizational_domain("www.school.sch.uk").value_or("null") ==
-             "school.sch.uk");
+  BOOST_TEST(list.organizational_domain("www.school.sch.uk").value_or("null") == "school.sch.uk");
   // A Unicode rule matches its punycode form and the answer keeps the labels as written.
   BOOST_TEST(list.organizational_domain("a.Example.xn--55qx5d.cn").value_or("null") ==
              "example.xn--55qx5d.cn");
@@ -170,8 +170,9 @@ BOOST_AUTO_TEST_CASE(punycode_of_rfc3492_samples_and_limits) {
   BOOST_TEST(idna_ascii_label("\u0644\u064A\u0647\u0645\u0627\u0628\u062A\u0643\u0644\u0645"
                               "\u0648\u0634\u0639\u0631\u0628\u064A\u061F")
                  .value_or("none") == "xn--egbpdaj6bu4bxfgehfvwxn");
-  BOOST_TEST(idna_ascii_label("\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587")
-                 .value_or("none") == "xn--ihqwcrb4cv8a8dqg056pqjye");
+  BOOST_TEST(
+      idna_ascii_label("\u4ED6\u4EEC\u4E3A\u4EC0\u4E48\u4E0D\u8BF4\u4E2D\u6587").value_or("none") ==
+      "xn--ihqwcrb4cv8a8dqg056pqjye");
   // (L) mixed ASCII and non-ASCII: "3年B組金八先生" (the basic code points kept, lower-cased).
   BOOST_TEST(idna_ascii_label("3\u5E74B\u7D44\u91D1\u516B\u5148\u751F").value_or("none") ==
              "xn--3b-ww4c5e180e575a65lsy2b");
