@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "from_domain.h"
+#include "idna_label.h"
 
 namespace portcullis {
 
@@ -67,7 +68,10 @@ HookStatus DmarcFilter::on_phase(HookContext& context) {
     return HookStatus::continue_chain;
   }
   FromDomain from = extract_from_domain(message->header_section());
-  if (!from.ok()) {
+  // An internationalised From domain (RFC 6532) is queried and compared as its A-labels.
+  std::optional<std::string> ascii_domain;
+  if (from.ok()) ascii_domain = idna_ascii_domain(from.domain);
+  if (!ascii_domain) {
     context.record("dmarc", std::string("permerror"));
     return HookStatus::continue_chain;
   }
@@ -76,7 +80,7 @@ HookStatus DmarcFilter::on_phase(HookContext& context) {
     context.fail("no resolver");
     return HookStatus::continue_chain;
   }
-  from_domain_ = std::move(from.domain);
+  from_domain_ = std::move(*ascii_domain);
   organizational_domain_ = organizational_domain_or_self(*list_, from_domain_);
   evidence_ = DmarcEvidence{};
   if (const Facts* facts = context.session().facts) {

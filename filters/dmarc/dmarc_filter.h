@@ -3,8 +3,8 @@
 // (_dmarc.<From domain>, then _dmarc.<organisational domain> when there is none), parked while
 // DNS runs, and the alignment of the `spf`/`spf.domain` and `dkim.domains` facts that earlier
 // filters recorded. Records `dmarc` (pass fail none temperror permerror), `dmarc.domain` (the
-// From domain, when there is one) and `dmarc.policy` (when a record applies). No From, several
-// From fields or several addresses give `permerror` without any DNS query.
+// From domain in its ASCII form, when there is one) and `dmarc.policy` (when a record applies). No
+// From, several From fields or several addresses give `permerror` without any DNS query.
 #pragma once
 
 #include <functional>

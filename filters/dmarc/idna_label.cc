@@ -122,4 +122,21 @@ std::optional<std::string> idna_ascii_label(std::string_view label) {
   return out;
 }
 
+std::optional<std::string> idna_ascii_domain(std::string_view domain) {
+  std::string out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = domain.find('.', start);
+    const std::string_view label =
+        domain.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty()) return std::nullopt;
+    auto ascii = idna_ascii_label(label);
+    if (!ascii) return std::nullopt;
+    if (!out.empty()) out.push_back('.');
+    out += *ascii;
+    if (dot == std::string_view::npos) return out;
+    start = dot + 1;
+  }
+}
+
 }  // namespace portcullis

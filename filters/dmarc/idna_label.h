@@ -14,4 +14,8 @@ namespace portcullis {
 // nullopt for invalid UTF-8 or a label whose encoding would pass 63 bytes.
 std::optional<std::string> idna_ascii_label(std::string_view label);
 
+// Every label of `domain` so converted, joined with '.'; nullopt when a label is empty or
+// cannot be converted. The form a DNS query and a comparison with other identifiers need.
+std::optional<std::string> idna_ascii_domain(std::string_view domain);
+
 }  // namespace portcullis

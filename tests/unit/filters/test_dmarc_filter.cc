@@ -367,6 +367,21 @@ BOOST_AUTO_TEST_CASE(several_from_or_none_is_permerror_without_dns) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_internationalised_from_domain_is_queried_as_a_labels) {
+  Run run;
+  run.dns.add_txt("_dmarc.xn--fsqu00a.org", {"v=DMARC1; p=quarantine"});
+  run.spf("pass", "xn--fsqu00a.org");
+  run.call("From: jane@\xe4\xbe\x8b\xe5\xad\x90.org\r\n");  // 例子.org
+  BOOST_TEST(run.fact("dmarc") == "pass");
+  BOOST_TEST(run.fact("dmarc.domain") == "xn--fsqu00a.org");
+  BOOST_TEST((run.dns.asked() == std::vector<std::string>{"_dmarc.xn--fsqu00a.org TXT"}));
+
+  Run invalid;  // bytes that are not UTF-8 name no domain
+  invalid.call("From: jane@\xff\xfe.org\r\n");
+  BOOST_TEST(invalid.fact("dmarc") == "permerror");
+  BOOST_TEST(invalid.dns.queries() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(hook_errors_other_phases_and_cancellation) {
   Run no_resolver;
   no_resolver.services = FakeServices(nullptr);
