@@ -71,6 +71,7 @@ HookStatus DmarcFilter::on_phase(HookContext& context) {
   // An internationalised From domain (RFC 6532) is queried and compared as its A-labels.
   std::optional<std::string> ascii_domain;
   if (from.ok()) ascii_domain = idna_ascii_domain(from.domain);
+  if (ascii_domain && ascii_domain->size() > 253) ascii_domain.reset();  // no DNS name
   if (!ascii_domain) {
     context.record("dmarc", std::string("permerror"));
     return HookStatus::continue_chain;

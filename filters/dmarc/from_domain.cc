@@ -9,6 +9,8 @@ namespace {
 // Quoted text is kept as this byte, so an '@' or ',' inside quotes separates nothing and a
 // quote in a domain makes it invalid.
 constexpr char kQuoted = '\x01';
+// RFC 1035 §2.3.4: a name in presentation form, without the root's dot.
+constexpr std::size_t kMaxDomainBytes = 253;
 
 bool is_wsp(char c) {
   return c == ' ' || c == '\t';
@@ -77,6 +79,7 @@ FromDomain domain_of(std::string_view address) {
   if (domain.ends_with('.')) domain.pop_back();
   if (domain.empty()) return failure("From address without a domain");
   if (domain.front() == '[') return failure("From address with a domain literal");
+  if (domain.size() > kMaxDomainBytes) return failure("From domain longer than 253 bytes");
   bool label_start = true;
   for (char c : domain) {
     const auto byte = static_cast<unsigned char>(c);

@@ -12,6 +12,10 @@ namespace portcullis {
 
 namespace {
 
+// RFC 1035 §2.3.4 (presentation form, without the root's dot); a Unicode name is measured in
+// its UTF-8 bytes, which are never fewer than its A-labels' minus the "xn--" prefixes.
+constexpr std::size_t kMaxNameBytes = 253;
+
 std::vector<std::string_view> split_labels(std::string_view name) {
   std::vector<std::string_view> labels;
   std::size_t start = 0;
@@ -97,7 +101,8 @@ PublicSuffixList PublicSuffixList::parse(std::string_view text) {
 
 std::optional<std::string> PublicSuffixList::organizational_domain(std::string_view domain) const {
   if (domain.ends_with('.')) domain.remove_suffix(1);
-  if (domain.empty()) return std::nullopt;
+  // Longer is no DNS name, and the work below grows with the square of the label count.
+  if (domain.empty() || domain.size() > kMaxNameBytes) return std::nullopt;
   auto labels = ascii_labels(domain);
   if (!labels) return std::nullopt;
   const std::size_t count = labels->size();

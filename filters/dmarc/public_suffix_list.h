@@ -26,7 +26,7 @@ class PublicSuffixList {
   // ASCII lower-cased, one more than the longest matching public suffix (exceptions first, the
   // implicit "*" rule when nothing matches). nullopt for a name that is itself a public
   // suffix, an empty name, a leading dot or an empty label, or a label that is not UTF-8.
-  // A trailing dot (the root) is ignored.
+  // A trailing dot (the root) is ignored; a name longer than 253 bytes has none.
   std::optional<std::string> organizational_domain(std::string_view domain) const;
 
   std::size_t rule_count() const { return rules_.size() + wildcards_.size() + exceptions_.size(); }

@@ -87,6 +87,11 @@ BOOST_AUTO_TEST_CASE(addresses_without_a_usable_domain_are_errors) {
              "error: From domain with an invalid character");
   BOOST_TEST(domain_of(from_field(" <jane@example..org>")) ==
              "error: From domain with an empty label");
+  const std::string long_domain = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                                  std::string(63, 'c') + "." + std::string(61, 'd');
+  BOOST_TEST(domain_of(from_field(" j@" + long_domain)) == long_domain);  // 253 bytes
+  BOOST_TEST(domain_of(from_field(" j@" + long_domain + "e")) ==
+             "error: From domain longer than 253 bytes");
   BOOST_TEST(domain_of(from_field(" Jane Doe jane@example.org")) ==
              "error: From address with spaces in its local part");
 }

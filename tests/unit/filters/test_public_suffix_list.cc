@@ -163,6 +163,12 @@ BOOST_AUTO_TEST_CASE(rules_wildcards_and_exceptions_of_a_small_list) {
   BOOST_TEST(list.organizational_domain("a..example.com").value_or("null") == "null");
   BOOST_TEST(list.organizational_domain("\xff.example.com").value_or("null") == "null");
   BOOST_TEST(list.organizational_domain(".").value_or("null") == "null");
+  std::string many_labels;
+  for (int i = 0; i < 126; ++i)
+    many_labels += "a.";
+  BOOST_TEST(list.organizational_domain(many_labels + "com").value_or("null") == "null");  // 255
+  BOOST_TEST(list.organizational_domain(many_labels.substr(2) + "com").value_or("null") ==
+             "a.com");  // 253 bytes
 }
 
 BOOST_AUTO_TEST_CASE(punycode_of_rfc3492_samples_and_limits) {
