@@ -161,27 +161,13 @@ fi
 # The quick start's DNS: example.test publishes SPF for loopback, forged.test only for
 # 192.0.2.0/24; 127.0.0.2 has a confirmed name (PTR and A agree); dnsbl.example.test lists
 # 127.0.0.3. Every other name under test. and 127.in-addr.arpa. does not exist.
-cat >"$work_dir/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1
-  port: $dns_port
-  do-ip6: no
-  username: ""
-  chroot: ""
-  pidfile: ""
-  directory: "$work_dir"
-  use-syslog: no
-  logfile: ""
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-  local-zone: "test." static
-  local-zone: "127.in-addr.arpa." static
-  local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
-  local-data: 'forged.test. TXT "v=spf1 ip4:192.0.2.0/24 -all"'
-  local-data: 'client.example.test. A 127.0.0.2'
-  local-data: '2.0.0.127.in-addr.arpa. PTR client.example.test.'
-  local-data: '1.0.0.127.in-addr.arpa. PTR localhost.'
-  local-data: '3.0.0.127.dnsbl.example.test. A 127.0.0.2'
+bash scripts/unbound-config.sh "$dns_port" "$work_dir" >"$work_dir/unbound.conf" <<'EOF'
+local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
+local-data: 'forged.test. TXT "v=spf1 ip4:192.0.2.0/24 -all"'
+local-data: 'client.example.test. A 127.0.0.2'
+local-data: '2.0.0.127.in-addr.arpa. PTR client.example.test.'
+local-data: '1.0.0.127.in-addr.arpa. PTR localhost.'
+local-data: '3.0.0.127.dnsbl.example.test. A 127.0.0.2'
 EOF
 log "unbound on 127.0.0.1:$dns_port, serving the quick start's test. zone"
 /usr/sbin/unbound -d -c "$work_dir/unbound.conf" &

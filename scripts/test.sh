@@ -211,8 +211,9 @@ run_stage asan "$asan_dir" "" -Db_sanitize=address,undefined -Db_lundef=false \
   -Doptimization=1 -Ddebug=false -Dcpp_args=-g1 -Dc_args=-g1 -- \
   --timeout-multiplier 3
 stage_env=()
-# The SPF conformance scores, as the conformance suite printed them ("spf rfc7208: 203/203").
-grep -hE '^spf [a-z0-9-]+: ' "$asan_dir/meson-logs/testlog.txt" 2>/dev/null | sort -u || true
+# The SPF and DKIM conformance scores, as the conformance suites printed them
+# ("spf rfc7208: 203/203", "dkim mail-dkim-perl: 26/32").
+grep -hE '^(spf|dkim) [a-z0-9-]+: ' "$asan_dir/meson-logs/testlog.txt" 2>/dev/null | sort -u || true
 
 if [[ -f scripts/run-fuzz.sh ]]; then
   say "fuzz: scripts/run-fuzz.sh, ${FUZZ_SECONDS:-20} s per target"

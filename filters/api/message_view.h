@@ -9,6 +9,8 @@
 //   - at the data phase (end of data): HookContext::message() gives the whole message.
 // A transaction that ends early (RSET, refused, client gone) simply gets no data hook; the next
 // on_message_begin starts over.
+// The view and its readers belong to the transaction: valid until the data phase's call ends
+// (its result, its deadline or cancel()), never to be kept for a later message.
 #pragma once
 
 #include <cstddef>

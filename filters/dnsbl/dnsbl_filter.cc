@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "dns_hook.h"
+
 namespace portcullis {
 
 namespace {
@@ -74,24 +76,17 @@ std::shared_ptr<const FilterFactory> build_dnsbl_filter(const SettingTable& tabl
 
 HookStatus DnsblFilter::on_phase(HookContext& context) {
   if (context.phase() != Phase::connect) return HookStatus::continue_chain;
-  const SessionView& view = context.session();
-  if (!view.client_ip) {
-    context.fail("no client address");
-    return HookStatus::continue_chain;
-  }
-  DnsResolver* resolver = context.services().resolver();
-  if (resolver == nullptr) {
-    context.fail("no resolver");
-    return HookStatus::continue_chain;
-  }
-  const std::string labels = reversed_labels(*view.client_ip);
+  const auto start = start_dns_hook(context);
+  if (!start) return HookStatus::continue_chain;
+  DnsResolver& resolver = start->resolver;
+  const std::string labels = reversed_labels(start->client);
   completion_ = context.park();
   queries_.resize(settings_->lists.size());
   // resolve() never calls back before it returns, so every entry exists before any answer.
   for (std::size_t index = 0; index < queries_.size(); ++index) {
     queries_[index].query =
-        resolver->resolve(labels + "." + settings_->lists[index].zone, DnsType::a,
-                          [this, index](DnsAnswer answer) { on_answer(index, std::move(answer)); });
+        resolver.resolve(labels + "." + settings_->lists[index].zone, DnsType::a,
+                         [this, index](DnsAnswer answer) { on_answer(index, std::move(answer)); });
   }
   return HookStatus::stop_iteration;
 }

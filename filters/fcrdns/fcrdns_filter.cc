@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "dns_hook.h"
+
 namespace portcullis {
 
 namespace {
@@ -65,17 +67,10 @@ std::shared_ptr<const FilterFactory> build_fcrdns_filter(const SettingTable& tab
 
 HookStatus FcrdnsFilter::on_phase(HookContext& context) {
   if (context.phase() != Phase::connect) return HookStatus::continue_chain;
-  const SessionView& view = context.session();
-  if (!view.client_ip) {
-    context.fail("no client address");
-    return HookStatus::continue_chain;
-  }
-  resolver_ = context.services().resolver();
-  if (resolver_ == nullptr) {
-    context.fail("no resolver");
-    return HookStatus::continue_chain;
-  }
-  client_ = view.client_ip->unmapped();
+  const auto start = start_dns_hook(context);
+  if (!start) return HookStatus::continue_chain;
+  resolver_ = &start->resolver;
+  client_ = start->client.unmapped();
   completion_ = context.park();
   ptr_query_ = resolver_->resolve(reverse_name(*client_), DnsType::ptr,
                                   [this](DnsAnswer answer) { on_ptr_answer(std::move(answer)); });

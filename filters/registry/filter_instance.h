@@ -21,6 +21,7 @@ struct FilterInstance {
   FailureMode failure_mode = FailureMode::tempfail;
   std::vector<Phase> hooks;
   std::vector<std::string> facts;  // names the filter may record
+  bool streams_message = false;    // FilterDefinition::streams_message
   std::shared_ptr<const FilterFactory> factory;
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "dkim_filter.h"
 #include "dmarc_filter.h"
 #include "dnsbl_filter.h"
 #include "fcrdns_filter.h"
@@ -68,6 +69,17 @@ std::vector<FilterDefinition> make_definitions() {
                 "the domain SPF checked"}},
       build_spf_filter,
       nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "dkim",
+      {Phase::data},
+      {FactSpec{"dkim", FactType::string, Phase::data, Phase::data, "dkim",
+                "best signature result: pass fail policy temperror permerror none"},
+       FactSpec{"dkim.domains", FactType::list, Phase::data, Phase::data, "dkim",
+                "domains with a passing signature"}},
+      build_dkim_filter,
+      nullptr,
+      true,
   });
   definitions.push_back(FilterDefinition{
       "dmarc",

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "dns_hook.h"
+
 namespace portcullis {
 
 namespace {
@@ -31,24 +33,17 @@ std::shared_ptr<const FilterFactory> build_spf_filter(const SettingTable& table,
 
 HookStatus SpfFilter::on_phase(HookContext& context) {
   if (context.phase() != Phase::mail) return HookStatus::continue_chain;
+  const auto start = start_dns_hook(context);
+  if (!start) return HookStatus::continue_chain;
   const SessionView& view = context.session();
-  if (!view.client_ip) {
-    context.fail("no client address");
-    return HookStatus::continue_chain;
-  }
-  DnsResolver* resolver = context.services().resolver();
-  if (resolver == nullptr) {
-    context.fail("no resolver");
-    return HookStatus::continue_chain;
-  }
   SpfRequest request;
-  request.client = *view.client_ip;
+  request.client = start->client;
   if (view.facts != nullptr) {
     if (const std::string* sender = view.facts->string("sender")) request.sender = *sender;
     if (const std::string* helo = view.facts->string("helo")) request.helo = *helo;
   }
   request.receiver = view.hostname;
-  evaluator_ = std::make_unique<SpfEvaluator>(*resolver);
+  evaluator_ = std::make_unique<SpfEvaluator>(start->resolver);
   // The evaluator never calls back from start(), so the completion is in place before any
   // answer arrives; a result known without DNS is recorded synchronously instead of parking.
   auto completion = std::make_shared<Completion>();

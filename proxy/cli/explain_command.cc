@@ -14,11 +14,13 @@
 #include "event_handles.h"
 #include "filter_observer.h"
 #include "filter_runner.h"
+#include "message_store.h"
 #include "net_address.h"
 #include "policy_session.h"
 #include "recording_resolver.h"
 #include "rejection_log.h"
 #include "session_facts.h"
+#include "stored_message_view.h"
 #include "unbound_resolver.h"
 
 namespace portcullis {
@@ -127,6 +129,18 @@ std::optional<FactValue> parse_evidence_value(const FactSpec& spec, const std::s
   return std::nullopt;
 }
 
+// A message file is usually written with LF line ends; on the wire (and so in what the data
+// filters read) every line ends in CRLF, as swaks or sendmail would send it.
+std::string with_crlf_line_ends(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 32);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
 struct ExplainSession {
   event_base* base;
   ExplainServices* services;
@@ -142,7 +156,7 @@ struct ExplainSession {
   std::vector<std::vector<DnsExchange>> exchanges;  // per verdict: the queries of its phase
 
   // The same order as a live session: filters of the phase, then the policy.
-  const policy::Verdict& screen(Phase phase) {
+  const policy::Verdict& screen(Phase phase, const MessageView* message = nullptr) {
     PhaseOutcome outcome;
     outcome.phase = phase;
     bool done = false;
@@ -154,7 +168,7 @@ struct ExplainSession {
             outcome = std::move(result);
             done = true;
           },
-          overrides);
+          overrides, message);
       while (!done) {
         if (event_base_loop(base, EVLOOP_ONCE) != 0) break;
       }
@@ -304,7 +318,7 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
     }
     std::ostringstream content;
     content << file.rdbuf();
-    message = content.str();
+    message = with_crlf_line_ends(content.str());
   }
 
   UnboundResolverOptions dns{config.dns.resolvers, std::chrono::seconds(config.dns.timeout),
@@ -392,7 +406,22 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
     if (accepted == 0 || options.message_file.empty()) return;
     data_phase = true;
     record_data_facts(facts, &catalog, static_cast<std::int64_t>(message.size()), accepted);
-    delivered = !refused_now(session.screen(Phase::data));
+    // As a live session: the data filters see the message stream in, then whole at the data
+    // phase. It stays in memory (explain writes no spill file).
+    MessageStore store(message.size() + 1, std::string());
+    if (!store.append(message)) {
+      err << "explain: cannot hold the message: " << store.error() << "\n";
+      return;
+    }
+    if (runner && runner->streams_message()) {
+      runner->begin_message(view);
+      constexpr std::size_t chunk = 64 * 1024;
+      for (std::size_t at = 0; at < message.size(); at += chunk) {
+        runner->message_data(view, std::string_view(message).substr(at, chunk));
+      }
+    }
+    const StoredMessageView stored(store, config.limits.max_header_size);
+    delivered = !refused_now(session.screen(Phase::data, &stored));
   }();
   if (runner) runner->session_end(view);
 

@@ -843,6 +843,7 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
   FilterInstance instance;
   instance.name = definition.name;
   instance.hooks = definition.hooks;
+  instance.streams_message = definition.streams_message;
   for (const auto& fact : definition.facts)
     instance.facts.push_back(fact.name);
   SettingTable settings;

@@ -116,12 +116,19 @@ void UnboundResolver::set_up() {
   if (options_.resolvers.empty()) throw std::runtime_error("no DNS resolver configured");
   context_.reset(ub_ctx_create_event(base_));
   if (!context_) throw std::runtime_error("ub_ctx_create_event failed");
+  ready_event_.reset(event_new(base_, -1, 0, &UnboundResolver::on_ready, this));
+  if (!ready_event_) throw std::runtime_error("event_new failed for the DNS answer queue");
   // Every setting before the first zone_add: that call finalizes the context, and a setting
   // after it fails with UB_AFTERFINAL (STACK-NOTES 4d).
   check(ub_ctx_set_option(context_.get(), "unblock-lan-zones:", "yes"), "ub_ctx_set_option",
         "unblock-lan-zones");
   check(ub_ctx_set_option(context_.get(), "insecure-lan-zones:", "yes"), "ub_ctx_set_option",
         "insecure-lan-zones");
+  // Answers in the order the server gave them: the filters' results (fcrdns takes the first
+  // confirmed PTR name) and explain's traces do not then change from one run to the next.
+  // Rotating records is a server's load sharing, of no use to a client that only reads them.
+  check(ub_ctx_set_option(context_.get(), "rrset-roundrobin:", "no"), "ub_ctx_set_option",
+        "rrset-roundrobin");
   for (const auto& host_port : options_.resolvers) {
     const auto forwarder = unbound_forwarder(host_port);
     if (!forwarder) {
@@ -149,16 +156,41 @@ std::unique_ptr<DnsQuery> UnboundResolver::resolve(std::string_view name, DnsTyp
   pending.callback = std::move(callback);
   pending.ticket = std::make_unique<Ticket>(Ticket{this, id});
   pending.started = std::chrono::steady_clock::now();
-  pending.timer.reset(evtimer_new(base_, &UnboundResolver::on_timer, pending.ticket.get()));
-  if (!pending.timer) {
-    pending_.erase(id);
-    throw std::runtime_error("evtimer_new failed for a DNS query");
-  }
   auto handle = std::make_unique<UnboundQuery>(weak_from_this(), id);
 
   if (!askable_name(name)) {
     pending.early_answer = failure_answer(DnsOutcome::failure, "invalid name");
-    arm_now(pending);
+    deliver_soon(id);
+    return handle;
+  }
+  resolving_id_ = id;
+  int unbound_id = 0;
+  const int result =
+      ub_resolve_event(context_.get(), pending.name.c_str(), static_cast<int>(type), dns_class_in,
+                       pending.ticket.get(), &UnboundResolver::on_unbound_answer, &unbound_id);
+  resolving_id_.reset();
+  // The entry may have been answered synchronously (from the cache); it is still there, since
+  // delivery is deferred.
+  Pending& after = pending_.at(id);
+  if (result != 0) {
+    // A name libunbound cannot parse is the asker's problem; anything else is the resolver's.
+    after.early_answer =
+        failure_answer(result == UB_SYNTAX ? DnsOutcome::failure : DnsOutcome::temporary_failure,
+                       std::string("resolver error: ") + ub_strerror(result));
+    deliver_soon(id);
+    return handle;
+  }
+  if (after.early_answer) {
+    deliver_soon(id);
+    return handle;
+  }
+  after.unbound_id = unbound_id;
+  after.unbound_active = true;
+  // Only a query that has to wait gets a timer: a cache hit costs no timer at all.
+  after.timer.reset(evtimer_new(base_, &UnboundResolver::on_timer, after.ticket.get()));
+  if (!after.timer) {
+    after.early_answer = failure_answer(DnsOutcome::temporary_failure, "no memory for a timer");
+    deliver_soon(id);
     return handle;
   }
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.timeout);
@@ -167,33 +199,34 @@ std::unique_ptr<DnsQuery> UnboundResolver::resolve(std::string_view name, DnsTyp
       static_cast<suseconds_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(options_.timeout - seconds)
               .count())};
-  evtimer_add(pending.timer.get(), &timeout);
-
-  resolving_id_ = id;
-  int unbound_id = 0;
-  const int result =
-      ub_resolve_event(context_.get(), pending.name.c_str(), static_cast<int>(type), dns_class_in,
-                       pending.ticket.get(), &UnboundResolver::on_unbound_answer, &unbound_id);
-  resolving_id_.reset();
-  // The entry may have been answered synchronously; it is still there (delivery is deferred).
-  Pending& after = pending_.at(id);
-  if (result != 0) {
-    // A name libunbound cannot parse is the asker's problem; anything else is the resolver's.
-    after.early_answer =
-        failure_answer(result == UB_SYNTAX ? DnsOutcome::failure : DnsOutcome::temporary_failure,
-                       std::string("resolver error: ") + ub_strerror(result));
-    arm_now(after);
-  } else if (!after.early_answer) {
-    after.unbound_id = unbound_id;
-    after.unbound_active = true;
-  }
+  evtimer_add(after.timer.get(), &timeout);
   return handle;
 }
 
-void UnboundResolver::arm_now(Pending& pending) {
-  evtimer_del(pending.timer.get());
-  const timeval now{0, 0};
-  evtimer_add(pending.timer.get(), &now);
+void UnboundResolver::deliver_soon(std::uint64_t id) {
+  ready_.push_back(id);
+  // One event for every answer known at once (cache hits, early failures): they are delivered
+  // together on the next turn of the loop, never inside resolve().
+  if (ready_.size() == 1) event_active(ready_event_.get(), EV_TIMEOUT, 1);
+}
+
+void UnboundResolver::on_ready(evutil_socket_t, short, void* data) {
+  auto* resolver = static_cast<UnboundResolver*>(data);
+  guard_callback("dns_ready", [&] { resolver->deliver_ready(); });
+}
+
+void UnboundResolver::deliver_ready() {
+  // A callback may drop the last reference to this resolver (its session ends after SIGHUP
+  // replaced the worker's resolver): stay alive until the batch is done.
+  const auto self = shared_from_this();
+  std::vector<std::uint64_t> batch;
+  batch.swap(ready_);
+  for (const std::uint64_t id : batch) {
+    const auto found = pending_.find(id);
+    if (found == pending_.end() || !found->second.early_answer) continue;  // cancelled
+    DnsAnswer answer = std::move(*found->second.early_answer);
+    finish(id, std::move(answer));
+  }
 }
 
 void UnboundResolver::cancel(std::uint64_t id) {
@@ -239,8 +272,7 @@ void UnboundResolver::answer_arrived(std::uint64_t id, int rcode, const unsigned
   if (resolving_id_ == id) {
     pending.early_answer = std::move(answer);
     pending.from_cache = true;
-    arm_now(pending);
-    return;
+    return;  // resolve() hands it to deliver_soon()
   }
   finish(id, std::move(answer));
 }
@@ -249,11 +281,6 @@ void UnboundResolver::timer_fired(std::uint64_t id) {
   const auto found = pending_.find(id);
   if (found == pending_.end()) return;
   Pending& pending = found->second;
-  if (pending.early_answer) {
-    DnsAnswer answer = std::move(*pending.early_answer);
-    finish(id, std::move(answer));
-    return;
-  }
   if (pending.unbound_active) {
     if (ub_cancel(context_.get(), pending.unbound_id) != 0) {
       abandoned_.emplace(id, std::move(pending.ticket));

@@ -76,7 +76,7 @@ class UnboundResolver : public DnsResolver, public std::enable_shared_from_this<
     DnsType type;
     std::function<void(DnsAnswer)> callback;
     std::unique_ptr<Ticket> ticket;
-    EventPtr timer;
+    EventPtr timer;  // the query's deadline; none when the answer was known at once
     int unbound_id = 0;
     bool unbound_active = false;
     std::optional<DnsAnswer> early_answer;
@@ -90,10 +90,12 @@ class UnboundResolver : public DnsResolver, public std::enable_shared_from_this<
   static void on_unbound_answer(void* data, int rcode, void* packet, int packet_length, int sec,
                                 char* why_bogus, int was_ratelimited);
   static void on_timer(evutil_socket_t, short, void* data);
+  static void on_ready(evutil_socket_t, short, void* data);
+  void deliver_soon(std::uint64_t id);
+  void deliver_ready();
   void answer_arrived(std::uint64_t id, int rcode, const unsigned char* packet, int length);
   void timer_fired(std::uint64_t id);
   void finish(std::uint64_t id, DnsAnswer answer);
-  void arm_now(Pending& pending);
 
   event_base* base_;
   UnboundResolverOptions options_;
@@ -103,6 +105,9 @@ class UnboundResolver : public DnsResolver, public std::enable_shared_from_this<
   std::unordered_map<std::uint64_t, std::unique_ptr<Ticket>> abandoned_;
   std::uint64_t next_id_ = 1;
   std::optional<std::uint64_t> resolving_id_;
+  // Answers known before resolve() returned, delivered by ready_event_ in the next loop turn.
+  std::vector<std::uint64_t> ready_;
+  EventPtr ready_event_;
 };
 
 // "host:port" as libunbound's "host@port"; nullopt when it is not an address and a port.

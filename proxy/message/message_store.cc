@@ -105,10 +105,11 @@ void MessageStore::rewind() {
   read_offset_ = 0;
 }
 
-bool MessageStore::read_at(uint64_t offset, size_t length, std::string* bytes) {
+bool MessageStore::read_range(uint64_t offset, size_t max_bytes, std::string* bytes,
+                              std::string* error) const {
   bytes->clear();
   if (offset >= size_) return true;
-  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(length, size_ - offset));
+  const size_t wanted = static_cast<size_t>(std::min<uint64_t>(max_bytes, size_ - offset));
   if (!spilled()) {
     bytes->assign(memory_, static_cast<size_t>(offset), wanted);
     return true;
@@ -116,22 +117,27 @@ bool MessageStore::read_at(uint64_t offset, size_t length, std::string* bytes) {
   bytes->resize(wanted);
   size_t filled = 0;
   while (filled < wanted) {
+    // pread: the file offset stays put, so readers never disturb each other.
     const ssize_t got =
         ::pread(fd_, bytes->data() + filled, wanted - filled, static_cast<off_t>(offset + filled));
     if (got < 0) {
       if (errno == EINTR) continue;
-      error_ = "cannot read spill file: " + std::string(std::strerror(errno));
+      *error = "cannot read spill file: " + std::string(std::strerror(errno));
       bytes->clear();
       return false;
     }
     if (got == 0) {
-      error_ = "spill file is shorter than the message";
+      *error = "spill file is shorter than the message";
       bytes->clear();
       return false;
     }
     filled += static_cast<size_t>(got);
   }
   return true;
+}
+
+bool MessageStore::read_at(uint64_t offset, size_t length, std::string* bytes) {
+  return read_range(offset, length, bytes, &error_);
 }
 
 bool MessageStore::read(std::string* chunk, size_t max_bytes) {

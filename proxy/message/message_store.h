@@ -38,6 +38,11 @@ class MessageStore {
   // False on a read error (error() says why).
   bool read_header_section(size_t max_bytes, std::string* header);
 
+  // Up to `max_bytes` bytes from `offset` into *bytes (none at or past the end). Touches
+  // neither the sequential read position nor error(), so readers of their own (the filters'
+  // MessageView) can run beside the relay's reading. False on a read error, said in *error.
+  bool read_range(uint64_t offset, size_t max_bytes, std::string* bytes, std::string* error) const;
+
   // Forget the message (closes the file).
   void clear();
 

@@ -51,13 +51,14 @@ class RunnerHookContext final : public HookContext {
  public:
   RunnerHookContext(Phase phase, const SessionView& view, FilterServices& services,
                     const std::weak_ptr<CompletionTarget>& target, std::uint64_t session_id,
-                    std::uint64_t call_id)
+                    std::uint64_t call_id, const MessageView* message)
       : phase_(phase),
         view_(view),
         services_(services),
         target_(target),
         session_id_(session_id),
-        call_id_(call_id) {}
+        call_id_(call_id),
+        message_(phase == Phase::data ? message : nullptr) {}
 
   Phase phase() const override { return phase_; }
   const SessionView& session() const override { return view_; }
@@ -70,6 +71,7 @@ class RunnerHookContext final : public HookContext {
     return Completion(target_, session_id_, call_id_);
   }
   FilterServices& services() override { return services_; }
+  const MessageView* message() const override { return message_; }
 
   bool parked() const { return parked_; }
   FilterResult take_staged() { return std::move(staged_); }
@@ -81,8 +83,22 @@ class RunnerHookContext final : public HookContext {
   const std::weak_ptr<CompletionTarget>& target_;
   std::uint64_t session_id_;
   std::uint64_t call_id_;
+  const MessageView* message_;
   FilterResult staged_;
   bool parked_ = false;
+};
+
+// The StreamContext of one streaming call.
+class RunnerStreamContext final : public StreamContext {
+ public:
+  RunnerStreamContext(const SessionView& view, FilterServices& services)
+      : view_(view), services_(services) {}
+  const SessionView& session() const override { return view_; }
+  FilterServices& services() override { return services_; }
+
+ private:
+  const SessionView& view_;
+  FilterServices& services_;
 };
 
 // What a hook recorded before it parked, completed by its Completion's result: the later facts
@@ -181,6 +197,14 @@ struct FilterRunner::State {
   std::uint64_t last_call_id = 0;
   bool ended = false;
 
+  // Chain entries that stream the message, in chain order (a filter that could not be created
+  // is left out: its data hook fails anyway).
+  std::vector<std::size_t> streaming;
+  // Per chain entry: it threw while streaming the current message (it gets no more of it and
+  // fails at the data phase).
+  std::vector<bool> stream_failed;
+  const MessageView* message = nullptr;  // the data phase's, while it runs
+
   // The phase in progress.
   bool running = false;
   Phase phase = Phase::connect;
@@ -210,8 +234,55 @@ struct FilterRunner::State {
         observer.filter_problem(session_id, instance.name, Phase::connect, "exception",
                                 "creating the session's filter: a non-standard exception");
       }
+      if (filter && instance.streams_message) streaming.push_back(filters.size());
       filters.push_back(std::move(filter));
     }
+    stream_failed.assign(chain.size(), false);
+  }
+
+  // Calls one streaming hook (`stream` calls it on the filter); an exception marks the filter
+  // failed for this message and is logged, once, as a data-phase problem.
+  template <typename Call>
+  void stream_to(std::size_t filter, const char* hook_name, Call&& stream) {
+    try {
+      stream(*filters[filter]);
+      return;
+    } catch (const std::exception& error) {
+      observer.filter_problem(session_id, name_of(filter), Phase::data, "exception",
+                              fmt::format("in {}(): {}", hook_name, error.what()));
+    } catch (...) {
+      observer.filter_problem(session_id, name_of(filter), Phase::data, "exception",
+                              fmt::format("in {}(): a non-standard exception", hook_name));
+    }
+    stream_failed[filter] = true;
+  }
+
+  void begin_message(const SessionView& stream_view) {
+    if (ended) return;
+    RunnerStreamContext context(stream_view, services);
+    for (const std::size_t filter : streaming) {
+      stream_failed[filter] = false;
+      stream_to(filter, "on_message_begin",
+                [&](SessionFilter& streamer) { streamer.on_message_begin(context); });
+    }
+  }
+
+  void message_data(const SessionView& stream_view, std::string_view bytes) {
+    if (ended || bytes.empty()) return;
+    RunnerStreamContext context(stream_view, services);
+    for (const std::size_t filter : streaming) {
+      if (stream_failed[filter]) continue;
+      stream_to(filter, "on_message_data",
+                [&](SessionFilter& streamer) { streamer.on_message_data(context, bytes); });
+    }
+  }
+
+  // At the data phase, a filter that threw while the message streamed is not called: it
+  // counts as an exception (logged when it threw) and its failure_mode applies.
+  void fail_streamed(std::size_t filter) {
+    stream_failed[filter] = false;
+    observer.filter_result(name_of(filter), "exception", std::chrono::nanoseconds(0));
+    apply_failure_mode(filter);
   }
 
   void remember(const PendingCall& ended_call, CallEnd end) {
@@ -332,7 +403,7 @@ struct FilterRunner::State {
       fail_call("exception", "the filter could not be created for this session");
       return true;
     }
-    RunnerHookContext context(phase, *view, services, target, session_id, call->id);
+    RunnerHookContext context(phase, *view, services, target, session_id, call->id, message);
     HookStatus status = HookStatus::continue_chain;
     try {
       status = filters[filter]->on_phase(context);
@@ -416,7 +487,14 @@ struct FilterRunner::State {
     while (next_filter < chain.size()) {
       const std::size_t filter = next_filter++;
       const FilterInstance& instance = chain[filter];
-      if (!has_phase(instance, phase) || all_facts_overridden(instance)) continue;
+      const bool failed_streaming = phase == Phase::data && stream_failed[filter];
+      if (!(has_phase(instance, phase) || failed_streaming) || all_facts_overridden(instance)) {
+        continue;
+      }
+      if (failed_streaming) {
+        fail_streamed(filter);
+        continue;
+      }
       if (!start_call(filter)) return;
     }
     finish_phase();
@@ -427,6 +505,7 @@ struct FilterRunner::State {
     view = nullptr;
     facts = nullptr;
     overrides = nullptr;
+    message = nullptr;
     std::function<void(PhaseOutcome)> callback = std::move(done);
     done = nullptr;
     PhaseOutcome result = std::move(outcome);
@@ -516,7 +595,8 @@ FilterRunner::~FilterRunner() {
 }
 
 void FilterRunner::run(Phase phase, const SessionView& view, Facts& facts,
-                       std::function<void(PhaseOutcome)> done, const Facts* overrides) {
+                       std::function<void(PhaseOutcome)> done, const Facts* overrides,
+                       const MessageView* message) {
   State& state = *state_;
   if (state.running) {
     state.refuse_run(phase, done, "while a phase is running");
@@ -531,6 +611,7 @@ void FilterRunner::run(Phase phase, const SessionView& view, Facts& facts,
   state.view = &view;
   state.facts = &facts;
   state.overrides = overrides;
+  state.message = phase == Phase::data ? message : nullptr;
   state.done = std::move(done);
   state.outcome = PhaseOutcome{};
   state.outcome.phase = phase;
@@ -556,6 +637,18 @@ bool FilterRunner::running() const {
 
 bool FilterRunner::empty() const {
   return state_->chain.empty();
+}
+
+bool FilterRunner::streams_message() const {
+  return !state_->streaming.empty();
+}
+
+void FilterRunner::begin_message(const SessionView& view) {
+  state_->begin_message(view);
+}
+
+void FilterRunner::message_data(const SessionView& view, std::string_view bytes) {
+  state_->message_data(view, bytes);
 }
 
 }  // namespace portcullis

@@ -8,6 +8,12 @@
 // pending (late, second, unknown) are dropped and counted. Exceptions from a hook are caught
 // and treated as a failure.
 //
+// Streaming (filters/api/message_view.h): the session hands the runner the message as it
+// arrives (begin_message, message_data), and the runner passes it to the chain's filters whose
+// FilterInstance::streams_message is set. A filter that throws there is logged once and gets
+// no more of that message; at the data phase it is not called and counts as failed
+// ("exception"), so its failure_mode applies.
+//
 // Single-threaded: every method runs on the session's loop thread.
 #pragma once
 
@@ -16,12 +22,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "event_handles.h"
 #include "facts.h"
 #include "filter.h"
 #include "filter_instance.h"
+#include "message_view.h"
 #include "session_phase.h"
 
 struct event_base;
@@ -85,14 +93,18 @@ class FilterRunner {
   // the next phase or destroy the runner). `view` and `facts` must stay valid until then. Facts in
   // `overrides` (explain's --evidence) are written into `facts` first and never overwritten; a
   // filter whose every declared fact is overridden is not called (a filter that declares no facts
-  // always is).
+  // always is). explain goes further and leaves out of the chain a filter any of whose facts
+  // is given, before it builds the runner. `message` is what HookContext::message() gives at
+  // Phase::data (nullptr at any other phase, whatever is passed); it must stay valid until
+  // `done`, or until session_end() or the destructor when a call is parked.
   //
   // run() while a phase is running, or after session_end(), is a programming error: it is
   // reported through observer.filter_problem (filter "", what "programming error"), the phase
   // in progress is left alone, and the new `done` is called at once with every filter that
   // hooks `phase` in failed_filters, whatever its failure_mode (fail closed).
   void run(Phase phase, const SessionView& view, Facts& facts,
-           std::function<void(PhaseOutcome)> done, const Facts* overrides = nullptr);
+           std::function<void(PhaseOutcome)> done, const Facts* overrides = nullptr,
+           const MessageView* message = nullptr);
 
   // A parked call's result (from the CompletionTarget). A result for a call that is not
   // pending is counted (late, duplicate) and dropped; the runner remembers its last 64 calls
@@ -105,6 +117,17 @@ class FilterRunner {
 
   bool running() const;
   bool empty() const;  // no filters in the chain
+
+  // True when a chain filter streams the message; the session calls begin_message and
+  // message_data only then, so a chain without one costs a check per chunk.
+  bool streams_message() const;
+  // DATA got its 354: on_message_begin for every streaming filter (what a filter kept of an
+  // earlier message that never reached the data phase is its own to drop). Nothing after
+  // session_end().
+  void begin_message(const SessionView& view);
+  // The next bytes of the message, exactly as the session stores them (dot-unstuffed, CRLF
+  // line ends), in order; `view` as for begin_message.
+  void message_data(const SessionView& view, std::string_view bytes);
 
  private:
   struct State;

@@ -243,6 +243,7 @@ void Session::open_smtp() {
     filters_ = std::make_unique<FilterRunner>(worker_.base(), id_, config.filters.chain,
                                               worker_.filter_router(), *this,
                                               MetricsFilterObserver::instance());
+    streams_message_ = filters_->streams_message();
   }
   // Reading stays on through the connect phase: the pregreet filter's evidence is what the
   // client sends before the banner.
@@ -423,6 +424,9 @@ void Session::process_input() {
         message_store_failed_ = true;
         log_error("message_store_failed",
                   {{"session", std::to_string(id_)}, {"error", message_->error()}});
+      } else if (streams_message_ && filters_) {
+        // The same bytes as stored, so what a filter streamed is what it reads at end of data.
+        filters_->message_data(view_, content_scratch_);
       }
     }
     evbuffer_drain(input, step.consumed);
@@ -640,6 +644,7 @@ void Session::finish() {
   if (filters_) {
     filters_->session_end(view_);
     filters_.reset();
+    streams_message_ = false;
   }
   log_end();
   proxy_deadline_.reset();

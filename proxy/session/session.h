@@ -30,6 +30,7 @@
 #include "session_state.h"
 #include "smtp_parser.h"
 #include "smtp_reply.h"
+#include "stored_message_view.h"
 #include "tls_context.h"
 #include "upstream_connection.h"
 
@@ -234,6 +235,9 @@ class Session final : public FilterServices {
   std::string sender_;
   std::vector<std::string> recipients_;
   std::unique_ptr<MessageStore> message_;
+  // The filters' view of message_ from end of data until the transaction ends (after message_
+  // so that it goes first; the relay reads the header section from it too).
+  std::unique_ptr<StoredMessageView> message_view_;
   std::string content_scratch_;
   bool message_store_failed_ = false;
 
@@ -242,6 +246,9 @@ class Session final : public FilterServices {
   Facts facts_;
   std::unique_ptr<policy::PolicySession> policy_;
   std::unique_ptr<FilterRunner> filters_;
+  // A chain filter streams the message (FilterRunner::streams_message): only then is each
+  // stored chunk handed to the runner too.
+  bool streams_message_ = false;
   SessionView view_;
   bool in_filter_run_ = false;
   bool banner_sent_ = false;

@@ -93,9 +93,9 @@ void Session::deliver_message(uint64_t size) {
   // SECURITY: an inbound Authentication-Results claiming our authserv-id is a forgery (RFC
   // 8601 5): it is not forwarded.
   std::vector<ByteRange> forged;
-  std::string header_section;
-  if (message_->read_header_section(config_->limits.max_header_size, &header_section)) {
-    forged = find_own_authentication_results(header_section, config_->server.authserv_id);
+  if (message_view_ && message_view_->header_read()) {
+    forged = find_own_authentication_results(message_view_->header_section(),
+                                             config_->server.authserv_id);
     if (!forged.empty()) {
       log_info("authentication_results_removed", {{"session", std::to_string(id_)},
                                                   {"client", client_text_},
@@ -391,6 +391,7 @@ void Session::end_transaction() {
   in_transaction_ = false;
   sender_.clear();
   recipients_.clear();
+  message_view_.reset();
   message_.reset();
   message_store_failed_ = false;
 }

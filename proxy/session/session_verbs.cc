@@ -232,10 +232,15 @@ void Session::on_data(const Command& command) {
     return reply(554, "5.5.1 Error: no valid recipients", &command);
   }
   count(command.verb, true);
+  message_view_.reset();  // it reads the store about to be replaced
   message_ =
       std::make_unique<MessageStore>(config_->limits.spill_threshold, config_->server.state_dir);
   message_store_failed_ = false;
   reply(354, "End data with <CR><LF>.<CR><LF>", &command);
+  if (streams_message_ && filters_) {
+    view_.facts = &facts_;
+    filters_->begin_message(view_);
+  }
   parser_.begin_data();
   enter(SessionState::data);
   data_started_ = std::chrono::steady_clock::now();
@@ -262,6 +267,7 @@ void Session::handle_data_end(const DataEnd& end) {
   if (message_store_failed_ || !message_) {
     return refuse(451, "4.3.0 Error: could not store the message, try again later");
   }
+  message_view_ = std::make_unique<StoredMessageView>(*message_, config_->limits.max_header_size);
   if (!policy_) return deliver_message(end.size);
   record_data_facts(facts_, catalog(), static_cast<std::int64_t>(end.size),
                     static_cast<std::int64_t>(recipients_.size()));
@@ -312,17 +318,21 @@ void Session::screen(Phase phase, VerdictThen then) {
   // not processed; afterwards the same holds for the commands it pipelines.
   enter(phase == Phase::connect ? SessionState::greeting : SessionState::waiting_filters);
   in_filter_run_ = true;
-  filters_->run(phase, view_, facts_, [this, decide = std::move(decide)](PhaseOutcome outcome) {
-    guarded("filters", [&] {
-      if (session_closing(state_)) return;
-      const bool parked = !in_filter_run_;
-      // What the verdict lets happen next (the banner, the command, the upstream) starts from
-      // here.
-      enter(SessionState::command);
-      decide(outcome);
-      if (parked && !session_waits(state_)) resume();
-    });
-  });
+  const MessageView* message = phase == Phase::data ? message_view_.get() : nullptr;
+  filters_->run(
+      phase, view_, facts_,
+      [this, decide = std::move(decide)](PhaseOutcome outcome) {
+        guarded("filters", [&] {
+          if (session_closing(state_)) return;
+          const bool parked = !in_filter_run_;
+          // What the verdict lets happen next (the banner, the command, the upstream) starts
+          // from here.
+          enter(SessionState::command);
+          decide(outcome);
+          if (parked && !session_waits(state_)) resume();
+        });
+      },
+      nullptr, message);
   in_filter_run_ = false;
 }
 

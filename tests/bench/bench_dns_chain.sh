@@ -12,6 +12,9 @@
 #
 #   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 bash tests/bench/bench_dns_chain.sh
 #
+# BENCH_PERF=FILE also records a call-graph profile of the chain instance during the measured
+# runs (perf record -g; read it with `perf report -i FILE`).
+#
 # Everything listens on 127.0.0.1 (ports found free at run time), every run and wait is
 # bounded, and what the script starts is stopped by pid on exit.
 set -euo pipefail
@@ -34,26 +37,10 @@ start_sink "$sink_port"
 # 127.0.0.1 (fcrdns = pass), the block list does not list 127.0.0.1 (NXDOMAIN, dnsbl.score =
 # 0), and example.test's SPF record allows 127.0.0.0/8 (spf = pass).
 dnsbl_zone=bl.test
-cat >"$work_dir/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1
-  port: $dns_port
-  do-ip6: no
-  username: ""
-  chroot: ""
-  pidfile: ""
-  directory: "$work_dir"
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  num-threads: 1
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-  local-zone: "test." static
-  local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
-  local-data: "mail.example.test. A 127.0.0.1"
-  local-zone: "127.in-addr.arpa." static
-  local-data: "1.0.0.127.in-addr.arpa. PTR mail.example.test."
+bash scripts/unbound-config.sh "$dns_port" "$work_dir" >"$work_dir/unbound.conf" <<'EOF'
+local-data: 'example.test. TXT "v=spf1 ip4:127.0.0.0/8 -all"'
+local-data: "mail.example.test. A 127.0.0.1"
+local-data: "1.0.0.127.in-addr.arpa. PTR mail.example.test."
 EOF
 unbound -d -c "$work_dir/unbound.conf" >"$work_dir/unbound.log" 2>&1 &
 unbound_pid=$!
@@ -97,17 +84,8 @@ chain_pid=$started_pid
 clock_ticks=$(getconf CLK_TCK)
 results=$work_dir/results
 
-run_source() { # run_source MODE(new|reuse) PATH(direct|plain|chain) ROUND
-  local mode=$1 path=$2 round=$3
-  local port=$sink_port pid=
-  case $path in
-    plain) port=$plain_port pid=$plain_pid ;;
-    chain) port=$chain_port pid=$chain_pid ;;
-  esac
-  timed_source "$mode" "$port" "$pid" "$messages" "$sessions"
-  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
-  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
-}
+path_port=([direct]=$sink_port [plain]=$plain_port [chain]=$chain_port)
+path_pid=([plain]=$plain_pid [chain]=$chain_pid)
 
 # The first sessions fill each worker's libunbound cache (TXT, PTR, A, the block list's
 # NXDOMAIN); the measured ones then find their answers there, as a busy server does.
@@ -119,6 +97,11 @@ echo "DNS chain: $rounds rounds of $messages messages of 1000 bytes, $sessions p
 echo "       smtp-source → smtp-sink (direct) vs smtp-source → Portcullis → smtp-sink"
 echo "       (plain: no filters; chain: fcrdns, dnsbl, spf against a local unbound)"
 paths=(direct plain chain)
+if [[ -n ${BENCH_PERF:-} ]]; then
+  perf record -q -g -p "$chain_pid" -o "$BENCH_PERF" 2>"$work_dir/perf.err" &
+  perf_pid=$!
+  track_pid "$perf_pid"
+fi
 for round in $(seq "$rounds"); do
   for mode in new reuse; do
     # Rotate which path goes first, so none always runs on a warmer machine.
@@ -129,6 +112,10 @@ for round in $(seq "$rounds"); do
 done
 
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+if [[ -n ${perf_pid:-} ]]; then
+  kill -INT "$perf_pid" 2>/dev/null || true
+  wait "$perf_pid" 2>/dev/null || true
+fi
 
 timeout 10 curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$work_dir/metrics" || {
   log "could not read the chain instance's /metrics"

@@ -167,6 +167,17 @@ timed_source() {
   source_ticks=$((ticks_after - ticks_before))
 }
 
+# run_source MODE(new|reuse) PATH ROUND: one measured run of PATH, which names a port in
+# path_port (and, for a Portcullis instance, its pid in path_pid: associative arrays the script
+# fills); appends "MODE PATH ROUND MSGS_PER_S CPU_TICKS" to $results and prints the rate.
+declare -A path_port=() path_pid=()
+run_source() {
+  local mode=$1 path=$2 round=$3
+  timed_source "$mode" "${path_port[$path]}" "${path_pid[$path]:-}" "$messages" "$sessions"
+  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
+  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
+}
+
 warm_up() { # warm_up PORT...: 100 messages through each
   local port
   for port in "$@"; do

@@ -42,18 +42,8 @@ pinned_pid=$started_pid
 clock_ticks=$(getconf CLK_TCK)
 results=$work_dir/results
 
-# One smtp-source run; appends "MODE PATH ROUND MSGS_PER_S CPU_TICKS" to $results.
-run_source() { # run_source MODE(new|reuse) PATH(direct|via|pinned) ROUND
-  local mode=$1 path=$2 round=$3
-  local port=$sink_port pid=
-  case $path in
-    via) port=$proxy_port pid=$portcullis_pid ;;
-    pinned) port=$pinned_port pid=$pinned_pid ;;
-  esac
-  timed_source "$mode" "$port" "$pid" "$messages" "$sessions"
-  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
-  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
-}
+path_port=([direct]=$sink_port [via]=$proxy_port [pinned]=$pinned_port)
+path_pid=([via]=$portcullis_pid [pinned]=$pinned_pid)
 
 log "warm-up"
 warm_up "$proxy_port" "$pinned_port"

@@ -114,7 +114,8 @@ SpfCase openspf_case(const std::string& suite, const std::string& id, const YAML
   spf_case.mailfrom = text_of(test["mailfrom"]);
   spf_case.helo = text_of(test["helo"]);
   spf_case.receiver = "receiver.example";
-  spf_case.accepted = strings_of(test["result"]);
+  // The generated corpus (tests/corpora/spf/generated) has no expected results.
+  if (test["result"]) spf_case.accepted = strings_of(test["result"]);
   if (test["explanation"]) spf_case.explanation = test["explanation"].as<std::string>();
   return spf_case;
 }

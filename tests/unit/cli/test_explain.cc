@@ -188,3 +188,18 @@ BOOST_AUTO_TEST_CASE(dns_that_is_not_an_address_and_port_is_refused) {
   BOOST_TEST(contains(run.err, "--dns resolver.example: expected IP:PORT"), run.err);
   BOOST_TEST(chain.server.queries().empty());
 }
+
+// The client's PTR gives two names: the first is confirmed while the second's A query is still
+// unanswered, so fcrdns ends and the query it no longer needs shows as cancelled.
+BOOST_AUTO_TEST_CASE(a_query_the_filter_no_longer_needed_shows_as_cancelled) {
+  DnsChain chain;
+  chain.server.add_ptr("10.2.0.192.in-addr.arpa", "slow.example.test");
+  chain.server.set_behaviour("slow.example.test", TestDnsServer::Behaviour::withhold);
+  const Run run = explain(chain.options());
+  BOOST_TEST_REQUIRE(run.status == 0, run.err);
+  BOOST_TEST(contains(run.out, "fcrdns = 'pass'"), run.out);
+  BOOST_TEST(
+      contains(run.out,
+               "  dns: A slow.example.test → no answer (cancelled: the filter ended first)\n"),
+      run.out);
+}

@@ -1,5 +1,7 @@
 // A HookContext for the DNS filters' tests: the session's view, FilterServices offering a
 // FakeDnsResolver (or none), and a CompletionTarget that records what the filter delivers.
+// It is also the StreamContext of the streaming calls; `hook_phase` and `message_view` (the
+// data phase's message) are the test's to set.
 #pragma once
 
 #include <functional>
@@ -13,7 +15,10 @@
 
 namespace portcullis::test {
 
-class DnsFilterHarness : public HookContext, public FilterServices, public CompletionTarget {
+class DnsFilterHarness : public HookContext,
+                         public StreamContext,
+                         public FilterServices,
+                         public CompletionTarget {
  public:
   explicit DnsFilterHarness(std::string client_ip, bool with_resolver = true)
       : with_resolver_(with_resolver) {
@@ -22,7 +27,7 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   }
 
   // HookContext
-  Phase phase() const override { return Phase::connect; }
+  Phase phase() const override { return hook_phase; }
   const SessionView& session() const override { return view_; }
   void record(std::string fact, FactValue value) override {
     recorded.set(std::move(fact), std::move(value));
@@ -33,12 +38,30 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
     return Completion(self_, view_.session_id, 3);
   }
   FilterServices& services() override { return *this; }
+  const MessageView* message() const override { return message_view; }
 
   // FilterServices
   DnsResolver* resolver() override { return with_resolver_ ? &dns : nullptr; }
+  // Timers are kept until the test runs them (run_timers), whatever their delay.
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds,
-                                           std::function<void()>) override {
-    return nullptr;
+                                           std::function<void()> callback) override {
+    auto timer = std::make_shared<std::function<void()>>(std::move(callback));
+    timers_.push_back(timer);
+    return std::make_unique<Timer>(timer);
+  }
+  // Runs the timers whose handles still exist; the number run.
+  int run_timers() {
+    int ran = 0;
+    auto due = std::move(timers_);
+    timers_.clear();
+    for (const auto& weak : due) {
+      if (auto timer = weak.lock()) {
+        auto callback = std::move(*timer);
+        ++ran;
+        callback();
+      }
+    }
+    return ran;
   }
   void send_to_client(std::string_view) override {}
 
@@ -52,6 +75,8 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   void bind(std::shared_ptr<CompletionTarget> self) { self_ = self; }
 
   FakeDnsResolver dns;
+  Phase hook_phase = Phase::connect;
+  const MessageView* message_view = nullptr;
   Facts recorded;
   std::optional<std::string> failure;
   int parks = 0;
@@ -60,8 +85,19 @@ class DnsFilterHarness : public HookContext, public FilterServices, public Compl
   std::function<void()> on_deliver;
 
  private:
+  // Destroying the handle drops the callback, so a cancelled timer never runs.
+  class Timer : public TimerHandle {
+   public:
+    explicit Timer(std::shared_ptr<std::function<void()>> callback)
+        : callback_(std::move(callback)) {}
+
+   private:
+    std::shared_ptr<std::function<void()>> callback_;
+  };
+
   SessionView view_;
   bool with_resolver_;
+  std::vector<std::weak_ptr<std::function<void()>>> timers_;
   std::weak_ptr<CompletionTarget> self_;
 };
 

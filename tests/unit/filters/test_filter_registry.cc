@@ -49,8 +49,9 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
-  BOOST_TEST((names_of(filter_definitions()) ==
-              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "dmarc"}));
+  BOOST_TEST(
+      (names_of(filter_definitions()) ==
+       std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
@@ -74,6 +75,16 @@ BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
   BOOST_TEST(spf->facts[0].name == "spf");
   BOOST_TEST(spf->facts[1].name == "spf.domain");
   BOOST_TEST(spf->facts[1].known_from == Phase::mail);
+  BOOST_TEST(!spf->streams_message);
+
+  const FilterDefinition* dkim = find_filter_definition("dkim");
+  BOOST_REQUIRE(dkim != nullptr);
+  BOOST_TEST((dkim->hooks == std::vector<Phase>{Phase::data}));
+  BOOST_TEST(dkim->streams_message);
+  BOOST_REQUIRE(dkim->facts.size() == 2u);
+  BOOST_TEST(dkim->facts[0].name == "dkim");
+  BOOST_TEST(dkim->facts[1].name == "dkim.domains");
+  BOOST_TEST(dkim->facts[1].type == FactType::list);
 
   BOOST_TEST(find_filter_definition("nope") == nullptr);
   BOOST_TEST(find_filter_definition("Helo") == nullptr);  // names are exact
@@ -200,6 +211,20 @@ BOOST_AUTO_TEST_CASE(spf_takes_no_keys) {
   BOOST_TEST(spf->build(bad, errors) == nullptr);
   BOOST_REQUIRE(errors.size() == 1u);
   BOOST_TEST(errors[0].key == "strict");
+}
+
+BOOST_AUTO_TEST_CASE(dkim_keys_are_validated_at_their_place) {
+  const FilterDefinition* dkim = find_filter_definition("dkim");
+  std::vector<SettingError> errors;
+  BOOST_TEST(dkim->build({}, errors) != nullptr);
+  BOOST_TEST(errors.empty());
+  SettingValue zero{std::int64_t{0}};
+  zero.line = 4;
+  zero.column = 18;
+  BOOST_TEST(dkim->build(SettingTable{{"max_signatures", zero}}, errors) == nullptr);
+  BOOST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "max_signatures");
+  BOOST_TEST(errors[0].line == 4u);
 }
 
 BOOST_AUTO_TEST_CASE(dmarc_hooks_the_data_phase_and_loads_its_public_suffix_list) {
