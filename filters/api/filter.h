@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dns_resolver.h"
@@ -50,6 +51,16 @@ struct SessionView {
   const Facts* facts = nullptr;
 };
 
+// One Authentication-Results entry (RFC 8601 resinfo) that the facts cannot carry, e.g. one per
+// DKIM signature. The session writes those of the transaction in the order they came; values
+// are escaped by the writer.
+struct AuthenticationEntry {
+  std::string method;                                           // "dkim"
+  std::string result;                                           // "pass"
+  std::vector<std::pair<std::string, std::string>> properties;  // {"header.d", "example.org"}
+  std::string reason;  // written as reason="..." when not empty
+};
+
 // The outcome of one hook call.
 struct FilterResult {
   Facts facts;                       // only the filter's own facts are kept by the runner
@@ -58,6 +69,7 @@ struct FilterResult {
   // list that timed out): the facts stand; the runner logs each one and counts it in
   // portcullis_filter_warnings_total{filter}.
   std::vector<std::string> warnings;
+  std::vector<AuthenticationEntry> authentication;
 };
 
 // Where parked results go: implemented by the proxy (a worker finds the session by id).
@@ -119,6 +131,9 @@ class HookContext {
   // Synchronous results (HookStatus::continue_chain).
   virtual void record(std::string fact, FactValue value) = 0;
   virtual void fail(std::string error) = 0;
+  // As FilterResult::warnings and ::authentication, for a hook that answers at once.
+  virtual void warn(std::string warning) = 0;
+  virtual void add_authentication(AuthenticationEntry entry) = 0;
   // Parks the chain: return HookStatus::stop_iteration after taking it.
   virtual Completion park() = 0;
   virtual FilterServices& services() = 0;

@@ -47,6 +47,18 @@ FilterResult DkimFilter::result_facts(const DkimOutcome& outcome) {
   if (outcome.signatures_not_checked > 0)
     out.warnings.push_back(std::to_string(outcome.signatures_not_checked) +
                            " DKIM-Signature fields beyond max_signatures not checked");
+  // One Authentication-Results entry per signature checked (RFC 8601 2.7.1: header.d, header.s
+  // and header.a name the signature, and reason says why it did not pass).
+  for (const DkimSignatureResult& signature : outcome.signatures) {
+    AuthenticationEntry entry;
+    entry.method = "dkim";
+    entry.result = std::string(dkim_verdict_name(signature.verdict));
+    if (!signature.domain.empty()) entry.properties.push_back({"header.d", signature.domain});
+    if (!signature.selector.empty()) entry.properties.push_back({"header.s", signature.selector});
+    if (!signature.algorithm.empty()) entry.properties.push_back({"header.a", signature.algorithm});
+    if (signature.verdict != DkimVerdict::pass) entry.reason = signature.reason;
+    out.authentication.push_back(std::move(entry));
+  }
   return out;
 }
 
@@ -61,7 +73,6 @@ void DkimFilter::on_message_data(StreamContext&, std::string_view bytes) {
 
 HookStatus DkimFilter::on_phase(HookContext& context) {
   if (context.phase() != Phase::data) return HookStatus::continue_chain;
-  deliver_timer_.reset();
   DnsResolver* resolver = context.services().resolver();
   if (resolver == nullptr) {
     verification_.reset();
@@ -97,19 +108,13 @@ HookStatus DkimFilter::on_phase(HookContext& context) {
     last_outcome_ = verification_->finish();
     verification_.reset();
     FilterResult result = result_facts(last_outcome_);
-    if (result.warnings.empty()) {
-      for (auto& [name, value] : result.facts)
-        context.record(name, value);
-      return HookStatus::continue_chain;
-    }
-    // Warnings travel only with a completion: the result is handed over on the next turn of
-    // the loop.
-    Completion completion = context.park();
-    auto parked = std::make_shared<FilterResult>(std::move(result));
-    deliver_timer_ = context.services().start_timer(
-        std::chrono::milliseconds(0),
-        [completion, parked] { completion.finish(std::move(*parked)); });
-    return HookStatus::stop_iteration;
+    for (auto& [name, value] : result.facts)
+      context.record(name, value);
+    for (auto& warning : result.warnings)
+      context.warn(std::move(warning));
+    for (auto& entry : result.authentication)
+      context.add_authentication(std::move(entry));
+    return HookStatus::continue_chain;
   }
   Completion completion = context.park();
   verification_->on_keys_ready([this, completion] {
@@ -122,13 +127,11 @@ HookStatus DkimFilter::on_phase(HookContext& context) {
 
 void DkimFilter::cancel() {
   verification_.reset();
-  deliver_timer_.reset();
   streamed_ = false;
 }
 
 void DkimFilter::on_session_end(const SessionView&) {
   verification_.reset();
-  deliver_timer_.reset();
   streamed_ = false;
 }
 

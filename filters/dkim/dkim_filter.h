@@ -43,7 +43,6 @@ class DkimFilter : public SessionFilter {
  private:
   std::shared_ptr<const DkimLibrary> library_;
   std::unique_ptr<DkimVerification> verification_;
-  std::unique_ptr<TimerHandle> deliver_timer_;  // hands over a result known at once, with warnings
   bool streamed_ = false;
   DkimOutcome last_outcome_;
 };

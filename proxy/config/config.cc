@@ -1037,7 +1037,8 @@ void resolve_defaults(Config& config, Context& context) {
 // The filters that ask DNS: their timeout must leave room for one whole DNS query, so that a
 // silent server ends as the filter's temporary DNS error (temperror), not as a filter timeout.
 void check_dns_filter_timeouts(const Config& config, Context& context) {
-  static const std::set<std::string, std::less<>> dns_filters = {"spf", "fcrdns", "dnsbl"};
+  static const std::set<std::string, std::less<>> dns_filters = {"spf", "fcrdns", "dnsbl", "dkim",
+                                                                 "dmarc"};
   const auto dns_timeout = std::chrono::seconds(config.dns.timeout);
   for (const auto& filter : config.filters.chain) {
     if (dns_filters.count(filter.name) == 0 || filter.timeout > dns_timeout) continue;

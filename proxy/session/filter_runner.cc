@@ -66,6 +66,10 @@ class RunnerHookContext final : public HookContext {
     staged_.facts.set(std::move(fact), std::move(value));
   }
   void fail(std::string error) override { staged_.error = std::move(error); }
+  void warn(std::string warning) override { staged_.warnings.push_back(std::move(warning)); }
+  void add_authentication(AuthenticationEntry entry) override {
+    staged_.authentication.push_back(std::move(entry));
+  }
   Completion park() override {
     parked_ = true;
     return Completion(target_, session_id_, call_id_);
@@ -109,6 +113,8 @@ FilterResult merge_results(FilterResult staged, FilterResult completion) {
   if (completion.error) staged.error = std::move(completion.error);
   for (auto& warning : completion.warnings)
     staged.warnings.push_back(std::move(warning));
+  for (auto& entry : completion.authentication)
+    staged.authentication.push_back(std::move(entry));
   return staged;
 }
 
@@ -353,6 +359,8 @@ struct FilterRunner::State {
       return;
     }
     merge_facts(filter, result.facts);
+    for (auto& entry : result.authentication)
+      outcome.authentication.push_back(std::move(entry));
     observer.filter_result(name_of(filter), "ok", duration);
   }
 

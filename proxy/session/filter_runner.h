@@ -67,6 +67,9 @@ struct PhaseOutcome {
   std::vector<std::string> failed_filters;
   // Filters that failed with failure_mode = "continue" (logged; their facts are absent).
   std::vector<std::string> skipped_filters;
+  // Authentication-Results entries the phase's filters gave (FilterResult::authentication), in
+  // chain order.
+  std::vector<AuthenticationEntry> authentication;
 };
 
 // A one-shot evtimer on `base` for FilterServices implementations: `callback` runs once after

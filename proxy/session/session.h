@@ -235,6 +235,9 @@ class Session final : public FilterServices {
   std::string sender_;
   std::vector<std::string> recipients_;
   std::unique_ptr<MessageStore> message_;
+  // The transaction's Authentication-Results entries from the filters (one per DKIM
+  // signature); cleared with the transaction.
+  std::vector<AuthenticationEntry> authentication_entries_;
   // The filters' view of message_ from end of data until the transaction ends (after message_
   // so that it goes first; the relay reads the header section from it too).
   std::unique_ptr<StoredMessageView> message_view_;

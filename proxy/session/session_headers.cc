@@ -62,7 +62,15 @@ std::vector<AuthenticationMethodResult> Session::authentication_results() const 
     }
     results.push_back(std::move(spf_result));
   }
-  if (const std::string* dkim = facts_.string("dkim")) {
+  // The dkim filter gives one entry per signature it checked; without signatures the fact
+  // alone says "none".
+  bool dkim_entries = false;
+  for (const AuthenticationEntry& entry : authentication_entries_) {
+    if (entry.method != "dkim") continue;
+    results.push_back({entry.method, entry.result, entry.properties, entry.reason});
+    dkim_entries = true;
+  }
+  if (const std::string* dkim = facts_.string("dkim"); dkim && !dkim_entries) {
     AuthenticationMethodResult dkim_result{"dkim", *dkim, {}, {}};
     const FactList* domains = facts_.list("dkim.domains");
     if (domains && !domains->empty())

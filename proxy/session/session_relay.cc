@@ -394,6 +394,7 @@ void Session::end_transaction() {
   message_view_.reset();
   message_.reset();
   message_store_failed_ = false;
+  authentication_entries_.clear();
 }
 
 }  // namespace portcullis

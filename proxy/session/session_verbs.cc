@@ -303,6 +303,8 @@ void Session::on_quit(const Command& command) {
 // While filters are parked the session is busy: pipelined input waits in the buffer.
 void Session::screen(Phase phase, VerdictThen then) {
   auto decide = [this, phase, then = std::move(then)](const PhaseOutcome& outcome) {
+    for (const AuthenticationEntry& entry : outcome.authentication)
+      authentication_entries_.push_back(entry);
     policy::Verdict verdict = policy_->evaluate(phase, facts_, outcome.failed_filters);
     record_verdict(verdict, scene(), worker_.context().rejection_log);
     then(verdict);

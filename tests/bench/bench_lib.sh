@@ -1,4 +1,4 @@
-# Shell functions the relay benchmarks share (bench_relay.sh, bench_dns_chain.sh): sourced,
+# Shell functions the relay benchmarks share (bench_relay.sh, bench_chain.sh): sourced,
 # not run. The script sourcing it sets `set -euo pipefail` and is in the source root.
 #
 # What it sets up when sourced: build_dir and portcullis (PORTCULLIS_BUILD_DIR, default
@@ -147,15 +147,18 @@ EOF
 
 # timed_source MODE(new|reuse) PORT PID MESSAGES SESSIONS: one bounded smtp-source run against
 # 127.0.0.1:PORT; sets source_rate (msgs/s) and source_ticks (CPU ticks PID used during it;
-# 0 without PID).
+# 0 without PID). The message is smtp-source's own 1000 bytes, or the file source_message
+# names (smtp-source -F: header and body, LF line ends).
+source_message=
 timed_source() {
   local mode=$1 port=$2 pid=$3 messages=$4 sessions=$5
-  local reuse=()
+  local reuse=() content=(-l 1000)
   [[ $mode == reuse ]] && reuse=(-d)
+  [[ -n $source_message ]] && content=(-F "$source_message")
   local ticks_before=0 ticks_after=0 start_ns end_ns
   [[ -n $pid ]] && ticks_before=$(cpu_ticks "$pid")
   start_ns=$(date +%s%N)
-  if ! timeout 300 /usr/sbin/smtp-source "${reuse[@]}" -s "$sessions" -m "$messages" -l 1000 \
+  if ! timeout 300 /usr/sbin/smtp-source "${reuse[@]}" -s "$sessions" -m "$messages" "${content[@]}" \
     -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
     log "smtp-source failed ($mode, port $port):"
     head -5 "$work_dir/source.err" >&2
@@ -167,21 +170,23 @@ timed_source() {
   source_ticks=$((ticks_after - ticks_before))
 }
 
-# run_source MODE(new|reuse) PATH ROUND: one measured run of PATH, which names a port in
-# path_port (and, for a Portcullis instance, its pid in path_pid: associative arrays the script
-# fills); appends "MODE PATH ROUND MSGS_PER_S CPU_TICKS" to $results and prints the rate.
+# run_source MODE(new|reuse) PATH ROUND [GROUP]: one measured run of PATH, which names a port
+# in path_port (and, for a Portcullis instance, its pid in path_pid: associative arrays the
+# script fills); appends "GROUP PATH ROUND MSGS_PER_S CPU_TICKS" to $results (GROUP defaults
+# to MODE) and prints the rate.
 declare -A path_port=() path_pid=()
 run_source() {
-  local mode=$1 path=$2 round=$3
+  local mode=$1 path=$2 round=$3 group=${4:-$1}
   timed_source "$mode" "${path_port[$path]}" "${path_pid[$path]:-}" "$messages" "$sessions"
-  echo "$mode $path $round $source_rate $source_ticks" >>"$results"
-  printf '  round %d %-5s %-6s %6d msg/s\n' "$round" "$mode" "$path" "$source_rate"
+  echo "$group $path $round $source_rate $source_ticks" >>"$results"
+  printf '  round %d %-12s %-6s %6d msg/s\n' "$round" "$group" "$path" "$source_rate"
 }
 
-warm_up() { # warm_up PORT...: 100 messages through each
-  local port
+warm_up() { # warm_up PORT...: 100 messages (source_message's, if set) through each
+  local port content=(-l 1000)
+  [[ -n $source_message ]] && content=(-F "$source_message")
   for port in "$@"; do
-    timeout 60 /usr/sbin/smtp-source -s 5 -m 100 -l 1000 -f alice@example.test \
+    timeout 60 /usr/sbin/smtp-source -s 5 -m 100 "${content[@]}" -f alice@example.test \
       -t bob@example.test "127.0.0.1:$port"
   done
 }

@@ -33,6 +33,10 @@ class DnsFilterHarness : public HookContext,
     recorded.set(std::move(fact), std::move(value));
   }
   void fail(std::string error) override { failure = std::move(error); }
+  void warn(std::string warning) override { warned.push_back(std::move(warning)); }
+  void add_authentication(AuthenticationEntry entry) override {
+    authentication.push_back(std::move(entry));
+  }
   Completion park() override {
     ++parks;
     return Completion(self_, view_.session_id, 3);
@@ -79,6 +83,8 @@ class DnsFilterHarness : public HookContext,
   const MessageView* message_view = nullptr;
   Facts recorded;
   std::optional<std::string> failure;
+  std::vector<std::string> warned;
+  std::vector<AuthenticationEntry> authentication;
   int parks = 0;
   std::vector<FilterResult> results;
   // Runs after each delivery, e.g. to destroy the filter as an ending session does.

@@ -287,37 +287,51 @@ BOOST_AUTO_TEST_CASE(only_max_signatures_signatures_are_checked) {
     BOOST_TEST(outcome.signatures[i].selector == "sel" + std::to_string(i));
 }
 
-BOOST_AUTO_TEST_CASE(a_result_known_at_once_with_a_warning_is_handed_over_by_a_timer) {
-  // The keys answered while the body streamed, but the warning about the signatures left
-  // unchecked needs a completion: the filter parks and finishes on the next loop turn.
+BOOST_AUTO_TEST_CASE(a_result_known_at_once_is_recorded_with_its_warning_and_entries) {
+  // The keys answered while the body streamed: the data hook answers at once, with the
+  // warning about the signature left unchecked and one Authentication-Results entry.
   const std::string& message = rfc8463().message;
   auto harness = make_harness("192.0.2.1");
   serve_keys(*harness);
   auto filter = make_filter(SettingTable{{"max_signatures", SettingValue{std::int64_t{1}}}});
   stream(*filter, *harness, message, 512);
   BOOST_TEST(harness->dns.deliver_all() == 1);
-  BOOST_TEST((data_hook(*filter, *harness) == HookStatus::stop_iteration));
-  BOOST_TEST(harness->parks == 1);
-  BOOST_TEST(harness->results.empty());
-  BOOST_TEST(harness->run_timers() == 1);
-  BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
-  BOOST_TEST(*harness->results[0].facts.string("dkim") == "pass");
-  BOOST_TEST(
-      (harness->results[0].warnings ==
-       std::vector<std::string>{"1 DKIM-Signature fields beyond max_signatures not checked"}));
-  BOOST_TEST(outcome_of(*filter).signatures.size() == 1u);
+  BOOST_TEST((data_hook(*filter, *harness) == HookStatus::continue_chain));
+  BOOST_TEST(harness->parks == 0);
+  BOOST_TEST(*harness->recorded.string("dkim") == "pass");
+  BOOST_TEST((harness->warned == std::vector<std::string>{
+                                     "1 DKIM-Signature fields beyond max_signatures not checked"}));
+  BOOST_REQUIRE_EQUAL(harness->authentication.size(), 1u);
+  const AuthenticationEntry& entry = harness->authentication[0];
+  BOOST_TEST(entry.method == "dkim");
+  BOOST_TEST(entry.result == "pass");
+  BOOST_TEST(entry.reason.empty());
+  BOOST_TEST((entry.properties ==
+              std::vector<std::pair<std::string, std::string>>{{"header.d", "football.example.com"},
+                                                               {"header.s", "brisbane"},
+                                                               {"header.a", "ed25519-sha256"}}));
 }
 
-BOOST_AUTO_TEST_CASE(cancel_drops_a_pending_hand_over) {
+BOOST_AUTO_TEST_CASE(each_signature_is_an_authentication_entry_with_its_reason) {
+  // RFC 8463 A.3 with its body changed: both signatures fail, each its own entry.
+  std::string message = rfc8463().message;
+  const auto body = message.find("\r\n\r\n");
+  BOOST_REQUIRE(body != std::string::npos);
+  message.insert(body + 4, "tampered ");
   auto harness = make_harness("192.0.2.1");
   serve_keys(*harness);
-  auto filter = make_filter(SettingTable{{"max_signatures", SettingValue{std::int64_t{1}}}});
-  stream(*filter, *harness, rfc8463().message, 512);
+  auto filter = make_filter();
+  stream(*filter, *harness, message, 512);
   harness->dns.deliver_all();
-  data_hook(*filter, *harness);
-  filter->cancel();
-  BOOST_TEST(harness->run_timers() == 0);
-  BOOST_TEST(harness->results.empty());
+  BOOST_TEST((data_hook(*filter, *harness) == HookStatus::continue_chain));
+  BOOST_REQUIRE_EQUAL(harness->authentication.size(), 2u);
+  for (const AuthenticationEntry& entry : harness->authentication) {
+    BOOST_TEST(entry.method == "dkim");
+    BOOST_TEST(entry.result == "fail");
+    BOOST_TEST(!entry.reason.empty());
+  }
+  BOOST_TEST(harness->authentication[0].properties.at(1).second == "brisbane");
+  BOOST_TEST(harness->authentication[1].properties.at(1).second == "test");
 }
 
 BOOST_AUTO_TEST_CASE(without_a_stream_the_message_is_read_at_the_data_phase) {

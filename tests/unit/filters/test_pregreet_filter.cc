@@ -67,6 +67,10 @@ class FakeContext : public HookContext {
     recorded.set(std::move(fact), std::move(value));
   }
   void fail(std::string error) override { failure = std::move(error); }
+  void warn(std::string warning) override { warned.push_back(std::move(warning)); }
+  void add_authentication(AuthenticationEntry entry) override {
+    authentication.push_back(std::move(entry));
+  }
   Completion park() override {
     ++parks;
     return Completion(target_, view_.session_id, 41);
@@ -75,6 +79,8 @@ class FakeContext : public HookContext {
 
   Facts recorded;
   std::optional<std::string> failure;
+  std::vector<std::string> warned;
+  std::vector<AuthenticationEntry> authentication;
   int parks = 0;
 
  private:
