@@ -58,6 +58,10 @@ class DataContext : public HookContext {
     recorded.set(std::move(fact), std::move(value));
   }
   void fail(std::string error) override { failure = std::move(error); }
+  void warn(std::string warning) override { warnings.push_back(std::move(warning)); }
+  void add_authentication(AuthenticationEntry entry) override {
+    authentication.push_back(std::move(entry));
+  }
   Completion park() override {
     ++parks;
     return Completion(target_, view_.session_id, 5);
@@ -67,6 +71,9 @@ class DataContext : public HookContext {
 
   Facts recorded;
   std::optional<std::string> failure;
+  std::vector<std::string> warnings;
+  // dmarc's result travels in its facts (the session writes dmarc= from them): never here.
+  std::vector<AuthenticationEntry> authentication;
   int parks = 0;
 
  private:
@@ -363,6 +370,8 @@ BOOST_AUTO_TEST_CASE(several_from_or_none_is_permerror_without_dns) {
       BOOST_TEST(run.dns.queries() == 0u);
       BOOST_TEST(run.fact("dmarc") == "permerror");
       BOOST_TEST(run.fact("dmarc.domain") == "(absent)");
+      BOOST_TEST(run.context->authentication.empty());
+      BOOST_TEST(run.context->warnings.empty());
     }
   }
 }
