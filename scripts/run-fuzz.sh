@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (clang, -Dfuzz=true) if needed and runs each for a fixed time,
 # seeded from a copy of the ProFuzzBench SMTP sessions (plus, for the SMTP parser, sessions
 # carrying each SMTP-smuggling end-of-data sequence, and tests/fuzz/seeds/<target>/ when it
-# exists) with the ProFuzzBench SMTP dictionary; the SPF targets are seeded from the records
+# exists; fuzz_from_domain, fuzz_dmarc_record and fuzz_authentication_results have theirs
+# there) with the ProFuzzBench SMTP dictionary; the SPF targets are seeded from the records
 # of the SPF conformance suites (tests/corpora/spf/) instead. Exits non-zero when a build fails
 # or any target finds a crash, leak, timeout or broken invariant; the input is kept under
 # <build dir>/fuzz-artifacts/.

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "dkim_filter.h"
+#include "dmarc_filter.h"
 #include "dnsbl_filter.h"
 #include "fcrdns_filter.h"
 #include "helo_filter.h"
@@ -79,6 +80,18 @@ std::vector<FilterDefinition> make_definitions() {
       build_dkim_filter,
       nullptr,
       true,
+  });
+  definitions.push_back(FilterDefinition{
+      "dmarc",
+      {Phase::data},
+      {FactSpec{"dmarc", FactType::string, Phase::data, Phase::data, "dmarc",
+                "pass fail none temperror permerror"},
+       FactSpec{"dmarc.policy", FactType::string, Phase::data, Phase::data, "dmarc",
+                "none, quarantine or reject"},
+       FactSpec{"dmarc.domain", FactType::string, Phase::data, Phase::data, "dmarc",
+                "the RFC5322.From domain"}},
+      build_dmarc_filter,
+      nullptr,
   });
   return definitions;
 }

@@ -5,7 +5,8 @@
 // Checks: what the facts become upstream (XCLIENT NAME/REVERSE_NAME, Received,
 // Authentication-Results), policy refusals and their rejection-log evidence, dnsbl error
 // answers as warnings (main log, /metrics), a slow DNS answer holding only its own session,
-// and `portcullis check` on the dns.timeout rule.
+// and `portcullis check` on the dns.timeout rule. dmarc: the From domain's _dmarc record and
+// its alignment with spf, in Authentication-Results, and a policy refusing a p=reject failure.
 #define BOOST_TEST_MODULE integration_dns_filters
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -79,7 +80,7 @@ class DnsProxy {
     options.settings["dns"] = {{"resolvers", fmt::format("[\"{}\"]", dns_.address())},
                                {"timeout", std::to_string(dns_options.dns_timeout)}};
     options.settings["filters"] = {{"chain", dns_options.chain}};
-    for (const char* filter : {"fcrdns", "spf", "dnsbl"}) {
+    for (const char* filter : {"fcrdns", "spf", "dnsbl", "dmarc"}) {
       if (contains(dns_options.chain, fmt::format("\"{}\"", filter))) {
         options.settings[fmt::format("filter.{}", filter)]["timeout"] =
             std::to_string(dns_options.filter_timeout);
@@ -177,6 +178,26 @@ SmtpReply transaction(SmtpTestClient& client, const std::string& sender,
   reply = client.command("DATA");
   if (reply.code != 354) return reply;
   client.send(dot_stuff(make_message(300, "dns filters", marker)) + ".\r\n");
+  return client.read_reply();
+}
+
+// The same with the message's From field replaced by `from_field` (a whole line, CRLF included).
+SmtpReply transaction_from(SmtpTestClient& client, const std::string& sender,
+                           const std::string& from_field, const std::string& marker) {
+  SmtpReply reply = client.read_reply();
+  if (reply.code != 220) return reply;
+  for (const std::string& command :
+       {std::string("EHLO helo.client.test"), "MAIL FROM:<" + sender + ">",
+        std::string("RCPT TO:<b@example.test>")}) {
+    reply = client.command(command);
+    if (reply.code != 250) return reply;
+  }
+  reply = client.command("DATA");
+  if (reply.code != 354) return reply;
+  std::string message = make_message(300, "dmarc", marker);
+  const std::string original_from = "From: <sender@example.test>\r\n";
+  message.replace(message.find(original_from), original_from.size(), from_field);
+  client.send(dot_stuff(message) + ".\r\n");
   return client.read_reply();
 }
 
@@ -348,6 +369,57 @@ BOOST_AUTO_TEST_CASE(spf_pass_is_in_authentication_results_and_a_fail_rule_refus
   BOOST_TEST(contains(evidence, "\"spf\":\"fail\""), evidence);
   BOOST_TEST(contains(evidence, "\"spf.domain\":\"spf.client.test\""), evidence);
   BOOST_TEST(env.upstream().total_acknowledged() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(dmarc_aligned_passes_a_spoofed_reject_domain_is_refused) {
+  DnsProxy env({.chain = "[\"spf\", \"dmarc\"]",
+                .policy_text = "[[rule]]\nname = \"DMARC reject\"\n"
+                               "when = \"dmarc == 'fail' and dmarc.policy == 'reject'\"\n"
+                               "then = \"reject 550 5.7.1 DMARC policy of {dmarc.domain}\"\n"});
+  env.dns().add_txt("spf.client.test", {"v=spf1 ip4:192.0.2.0/24 -all"});
+  env.dns().add_txt("_dmarc.spf.client.test", {"v=DMARC1; p=reject"});
+  env.dns().add_txt("_dmarc.bank.test", {"v=DMARC1; p=reject; sp=quarantine"});
+
+  {  // SPF passed for the From domain: aligned
+    auto client = env.connect_as("192.0.2.20");
+    const SmtpReply reply = transaction_from(client, "a@spf.client.test",
+                                             "From: A <a@spf.client.test>\r\n", "DMARC-PASS");
+    BOOST_TEST_REQUIRE(reply.code == 250, reply.describe() << "\n" << env.proxy().diagnostics());
+    client.command("QUIT");
+    const std::string results = header_field(env.connection_with("DMARC-PASS").messages.front().raw,
+                                             "Authentication-Results");
+    BOOST_TEST(contains(results, "spf=pass smtp.mailfrom=spf.client.test"), printable(results));
+    BOOST_TEST(contains(results, "dmarc=pass header.from=spf.client.test"), printable(results));
+  }
+  {  // Several From addresses: permerror, relayed (the policy refuses only p=reject failures)
+    auto client = env.connect_as("192.0.2.20");
+    const SmtpReply reply =
+        transaction_from(client, "a@spf.client.test", "From: a@spf.client.test, ceo@bank.test\r\n",
+                         "DMARC-PERMERROR");
+    BOOST_TEST_REQUIRE(reply.code == 250, reply.describe() << "\n" << env.proxy().diagnostics());
+    client.command("QUIT");
+    const std::string results = header_field(
+        env.connection_with("DMARC-PERMERROR").messages.front().raw, "Authentication-Results");
+    BOOST_TEST(contains(results, "dmarc=permerror"), printable(results));
+  }
+  BOOST_TEST(env.records().empty());
+  {  // SPF passed, but for another domain than the From of a p=reject domain: refused
+    auto client = env.connect_as("192.0.2.20");
+    const SmtpReply refusal = transaction_from(client, "a@spf.client.test",
+                                               "From: CEO <ceo@bank.test>\r\n", "DMARC-FAIL");
+    BOOST_TEST(refusal.code == 550, refusal.describe());
+    BOOST_TEST(contains(refusal.raw, "DMARC policy of bank.test"), refusal.describe());
+    client.command("QUIT");
+  }
+  BOOST_TEST_REQUIRE(env.wait_for_records(1));
+  const auto records = env.records();
+  BOOST_TEST_REQUIRE(records.size() == 1u);
+  BOOST_TEST(field(records[0], "rule") == "DMARC reject");
+  const std::string evidence = field(records[0], "evidence");
+  BOOST_TEST(contains(evidence, "\"dmarc\":\"fail\""), evidence);
+  BOOST_TEST(contains(evidence, "\"dmarc.policy\":\"reject\""), evidence);
+  BOOST_TEST(contains(evidence, "\"dmarc.domain\":\"bank.test\""), evidence);
+  BOOST_TEST(env.upstream().total_acknowledged() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(dnsbl_listing_refuses_and_an_error_code_is_a_counted_warning) {

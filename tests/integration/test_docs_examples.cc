@@ -30,7 +30,7 @@
 // can send sessions from documentation addresses such as 192.0.2.10), which writes a real
 // rejection log. Outputs are compared after the sandbox's paths are turned back into those.
 //
-// A page that names a filter that is not built yet (dmarc, ratelimit, greylist) says
+// A page that names a filter that is not built yet (ratelimit, greylist) says
 // "coming" in the same paragraph, table row or list item.
 #define BOOST_TEST_MODULE integration_docs_examples
 #include <fmt/core.h>
@@ -450,9 +450,10 @@ const DocBlock* preceding(const std::vector<DocBlock>& blocks, size_t i) {
 }
 
 std::vector<TomlSection> policy_config() {
-  return {{"filters", {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\"]"}},
-          {"filter.dnsbl", {"list = [{ zone = \"zen.example.net\", weight = 3 }]"}},
-          {"policy", {"files = [\"policy.toml\"]"}}};
+  return {
+      {"filters", {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\", \"dmarc\"]"}},
+      {"filter.dnsbl", {"list = [{ zone = \"zen.example.net\", weight = 3 }]"}},
+      {"policy", {"files = [\"policy.toml\"]"}}};
 }
 
 void check_refusal_output(const DocBlock& block, const DocBlock* expected,
@@ -656,9 +657,8 @@ BOOST_AUTO_TEST_CASE(later_features_are_marked_where_named) {
   // A paragraph, table row or list item outside code blocks that names a filter that is not
   // built yet says "coming" (as in "(coming: not built yet)").
   static const std::regex code_span("`([^`]+)`");
-  static const std::regex later_code(
-      R"(^\[*(filter\.)?(dmarc|ratelimit|greylist)\b|^rate\.|^\[store\])");
-  static const std::regex later_word(R"(\b(DMARC|greylisting)\b(?!-))");
+  static const std::regex later_code(R"(^\[*(filter\.)?(ratelimit|greylist)\b|^rate\.|^\[store\])");
+  static const std::regex later_word(R"(\b(greylisting)\b(?!-))");
   static const std::regex new_unit(R"(^\s*(\||- |\* |\d+\. |#))");
   int units_with_later_features = 0;
   for (const auto& [page, strict] : documentation_pages()) {

@@ -49,8 +49,9 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
-  BOOST_TEST((names_of(filter_definitions()) ==
-              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "dkim"}));
+  BOOST_TEST(
+      (names_of(filter_definitions()) ==
+       std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
@@ -224,6 +225,25 @@ BOOST_AUTO_TEST_CASE(dkim_keys_are_validated_at_their_place) {
   BOOST_REQUIRE(errors.size() == 1u);
   BOOST_TEST(errors[0].key == "max_signatures");
   BOOST_TEST(errors[0].line == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(dmarc_hooks_the_data_phase_and_loads_its_public_suffix_list) {
+  const FilterDefinition* dmarc = find_filter_definition("dmarc");
+  BOOST_REQUIRE(dmarc != nullptr);
+  BOOST_TEST((dmarc->hooks == std::vector<Phase>{Phase::data}));
+  BOOST_REQUIRE(dmarc->facts.size() == 3u);
+  BOOST_TEST(dmarc->facts[0].name == "dmarc");
+  BOOST_TEST(dmarc->facts[1].name == "dmarc.policy");
+  BOOST_TEST(dmarc->facts[2].name == "dmarc.domain");
+  BOOST_TEST(dmarc->facts[2].known_from == Phase::data);
+  BOOST_TEST(!dmarc->streams_message);
+  std::vector<SettingError> errors;
+  BOOST_TEST(dmarc->build({}, errors) != nullptr);  // the distribution's list
+  BOOST_TEST(errors.empty());
+  SettingTable missing = {{"public_suffix_list", text("/nonexistent/list.dat")}};
+  BOOST_TEST(dmarc->build(missing, errors) == nullptr);
+  BOOST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "public_suffix_list");
 }
 
 BOOST_AUTO_TEST_CASE(settings_reader_strings_strings_and_prefixes) {
