@@ -213,7 +213,7 @@ resolvers = ["127.0.0.1:$dns_port"]   # the private unbound above
 timeout   = 2
 
 [filters]
-chain = ["pregreet", "helo", "fcrdns", "dnsbl", "spf"]
+chain = ["pregreet", "helo", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"]
 
 [filter.pregreet]
 wait_ms = 1000   # the banner waits 1 s (6 s by default), so swaks's wait for it stays short

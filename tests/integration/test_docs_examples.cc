@@ -310,8 +310,9 @@ class DocsSandbox {
     // knows no name (NXDOMAIN: fcrdns none, not listed, spf none).
     sections.push_back(
         {"dns", {"resolvers = [" + toml_string(dns_.address()) + "]", "timeout = 2"}});
-    sections.push_back(
-        {"filters", {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\"]"}});
+    sections.push_back({"filters",
+                        {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\", "
+                         "\"dkim\", \"dmarc\"]"}});
     sections.push_back({"filter.pregreet", {"wait_ms = 200"}});
     sections.push_back({"[filter.dnsbl.list]", {"zone = \"dnsbl.example.test\"", "weight = 3"}});
     sections.push_back(
@@ -449,6 +450,8 @@ const DocBlock* preceding(const std::vector<DocBlock>& blocks, size_t i) {
   return nullptr;
 }
 
+// The policy examples' chain: no dkim, so that docs/policy-language.md can show the error of a
+// rule reading the fact of a filter the chain lacks.
 std::vector<TomlSection> policy_config() {
   return {
       {"filters", {"chain = [\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\", \"dmarc\"]"}},

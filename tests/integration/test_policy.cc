@@ -83,7 +83,7 @@ class PolicyProxy {
     // The chain policies/default.toml is written for. The DNS filters ask dns_, which knows
     // no name unless a test adds it (NXDOMAIN: fcrdns none, not listed, spf none).
     options.settings["filters"] = {
-        {"chain", "[\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\"]"}};
+        {"chain", "[\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\", \"dkim\", \"dmarc\"]"}};
     options.settings["filter.dnsbl"] = {
         {"list", "[{ zone = \"dnsbl.example.test\", weight = 3 }]"}};
     options.settings["dns"] = {{"resolvers", fmt::format("[\"{}\"]", dns_.address())},

@@ -146,7 +146,8 @@ class JsonChecker {
 BOOST_AUTO_TEST_SUITE(default_policy)
 
 // The chain policies/default.toml is written for.
-const std::vector<std::string> default_chain = {"pregreet", "helo", "fcrdns", "dnsbl", "spf"};
+const std::vector<std::string> default_chain = {"pregreet", "helo", "fcrdns", "dnsbl",
+                                                "spf",      "dkim", "dmarc"};
 
 std::shared_ptr<const Policy> load_default(const std::vector<std::string>& chain,
                                            std::string* errors = nullptr) {
@@ -161,11 +162,13 @@ BOOST_AUTO_TEST_CASE(loads_against_its_chain) {
   auto policy = load_default(default_chain, &errors);
   BOOST_TEST(errors == "");
   BOOST_REQUIRE(policy);
-  BOOST_TEST(policy->rules().size() == 9u);
-  // trusted networks, dnsbl listed | five HELO rules | spf fail, spf temperror
+  BOOST_TEST(policy->rules().size() == 12u);
+  // trusted networks, dnsbl listed | five HELO rules | spf fail, spf temperror | dmarc reject,
+  // dmarc quarantine, dkim not passing
   BOOST_TEST(policy->rules_at(Phase::connect).size() == 2u);
   BOOST_TEST(policy->rules_at(Phase::helo).size() == 5u);
   BOOST_TEST(policy->rules_at(Phase::mail).size() == 2u);
+  BOOST_TEST(policy->rules_at(Phase::data).size() == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(needs_those_filters) {
