@@ -9,8 +9,9 @@
 // writer), so it must capture what it needs by value and touch nothing shared.
 //
 // As with DnsResolver: the callback runs on the asking loop's thread, never before the call
-// returns; destroying the StoreCall handle before it runs cancels it (an update already applied
-// stays applied). Keys are printable ASCII without spaces, at most 512 bytes (store_key()
+// returns; destroying the StoreCall handle before it runs cancels the callback only: an update
+// that was asked is still applied (a session that ends can still give back its `concurrent`
+// count). Keys are printable ASCII without spaces, at most 512 bytes (store_key()
 // escapes the parts); values are opaque bytes, at most 4096.
 #pragma once
 
