@@ -35,7 +35,7 @@ struct FilterDefinition {
   bool streams_message = false;
   // Facts that depend on the settings (ratelimit: three per configured limit), declared in
   // addition to `facts`, read from the factory that `build` made. Null: the facts are fixed.
-  std::function<std::vector<FactSpec>(const FilterFactory& factory)> configured_facts;
+  std::function<std::vector<FactSpec>(const FilterFactory& factory)> configured_facts = nullptr;
 };
 
 // The built-in filters that exist, by name; nullptr for an unknown name.
