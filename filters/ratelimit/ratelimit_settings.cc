@@ -43,7 +43,8 @@ std::string joined(const Names& names) {
 }
 
 bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
+  // The policy language's names: a part starts with a letter.
+  if (name.empty() || name.size() > 64 || name[0] < 'a' || name[0] > 'z') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
@@ -75,11 +76,12 @@ ReadLimit read_limit(const SettingTable& table, std::vector<SettingError>& error
   if (name_value == nullptr) {
     reader.error("name", "missing: every limit needs a name (its facts are rate.NAME ...)");
   } else if (std::holds_alternative<std::string>(name_value->value) && !valid_name(limit.name)) {
-    reader.error("name",
-                 fmt::format("expected 1 to 64 lowercase letters, digits, '_' or '-' (the facts "
-                             "are rate.NAME), got '{}'",
-                             limit.name),
-                 name_value);
+    reader.error(
+        "name",
+        fmt::format("expected 1 to 64 lowercase letters, digits, '_' or '-', starting with "
+                    "a letter (the facts are rate.NAME), got '{}'",
+                    limit.name),
+        name_value);
   }
 
   const SettingValue* key_value = reader.find("key");

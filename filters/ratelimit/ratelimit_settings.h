@@ -1,8 +1,8 @@
 // The [filter.ratelimit] settings: one `[[filter.ratelimit.limit]]` table per named limit
 // (DESIGN §9).
 //
-//   name         a fact-name-safe word (lowercase letters, digits, '_' and '-'): the facts are
-//                rate.NAME, rate.NAME.exceeded and rate.NAME.retry_after
+//   name         a fact-name-safe word (lowercase letters, digits, '_' and '-', starting with
+//                a letter): the facts are rate.NAME, rate.NAME.exceeded, rate.NAME.retry_after
 //   key          what is counted apart: client.ip | client.net | helo | sender |
 //                sender.domain | rcpt | rcpt.domain
 //   counter      connections, concurrent, errors (known at connect); messages (mail);

@@ -412,8 +412,9 @@ BOOST_AUTO_TEST_CASE(settings_errors_name_their_key) {
                                 limit_table({"a", "client.ip", "messages"})})) ==
               std::vector<std::string>{"limit[1].name"}));
   BOOST_TEST((error_keys(block({limit_table({"Conn.IP", "client.ip", "connections"}),
-                                limit_table({"", "client.ip", "connections"})})) ==
-              std::vector<std::string>{"limit[0].name", "limit[1].name"}));
+                                limit_table({"", "client.ip", "connections"}),
+                                limit_table({"10min", "client.ip", "connections"})})) ==
+              std::vector<std::string>{"limit[0].name", "limit[1].name", "limit[2].name"}));
   BOOST_TEST((error_keys(block({limit_table({"a", "client.ip", "connections", 0, 60}),
                                 limit_table({"b", "client.ip", "connections", 1, 0}),
                                 limit_table({"c", "client.ip", "connections", 1, 2592001})})) ==
