@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fake_message_view.h"
-#include "fake_store_hook_context.h"
+#include "filter_harness.h"
 #include "ratelimit_filter.h"
 
 using namespace portcullis;
@@ -64,7 +64,7 @@ std::shared_ptr<const FilterFactory> make_factory(const SettingTable& settings) 
 }
 
 // One hook call that parks, answered on the store's next turn.
-FilterResult run(StoreFilterHarness& harness, FakeStateStore& store, SessionFilter& filter,
+FilterResult run(FilterHarness& harness, FakeStateStore& store, SessionFilter& filter,
                  Phase phase) {
   harness.hook_phase = phase;
   harness.results.clear();
@@ -247,19 +247,19 @@ BOOST_AUTO_TEST_CASE(concurrent_sessions_are_given_back_at_session_end) {
   BOOST_TEST(count(third, "open") == 2);
   BOOST_TEST(retry_after(third, "open") == 0);
   // The refused session was not counted, so its end gives nothing back.
-  refused->on_session_end(harness->view);
+  refused->on_session_end(harness->view());
   refused.reset();
   BOOST_TEST(store->live("rl:open:192.0.2.10/32")->value == "conc1 2");
 
   // The release's handle is dropped at once; the update is applied all the same.
-  sessions[0]->on_session_end(harness->view);
+  sessions[0]->on_session_end(harness->view());
   sessions[0].reset();
   BOOST_TEST(store->live("rl:open:192.0.2.10/32")->value == "conc1 1");
   BOOST_TEST(store->turn() == 0);  // its callback was cancelled with the handle
   auto next = factory->create();
   BOOST_TEST(!exceeded(run(*harness, *store, *next, Phase::connect), "open"));
-  sessions[1]->on_session_end(harness->view);
-  next->on_session_end(harness->view);
+  sessions[1]->on_session_end(harness->view());
+  next->on_session_end(harness->view());
   BOOST_TEST(!store->live("rl:open:192.0.2.10/32").has_value());
 }
 
@@ -273,8 +273,8 @@ BOOST_AUTO_TEST_CASE(errors_are_counted_at_session_end_and_checked_at_connect) {
   BOOST_TEST(!exceeded(first, "errs"));
   BOOST_TEST(store->updates == 0);  // checked with a read: nothing counted at connect
   BOOST_TEST(store->gets == 1);
-  harness->view.errors = 5;
-  filter->on_session_end(harness->view);
+  harness->view().errors = 5;
+  filter->on_session_end(harness->view());
   BOOST_TEST(store->updates == 1);
 
   filter = factory->create();
@@ -282,8 +282,8 @@ BOOST_AUTO_TEST_CASE(errors_are_counted_at_session_end_and_checked_at_connect) {
   BOOST_TEST(exceeded(next, "errs"));
   BOOST_TEST(retry_after(next, "errs") == 20);
   // A session without errors charges nothing.
-  harness->view.errors = 0;
-  filter->on_session_end(harness->view);
+  harness->view().errors = 0;
+  filter->on_session_end(harness->view());
   BOOST_TEST(store->updates == 1);
   store->now += seconds(20);
   filter = factory->create();
@@ -297,7 +297,7 @@ BOOST_AUTO_TEST_CASE(no_store_or_a_failing_store_is_a_failure) {
   BOOST_TEST((filter->on_phase(*without) == HookStatus::continue_chain));
   BOOST_TEST(without->failure.value_or("") == "no store");
   BOOST_TEST(without->recorded.empty());
-  filter->on_session_end(without->view);  // nothing to give back, no store to ask
+  filter->on_session_end(without->view());  // nothing to give back, no store to ask
 
   auto store = std::make_shared<FakeStateStore>();
   for (const StoreStatus status :
