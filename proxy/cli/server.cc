@@ -237,6 +237,12 @@ void Server::on_reload() {
        next->metrics.address->host_port() != current->metrics.address->host_port())) {
     restart_only.push_back("metrics.address");
   }
+  // The LMDB environment stays open on the file it was opened on (one per process and file).
+  if (next->store.backend != current->store.backend ||
+      next->store.lmdb_map_size != current->store.lmdb_map_size ||
+      lmdb_store_path(next->server) != lmdb_store_path(current->server)) {
+    restart_only.push_back("store");
+  }
   for (const auto& setting : restart_only) {
     log_warning("reload_needs_restart", {{"setting", setting}});
   }

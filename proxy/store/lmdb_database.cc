@@ -96,6 +96,10 @@ void LmdbDatabase::open_environment() {
   // is on disk before its replies are given.
   lmdb_check(mdb_env_open(env, options_.path.c_str(), MDB_NOSUBDIR | MDB_NOTLS, 0600),
              "mdb_env_open");
+  // Reader slots left by a process that died (SIGKILL) would keep old pages from being
+  // reused, and the file would grow towards lmdb_map_size: free them.
+  int dead_readers = 0;
+  lmdb_check(mdb_reader_check(env, &dead_readers), "mdb_reader_check");
   max_key_bytes_ = static_cast<std::size_t>(mdb_env_get_maxkeysize(env));
   LmdbTxn txn(env, 0);
   lmdb_check(mdb_dbi_open(txn.get(), nullptr, 0, &dbi_), "mdb_dbi_open");
