@@ -19,6 +19,7 @@
 #
 #   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 bash tests/bench/bench_chain.sh dns
 #
+# BENCH_SIZES="2kB" (auth only) measures only those message sizes (NkB each).
 # BENCH_PERF=FILE also records a call-graph profile of the chain instance during the measured
 # runs (perf record -g; read it with `perf report -i FILE`).
 #
@@ -62,7 +63,7 @@ case $profile in
     filters=(fcrdns spf dkim dmarc)
     facts_phase=data
     facts_expected="fcrdns != 'pass' or spf != 'pass' or dkim != 'pass' or dmarc != 'pass'"
-    sizes=(2kB 100kB)
+    read -r -a sizes <<<"${BENCH_SIZES:-2kB 100kB}"
     title="authentication chain (fcrdns, spf, dkim, dmarc)"
     ;;
   *)

@@ -1,9 +1,12 @@
 // `portcullis explain` with the DNS filters: the queries asked of the resolver given with --dns
 // (not [dns] resolvers), their answers in the trace per phase (text and JSON), a silent server
-// shown as a temporary failure, and --evidence standing for a filter's DNS.
+// shown as a temporary failure, --evidence standing for a filter's DNS, and a --message that
+// streams to dkim and is dmarc's message at the data phase.
 #define BOOST_TEST_MODULE explain
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -201,5 +204,117 @@ BOOST_AUTO_TEST_CASE(a_query_the_filter_no_longer_needed_shows_as_cancelled) {
   BOOST_TEST(
       contains(run.out,
                "  dns: A slow.example.test → no answer (cancelled: the filter ended first)\n"),
+      run.out);
+}
+
+namespace {
+
+// RFC 8463 A.3 (tests/corpora/dkim/mail-auth/001.txt): its two key records, then the message
+// signed with both, with LF line ends as a message file usually has them.
+struct SignedMessage {
+  std::vector<std::pair<std::string, std::string>> keys;
+  std::string message;
+};
+
+SignedMessage rfc8463_message() {
+  const char* corpora = std::getenv("PORTCULLIS_CORPORA");
+  BOOST_REQUIRE(corpora != nullptr);
+  std::ifstream in(std::string(corpora) + "/dkim/mail-auth/001.txt", std::ios::binary);
+  BOOST_REQUIRE(in.good());
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string all = text.str();
+  const auto blank = all.find("\n\n");
+  BOOST_REQUIRE(blank != std::string::npos);
+  SignedMessage signed_message;
+  std::istringstream lines(all.substr(0, blank));
+  std::string line;
+  while (std::getline(lines, line)) {
+    const auto space = line.find(' ');
+    signed_message.keys.push_back({line.substr(0, space), line.substr(space + 1)});
+  }
+  signed_message.message = all.substr(blank + 2);
+  return signed_message;
+}
+
+// dkim and dmarc, whose message comes from --message: it has to stream to dkim and be dmarc's
+// MessageView at the data phase, as in a live session.
+struct AuthChain {
+  test::TempDir dir{"portcullis-explain-auth"};
+  TestDnsServer server;
+  SignedMessage vector = rfc8463_message();
+
+  AuthChain() {
+    test::write_file(dir / "policy.toml", R"([[rule]]
+name = "dkim result"
+when = "dkim != 'none'"
+then = "tag X-Test-DKIM: {dkim}"
+
+[[rule]]
+name = "dmarc reject"
+when = "dmarc == 'fail' and dmarc.policy == 'reject'"
+then = "reject 550 5.7.1 DMARC policy of {dmarc.domain}"
+)");
+    test::write_file(dir / "portcullis.toml", R"([[listen]]
+address = "127.0.0.1:2525"
+
+[upstream]
+address = "127.0.0.1:10025"
+
+[dns]
+resolvers = ["127.0.0.1:9"]
+timeout = 1
+
+[filters]
+chain = ["dkim", "dmarc"]
+
+[policy]
+files = ["policy.toml"]
+)");
+    for (const auto& [name, record] : vector.keys)
+      server.add_txt(name, {record});
+    server.add_txt("_dmarc.football.example.com", {"v=DMARC1; p=reject"});
+  }
+
+  Run explain_message(const std::string& message) const {
+    test::write_file(dir / "message.eml", message);
+    ExplainOptions options;
+    options.config_path = (dir / "portcullis.toml").string();
+    options.client = "192.0.2.10";
+    options.helo = "mail.example.test";
+    options.from = "joe@football.example.com";
+    options.from_given = true;
+    options.rcpts = {"suzie@shopping.example.net"};
+    options.message_file = (dir / "message.eml").string();
+    options.dns = {server.address()};
+    return explain(options);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_signed_message_file_passes_dkim_and_dmarc) {
+  const AuthChain chain;
+  const Run run = chain.explain_message(chain.vector.message);
+  BOOST_TEST_REQUIRE(run.status == 0, run.err);
+  BOOST_TEST(contains(run.out, "dns: TXT brisbane._domainkey.football.example.com → answer"),
+             run.out);
+  BOOST_TEST(contains(run.out, "dkim = 'pass'"), run.out);
+  BOOST_TEST(contains(run.out, "dmarc = 'pass'"), run.out);
+  BOOST_TEST(contains(run.out, "outcome: the message would be relayed to the upstream"), run.out);
+}
+
+BOOST_AUTO_TEST_CASE(an_altered_message_file_fails_dkim_and_is_refused_by_dmarc) {
+  const AuthChain chain;
+  std::string message = chain.vector.message;
+  const auto at = message.find("We lost the game.");
+  BOOST_REQUIRE(at != std::string::npos);
+  message.replace(at, 6, "We won");
+  const Run run = chain.explain_message(message);
+  BOOST_TEST_REQUIRE(run.status == 0, run.err);
+  BOOST_TEST(contains(run.out, "dkim = 'fail'"), run.out);
+  BOOST_TEST(contains(run.out, "dmarc = 'fail'"), run.out);
+  BOOST_TEST(
+      contains(run.out, "outcome: refused at data: 550 5.7.1 DMARC policy of football.example.com"),
       run.out);
 }

@@ -1,7 +1,8 @@
-// A HookContext for the DNS filters' tests: the session's view, FilterServices offering a
-// FakeDnsResolver (or none), and a CompletionTarget that records what the filter delivers.
-// It is also the StreamContext of the streaming calls; `hook_phase` and `message_view` (the
-// data phase's message) are the test's to set.
+// The filters' tests' HookContext: the session's view (with its own `facts`), FilterServices
+// offering a FakeDnsResolver (or another resolver given with use_resolver, or none), and a
+// CompletionTarget that records what the filter delivers. It is also the StreamContext of the
+// streaming calls; `hook_phase` and `message_view` (the data phase's message) are the test's to
+// set.
 #pragma once
 
 #include <functional>
@@ -21,10 +22,18 @@ class DnsFilterHarness : public HookContext,
                          public CompletionTarget {
  public:
   explicit DnsFilterHarness(std::string client_ip, bool with_resolver = true)
-      : with_resolver_(with_resolver) {
+      : resolver_available(with_resolver) {
     view_.session_id = 7;
     view_.client_ip = IpAddress::parse(client_ip);
+    view_.facts = &facts;
   }
+  DnsFilterHarness(const DnsFilterHarness&) = delete;
+  DnsFilterHarness& operator=(const DnsFilterHarness&) = delete;
+
+  // The view the filter reads; `facts` are the session's facts it sees.
+  SessionView& view() { return view_; }
+  // Asks `resolver` (which must outlive the harness) instead of `dns`.
+  void use_resolver(DnsResolver* resolver) { other_resolver_ = resolver; }
 
   // HookContext
   Phase phase() const override { return hook_phase; }
@@ -45,7 +54,10 @@ class DnsFilterHarness : public HookContext,
   const MessageView* message() const override { return message_view; }
 
   // FilterServices
-  DnsResolver* resolver() override { return with_resolver_ ? &dns : nullptr; }
+  DnsResolver* resolver() override {
+    if (!resolver_available) return nullptr;
+    return other_resolver_ != nullptr ? other_resolver_ : &dns;
+  }
   // Timers are kept until the test runs them (run_timers), whatever their delay.
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds,
                                            std::function<void()> callback) override {
@@ -79,6 +91,8 @@ class DnsFilterHarness : public HookContext,
   void bind(std::shared_ptr<CompletionTarget> self) { self_ = self; }
 
   FakeDnsResolver dns;
+  bool resolver_available;  // false: FilterServices::resolver() is nullptr
+  Facts facts;
   Phase hook_phase = Phase::connect;
   const MessageView* message_view = nullptr;
   Facts recorded;
@@ -102,7 +116,7 @@ class DnsFilterHarness : public HookContext,
   };
 
   SessionView view_;
-  bool with_resolver_;
+  DnsResolver* other_resolver_ = nullptr;
   std::vector<std::weak_ptr<std::function<void()>>> timers_;
   std::weak_ptr<CompletionTarget> self_;
 };

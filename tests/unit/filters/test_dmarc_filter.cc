@@ -14,75 +14,13 @@
 #include <vector>
 
 #include "dmarc_filter.h"
+#include "fake_dns_hook_context.h"
 #include "fake_message_view.h"
 #include "zone_resolver.h"
 
 using namespace portcullis;
 
 namespace {
-
-class FakeServices : public FilterServices {
- public:
-  explicit FakeServices(DnsResolver* resolver) : resolver_(resolver) {}
-  DnsResolver* resolver() override { return resolver_; }
-  std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds,
-                                           std::function<void()>) override {
-    return nullptr;
-  }
-  void send_to_client(std::string_view) override {}
-
- private:
-  DnsResolver* resolver_;
-};
-
-class RecordingTarget : public CompletionTarget {
- public:
-  void deliver(std::uint64_t, std::uint64_t, FilterResult result) override {
-    results.push_back(std::move(result));
-  }
-  std::vector<FilterResult> results;
-};
-
-class DataContext : public HookContext {
- public:
-  DataContext(Phase phase, const SessionView& view, FakeServices& services,
-              const MessageView* message, std::shared_ptr<RecordingTarget> target)
-      : phase_(phase),
-        view_(view),
-        services_(services),
-        message_(message),
-        target_(std::move(target)) {}
-  Phase phase() const override { return phase_; }
-  const SessionView& session() const override { return view_; }
-  void record(std::string fact, FactValue value) override {
-    recorded.set(std::move(fact), std::move(value));
-  }
-  void fail(std::string error) override { failure = std::move(error); }
-  void warn(std::string warning) override { warnings.push_back(std::move(warning)); }
-  void add_authentication(AuthenticationEntry entry) override {
-    authentication.push_back(std::move(entry));
-  }
-  Completion park() override {
-    ++parks;
-    return Completion(target_, view_.session_id, 5);
-  }
-  FilterServices& services() override { return services_; }
-  const MessageView* message() const override { return message_; }
-
-  Facts recorded;
-  std::optional<std::string> failure;
-  std::vector<std::string> warnings;
-  // dmarc's result travels in its facts (the session writes dmarc= from them): never here.
-  std::vector<AuthenticationEntry> authentication;
-  int parks = 0;
-
- private:
-  Phase phase_;
-  const SessionView& view_;
-  FakeServices& services_;
-  const MessageView* message_;
-  std::shared_ptr<RecordingTarget> target_;
-};
 
 std::shared_ptr<const PublicSuffixList> small_list() {
   return std::make_shared<const PublicSuffixList>(
@@ -92,20 +30,19 @@ std::shared_ptr<const PublicSuffixList> small_list() {
 // One data-phase call: the message's From, the earlier filters' facts, the zone, the roll.
 struct Run {
   ZoneResolver dns;
-  FakeServices services{&dns};
-  Facts facts;
-  SessionView view;
-  std::shared_ptr<RecordingTarget> target = std::make_shared<RecordingTarget>();
+  std::shared_ptr<test::DnsFilterHarness> harness = test::make_harness("192.0.2.1");
+  test::DnsFilterHarness* const target = harness.get();  // where parked results arrive
+  test::DnsFilterHarness* context = nullptr;             // set once the hook was called
+  Facts& facts = harness->facts;
   int rolls = 0;
   int roll_value = 0;
   std::unique_ptr<DmarcFilter> filter;
-  std::optional<DataContext> context;
   std::optional<test::StringMessageView> message;
   HookStatus status = HookStatus::continue_chain;
 
   Run() {
-    view.session_id = 11;
-    view.facts = &facts;
+    harness->use_resolver(&dns);
+    harness->hook_phase = Phase::data;
     filter = std::make_unique<DmarcFilter>(small_list(), [this] {
       ++rolls;
       return roll_value;
@@ -121,7 +58,8 @@ struct Run {
   // Calls the hook with a message from `from` and runs the resolver to the end.
   void call(const std::string& from_header) {
     message.emplace(from_header + "Subject: test\r\n\r\nbody\r\n");
-    context.emplace(Phase::data, view, services, &*message, target);
+    harness->message_view = &*message;
+    context = harness.get();
     status = filter->on_phase(*context);
     dns.run();
   }
@@ -371,7 +309,7 @@ BOOST_AUTO_TEST_CASE(several_from_or_none_is_permerror_without_dns) {
       BOOST_TEST(run.fact("dmarc") == "permerror");
       BOOST_TEST(run.fact("dmarc.domain") == "(absent)");
       BOOST_TEST(run.context->authentication.empty());
-      BOOST_TEST(run.context->warnings.empty());
+      BOOST_TEST(run.context->warned.empty());
     }
   }
 }
@@ -393,19 +331,20 @@ BOOST_AUTO_TEST_CASE(an_internationalised_from_domain_is_queried_as_a_labels) {
 
 BOOST_AUTO_TEST_CASE(hook_errors_other_phases_and_cancellation) {
   Run no_resolver;
-  no_resolver.services = FakeServices(nullptr);
+  no_resolver.harness->resolver_available = false;
   no_resolver.call("From: jane@example.org\r\n");
   BOOST_TEST(no_resolver.context->failure.value_or("") == "no resolver");
 
   Run no_message;
-  no_message.context.emplace(Phase::data, no_message.view, no_message.services, nullptr,
-                             no_message.target);
+  no_message.context = no_message.harness.get();
   BOOST_TEST((no_message.filter->on_phase(*no_message.context) == HookStatus::continue_chain));
   BOOST_TEST(no_message.context->failure.value_or("") == "no message at the data phase");
 
   Run rcpt;
   test::StringMessageView message("From: jane@example.org\r\n\r\n");
-  rcpt.context.emplace(Phase::rcpt, rcpt.view, rcpt.services, &message, rcpt.target);
+  rcpt.harness->hook_phase = Phase::rcpt;
+  rcpt.harness->message_view = &message;
+  rcpt.context = rcpt.harness.get();
   BOOST_TEST((rcpt.filter->on_phase(*rcpt.context) == HookStatus::continue_chain));
   BOOST_TEST(rcpt.context->recorded.empty());
   BOOST_TEST(rcpt.dns.queries() == 0u);
@@ -413,8 +352,8 @@ BOOST_AUTO_TEST_CASE(hook_errors_other_phases_and_cancellation) {
   Run cancelled;
   cancelled.dns.add_txt("_dmarc.example.org", {"v=DMARC1; p=reject"});
   cancelled.message.emplace("From: jane@example.org\r\n\r\n");
-  cancelled.context.emplace(Phase::data, cancelled.view, cancelled.services, &*cancelled.message,
-                            cancelled.target);
+  cancelled.harness->message_view = &*cancelled.message;
+  cancelled.context = cancelled.harness.get();
   BOOST_TEST((cancelled.filter->on_phase(*cancelled.context) == HookStatus::stop_iteration));
   BOOST_TEST(cancelled.dns.pending() == 1u);
   cancelled.filter->cancel();
