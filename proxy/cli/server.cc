@@ -88,6 +88,30 @@ int Server::run() {
   evthread_use_pthreads();
   std::signal(SIGPIPE, SIG_IGN);
   base_.reset(event_base_new());
+  // Signals are taken over before anything listens: a SIGTERM that arrives while the start-up
+  // goes on (binding, dropping privileges, starting the workers) is handled once the loop
+  // runs, instead of killing the process with the default action.
+  auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
+    auto* server = static_cast<Server*>(self);
+    // A reload that throws keeps the configuration in force: nothing is replaced before the
+    // new one is complete.
+    guard_callback("signal", [&] {
+      switch (signal_number) {
+        case SIGTERM:
+        case SIGINT:
+          return server->on_terminate();
+        case SIGHUP:
+          return server->on_reload();
+        case SIGUSR1:
+          return server->on_reopen_logs();
+      }
+    });
+  };
+  for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
+    EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
+    evsignal_add(ev.get(), nullptr);
+    signal_events_.push_back(std::move(ev));
+  }
   session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
                                                     config.limits.max_sessions_per_ip);
   ServerContext context{&config_holder_,      &tls_holder_,          &upstream_tls_holder_,
@@ -142,27 +166,6 @@ int Server::run() {
   // set_on_result below, before the loop runs.
   probe_->reconfigure(config_);
 
-  auto on_signal = [](evutil_socket_t signal_number, short, void* self) {
-    auto* server = static_cast<Server*>(self);
-    // A reload that throws keeps the configuration in force: nothing is replaced before the
-    // new one is complete.
-    guard_callback("signal", [&] {
-      switch (signal_number) {
-        case SIGTERM:
-        case SIGINT:
-          return server->on_terminate();
-        case SIGHUP:
-          return server->on_reload();
-        case SIGUSR1:
-          return server->on_reopen_logs();
-      }
-    });
-  };
-  for (int signal_number : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
-    EventPtr ev(evsignal_new(base_.get(), signal_number, on_signal, this));
-    evsignal_add(ev.get(), nullptr);
-    signal_events_.push_back(std::move(ev));
-  }
   probe_->set_on_result([this](bool) {
     acceptor_->enable_all();
     ready_ = true;
