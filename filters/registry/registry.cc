@@ -9,6 +9,7 @@
 #include "dmarc_filter.h"
 #include "dnsbl_filter.h"
 #include "fcrdns_filter.h"
+#include "greylist_filter.h"
 #include "helo_filter.h"
 #include "pregreet_filter.h"
 #include "spf_filter.h"
@@ -68,6 +69,16 @@ std::vector<FilterDefinition> make_definitions() {
        FactSpec{"spf.domain", FactType::string, Phase::mail, Phase::data, "spf",
                 "the domain SPF checked"}},
       build_spf_filter,
+      nullptr,
+  });
+  definitions.push_back(FilterDefinition{
+      "greylist",
+      {Phase::rcpt},
+      {FactSpec{"greylist", FactType::string, Phase::rcpt, Phase::data, "greylist",
+                "'new', 'early', 'passed', 'allowed' or 'skipped'"},
+       FactSpec{"greylist.retry_after", FactType::integer, Phase::rcpt, Phase::data, "greylist",
+                "seconds until a retry passes"}},
+      build_greylist_filter,
       nullptr,
   });
   definitions.push_back(FilterDefinition{
