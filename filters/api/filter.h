@@ -48,6 +48,9 @@ struct SessionView {
   // The core watched the connection until the banner went out: true when the client sent
   // anything before it (the pregreet filter reports it).
   bool client_spoke_before_banner = false;
+  // The SMTP errors so far (the replies counted toward [limits] max_errors); the ratelimit
+  // filter's `errors` counter reads it at session end.
+  unsigned errors = 0;
   // The facts recorded so far this session (core facts: client.ip, helo, sender, rcpt, …).
   const Facts* facts = nullptr;
 };

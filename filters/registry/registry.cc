@@ -12,6 +12,7 @@
 #include "greylist_filter.h"
 #include "helo_filter.h"
 #include "pregreet_filter.h"
+#include "ratelimit_filter.h"
 #include "spf_filter.h"
 
 namespace portcullis {
@@ -72,6 +73,29 @@ std::vector<FilterDefinition> make_definitions() {
       nullptr,
   });
   definitions.push_back(FilterDefinition{
+      "ratelimit",
+      // Every phase a counter can count at; a phase without limits costs a loop.
+      {Phase::connect, Phase::mail, Phase::rcpt, Phase::data},
+      {},  // rate.NAME, .exceeded, .retry_after: per configured limit, below
+      build_ratelimit_filter,
+      nullptr,
+      false,
+      [](const FilterFactory& factory) {
+        std::vector<FactSpec> facts;
+        for (const RateLimitFacts& limit : rate_limit_facts_of(factory)) {
+          const std::string fact = "rate." + limit.name;
+          facts.push_back(FactSpec{fact, FactType::integer, limit.phase, Phase::data, "ratelimit",
+                                   "count in the window"});
+          facts.push_back(FactSpec{fact + ".exceeded", FactType::boolean, limit.phase, Phase::data,
+                                   "ratelimit", "over the limit"});
+          facts.push_back(FactSpec{fact + ".retry_after", FactType::integer, limit.phase,
+                                   Phase::data, "ratelimit",
+                                   "seconds until the count falls under the limit"});
+        }
+        return facts;
+      },
+  });
+  definitions.push_back(FilterDefinition{
       "greylist",
       {Phase::rcpt},
       {FactSpec{"greylist", FactType::string, Phase::rcpt, Phase::data, "greylist",
@@ -130,6 +154,15 @@ const std::vector<const FilterDefinition*>& filter_definitions() {
     return in_order;
   }();
   return pointers;
+}
+
+std::vector<RateLimitFacts> configured_rate_limits(const std::vector<FilterInstance>& chain) {
+  for (const FilterInstance& instance : chain) {
+    if (instance.name == "ratelimit" && instance.factory) {
+      return rate_limit_facts_of(*instance.factory);
+    }
+  }
+  return {};
 }
 
 FactCatalog fact_catalog_for_chain(const std::vector<std::string>& chain,

@@ -13,6 +13,7 @@
 
 #include "fact_catalog.h"
 #include "filter.h"
+#include "filter_instance.h"
 #include "filter_settings.h"
 #include "session_phase.h"
 
@@ -32,6 +33,9 @@ struct FilterDefinition {
   // The session calls on_message_begin/on_message_data while the message arrives
   // (message_view.h).
   bool streams_message = false;
+  // Facts that depend on the settings (ratelimit: three per configured limit), declared in
+  // addition to `facts`, read from the factory that `build` made. Null: the facts are fixed.
+  std::function<std::vector<FactSpec>(const FilterFactory& factory)> configured_facts = nullptr;
 };
 
 // The built-in filters that exist, by name; nullptr for an unknown name.
@@ -41,6 +45,10 @@ const std::vector<const FilterDefinition*>& filter_definitions();
 
 // The catalog for a chain: core facts, the facts of every known filter (those in `chain`
 // enabled), so a rule reading the fact of a filter missing from the chain is a clear error.
+// The [[filter.ratelimit.limit]]s of a loaded chain (none when ratelimit is not in it), for
+// fact_catalog_for_chain.
+std::vector<RateLimitFacts> configured_rate_limits(const std::vector<FilterInstance>& chain);
+
 FactCatalog fact_catalog_for_chain(const std::vector<std::string>& chain,
                                    const std::vector<RateLimitFacts>& rate_limits = {});
 

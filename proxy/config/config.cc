@@ -917,6 +917,10 @@ std::optional<FilterInstance> build_filter(const FilterDefinition& definition,
       return std::nullopt;
     }
   }
+  if (definition.configured_facts) {
+    for (const auto& fact : definition.configured_facts(*factory))
+      instance.facts.push_back(fact.name);
+  }
   instance.factory = std::move(factory);
   return instance;
 }
@@ -996,8 +1000,8 @@ void load_policies(Config& config, Context& context) {
     }
   }
   config.policy.files = files;
-  config.filters.catalog =
-      std::make_shared<const FactCatalog>(fact_catalog_for_chain(config.filters.names()));
+  config.filters.catalog = std::make_shared<const FactCatalog>(
+      fact_catalog_for_chain(config.filters.names(), configured_rate_limits(config.filters.chain)));
   policy::LoadResult loaded = policy::load_policy(files, *config.filters.catalog);
   for (const auto& error : loaded.errors) {
     context.add(ConfigMessage{error.file, static_cast<int>(error.line),

@@ -642,6 +642,7 @@ void Session::finish() {
   if (state_ == SessionState::closed) return;
   enter(SessionState::closed);
   if (filters_) {
+    view_.errors = errors_;  // the ratelimit filter counts them (counter "errors")
     filters_->session_end(view_);
     filters_.reset();
     streams_message_ = false;

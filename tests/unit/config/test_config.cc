@@ -616,12 +616,11 @@ failure_mode = "continue"
 }
 
 BOOST_AUTO_TEST_CASE(filter_chain_errors) {
-  BOOST_TEST(
-      errors_of("[filters]\nchain = [\"pregreet\", \"nope\"]\n") ==
-          std::vector<std::string>{
-              "t.toml:2:22: filters.chain[1]: unknown filter \"nope\" "
-              "(built-in filters: pregreet, helo, fcrdns, dnsbl, spf, greylist, dkim, dmarc)"},
-      boost::test_tools::per_element());
+  BOOST_TEST(errors_of("[filters]\nchain = [\"pregreet\", \"nope\"]\n") ==
+                 std::vector<std::string>{"t.toml:2:22: filters.chain[1]: unknown filter \"nope\" "
+                                          "(built-in filters: pregreet, helo, fcrdns, dnsbl, spf, "
+                                          "ratelimit, greylist, dkim, dmarc)"},
+             boost::test_tools::per_element());
   BOOST_TEST(errors_of("[filters]\nchain = [\"helo\", \"helo\"]\n") ==
                  std::vector<std::string>{
                      "t.toml:2:18: filters.chain[1]: filter \"helo\" is listed twice"},
@@ -679,10 +678,10 @@ foo = 1
 
   const auto unknown = errors_of("[filter.nope]\nx = 1\n");
   BOOST_TEST_REQUIRE(unknown.size() == 1u);
-  BOOST_TEST(
-      unknown[0].find("filter.nope: unknown filter \"nope\" (built-in filters: pregreet, "
-                      "helo, fcrdns, dnsbl, spf, greylist, dkim, dmarc)") != std::string::npos,
-      unknown[0]);
+  BOOST_TEST(unknown[0].find("filter.nope: unknown filter \"nope\" (built-in filters: pregreet, "
+                             "helo, fcrdns, dnsbl, spf, ratelimit, greylist, dkim, dmarc)") !=
+                 std::string::npos,
+             unknown[0]);
 
   // A block for a filter that is not in the chain: validated, then a warning.
   const ConfigResult result =
@@ -743,6 +742,50 @@ BOOST_AUTO_TEST_CASE(policy_files_are_compiled_with_the_chain) {
   const auto absent = errors_of("[policy]\nfiles = [\"/nonexistent/p.toml\"]\n");
   BOOST_TEST_REQUIRE(absent.size() == 1u);
   BOOST_TEST(absent[0].rfind("/nonexistent/p.toml", 0) == 0, absent[0]);
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(rate_limits_declare_their_facts_for_the_chain_and_the_policy) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("portcullis-rate-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string rules = (dir / "rates.toml").string();
+  std::ofstream(rules) << "[[rule]]\nname = \"too fast\"\nwhen = \"rate.conn.exceeded\"\n"
+                          "then = \"tempfail 451 4.7.1 retry in {rate.conn.retry_after}s\"\n";
+  const std::string limits = R"([filters]
+chain = ["ratelimit"]
+[[filter.ratelimit.limit]]
+name = "conn"
+key = "client.ip"
+counter = "connections"
+limit = 30
+per = 60
+)";
+  const Config config = loads(limits + fmt::format("[policy]\nfiles = [\"{}\"]\n", rules));
+  BOOST_TEST_REQUIRE(config.filters.chain.size() == 1u);
+  BOOST_TEST(
+      (config.filters.chain[0].facts ==
+       std::vector<std::string>{"rate.conn", "rate.conn.exceeded", "rate.conn.retry_after"}));
+  const portcullis::FactSpec* exceeded = config.filters.catalog->find("rate.conn.exceeded");
+  BOOST_TEST_REQUIRE(exceeded != nullptr);
+  BOOST_TEST((exceeded->known_from == portcullis::Phase::connect));
+  BOOST_TEST(config.policy.policy->rules().size() == 1u);
+
+  // A limit that could never be counted is refused in its own place.
+  const auto errors = errors_of(R"([filters]
+chain = ["ratelimit"]
+[[filter.ratelimit.limit]]
+name = "conn"
+key = "rcpt"
+counter = "connections"
+limit = 30
+per = 60
+)");
+  BOOST_TEST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].rfind("t.toml:5:7: filter.ratelimit.limit[0].key: rcpt is known only "
+                             "from the rcpt phase",
+                             0) == 0,
+             errors[0]);
   std::filesystem::remove_all(dir);
 }
 

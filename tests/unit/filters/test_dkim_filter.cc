@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "dkim_filter.h"
-#include "fake_dns_hook_context.h"
+#include "filter_harness.h"
 
 using namespace portcullis;
-using portcullis::test::DnsFilterHarness;
+using portcullis::test::FilterHarness;
 using portcullis::test::make_harness;
 
 namespace {
@@ -67,7 +67,7 @@ DnsAnswer txt_answer(const std::string& text) {
   return DnsAnswer{DnsOutcome::answer, {DnsRecord{std::nullopt, "", 0, {text}}}, 300, ""};
 }
 
-void serve_keys(DnsFilterHarness& harness) {
+void serve_keys(FilterHarness& harness) {
   for (const auto& [name, record] : rfc8463().keys)
     harness.dns.set(name, DnsType::txt, txt_answer(record));
 }
@@ -84,14 +84,14 @@ const DkimOutcome& outcome_of(const SessionFilter& filter) {
   return static_cast<const DkimFilter&>(filter).last_outcome();
 }
 
-void stream(SessionFilter& filter, DnsFilterHarness& harness, const std::string& message,
+void stream(SessionFilter& filter, FilterHarness& harness, const std::string& message,
             std::size_t chunk) {
   filter.on_message_begin(harness);
   for (std::size_t at = 0; at < message.size(); at += chunk)
     filter.on_message_data(harness, std::string_view(message).substr(at, chunk));
 }
 
-HookStatus data_hook(SessionFilter& filter, DnsFilterHarness& harness) {
+HookStatus data_hook(SessionFilter& filter, FilterHarness& harness) {
   harness.hook_phase = Phase::data;
   return filter.on_phase(harness);
 }

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "dmarc_filter.h"
-#include "fake_dns_hook_context.h"
 #include "fake_message_view.h"
+#include "filter_harness.h"
 #include "zone_resolver.h"
 
 using namespace portcullis;
@@ -30,9 +30,9 @@ std::shared_ptr<const PublicSuffixList> small_list() {
 // One data-phase call: the message's From, the earlier filters' facts, the zone, the roll.
 struct Run {
   ZoneResolver dns;
-  std::shared_ptr<test::DnsFilterHarness> harness = test::make_harness("192.0.2.1");
-  test::DnsFilterHarness* const target = harness.get();  // where parked results arrive
-  test::DnsFilterHarness* context = nullptr;             // set once the hook was called
+  std::shared_ptr<test::FilterHarness> harness = test::make_harness("192.0.2.1");
+  test::FilterHarness* const target = harness.get();  // where parked results arrive
+  test::FilterHarness* context = nullptr;             // set once the hook was called
   Facts& facts = harness->facts;
   int rolls = 0;
   int roll_value = 0;

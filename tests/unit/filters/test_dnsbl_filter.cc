@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "dnsbl_filter.h"
-#include "fake_dns_hook_context.h"
+#include "filter_harness.h"
 
 using namespace portcullis;
 using namespace portcullis::test;
@@ -55,7 +55,7 @@ std::unique_ptr<SessionFilter> one_list() {
   return make_filter(block({list_entry("zen.example.net", 3, {"127.0.0.2-127.0.0.11"})}));
 }
 
-FilterResult run(DnsFilterHarness& harness, SessionFilter& filter) {
+FilterResult run(FilterHarness& harness, SessionFilter& filter) {
   BOOST_REQUIRE((filter.on_phase(harness) == HookStatus::stop_iteration));
   BOOST_REQUIRE(harness.results.empty());  // nothing before resolve() returns
   harness.dns.deliver_all();

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "fake_dns_hook_context.h"
 #include "fcrdns_filter.h"
+#include "filter_harness.h"
 
 using namespace portcullis;
 using namespace portcullis::test;
@@ -27,7 +27,7 @@ std::unique_ptr<SessionFilter> make_filter() {
 }
 
 // Runs the connect hook and every answer; the filter's single result.
-FilterResult run(DnsFilterHarness& harness, SessionFilter& filter) {
+FilterResult run(FilterHarness& harness, SessionFilter& filter) {
   BOOST_REQUIRE((filter.on_phase(harness) == HookStatus::stop_iteration));
   BOOST_REQUIRE(harness.parks == 1);
   // Nothing is answered before resolve() returns.

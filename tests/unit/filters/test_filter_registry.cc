@@ -50,8 +50,8 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
   BOOST_TEST((names_of(filter_definitions()) ==
-              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "greylist",
-                                       "dkim", "dmarc"}));
+              std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "ratelimit",
+                                       "greylist", "dkim", "dmarc"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
@@ -138,6 +138,49 @@ BOOST_AUTO_TEST_CASE(catalog_for_a_chain_enables_only_its_filters_but_knows_all)
   BOOST_REQUIRE(exceeded != nullptr);
   BOOST_TEST(exceeded->type == FactType::boolean);
   BOOST_TEST(with_limits.available(*exceeded));
+}
+
+BOOST_AUTO_TEST_CASE(ratelimit_declares_three_facts_per_configured_limit) {
+  const FilterDefinition* ratelimit = find_filter_definition("ratelimit");
+  BOOST_REQUIRE(ratelimit != nullptr);
+  BOOST_TEST(ratelimit->facts.empty());
+  BOOST_REQUIRE(static_cast<bool>(ratelimit->configured_facts));
+  SettingTable limit = {{"name", text("msgs")},
+                        {"key", text("sender.domain")},
+                        {"counter", text("messages")},
+                        {"limit", integer(100)},
+                        {"per", integer(3600)}};
+  SettingTable block = {{"limit", SettingValue{SettingArray{SettingValue{limit}}}}};
+  std::vector<SettingError> errors;
+  auto factory = ratelimit->build(block, errors);
+  BOOST_REQUIRE(factory != nullptr);
+  const std::vector<FactSpec> facts = ratelimit->configured_facts(*factory);
+  BOOST_REQUIRE(facts.size() == 3u);
+  // The same names, types and phases as the catalog gives the configured limit.
+  FilterInstance instance;
+  instance.name = "ratelimit";
+  instance.factory = factory;
+  const std::vector<RateLimitFacts> limits = configured_rate_limits({instance});
+  BOOST_REQUIRE(limits.size() == 1u);
+  BOOST_TEST(limits[0].name == "msgs");
+  BOOST_TEST(limits[0].phase == Phase::mail);
+  const FactCatalog catalog = fact_catalog_for_chain({"ratelimit"}, limits);
+  for (const FactSpec& fact : facts) {
+    BOOST_TEST_CONTEXT("fact " << fact.name) {
+      const FactSpec* listed = catalog.find(fact.name);
+      BOOST_REQUIRE(listed != nullptr);
+      BOOST_TEST(listed->type == fact.type);
+      BOOST_TEST(listed->known_from == fact.known_from);
+      BOOST_TEST(listed->known_until == fact.known_until);
+      BOOST_TEST(listed->filter == "ratelimit");
+      BOOST_TEST(catalog.available(*listed));
+    }
+  }
+  BOOST_TEST(facts[1].name == "rate.msgs.exceeded");
+  BOOST_TEST(configured_rate_limits({}).empty());
+  // Any other filter's factory has no limits.
+  instance.factory = find_filter_definition("helo")->build({}, errors);
+  BOOST_TEST(configured_rate_limits({instance}).empty());
 }
 
 BOOST_AUTO_TEST_CASE(pregreet_builds_from_an_empty_or_a_full_block) {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "fake_dns_hook_context.h"
+#include "filter_harness.h"
 #include "spf_filter.h"
 #include "zone_resolver.h"
 
@@ -20,10 +20,9 @@ using namespace portcullis;
 namespace {
 
 // A harness for `sender` and `helo` at `phase`, asking `resolver` (none when null).
-std::shared_ptr<test::DnsFilterHarness> mail_harness(DnsResolver* resolver,
-                                                     const std::string& sender,
-                                                     const std::string& helo = "mail.example.org",
-                                                     Phase phase = Phase::mail) {
+std::shared_ptr<test::FilterHarness> mail_harness(DnsResolver* resolver, const std::string& sender,
+                                                  const std::string& helo = "mail.example.org",
+                                                  Phase phase = Phase::mail) {
   auto harness = test::make_harness("192.0.2.9", resolver != nullptr);
   harness->use_resolver(resolver);
   harness->hook_phase = phase;

@@ -1,5 +1,6 @@
 // The filters' tests' HookContext: the session's view (with its own `facts`), FilterServices
-// offering a FakeDnsResolver (or another resolver given with use_resolver, or none), and a
+// offering a FakeDnsResolver (or another resolver given with use_resolver, or none) and a
+// FakeStateStore when given one (its clock is then the session's clock), and a
 // CompletionTarget that records what the filter delivers. It is also the StreamContext of the
 // streaming calls; `hook_phase` and `message_view` (the data phase's message) are the test's to
 // set.
@@ -12,28 +13,30 @@
 #include <vector>
 
 #include "fake_dns_resolver.h"
+#include "fake_state_store.h"
 #include "filter.h"
 
 namespace portcullis::test {
 
-class DnsFilterHarness : public HookContext,
-                         public StreamContext,
-                         public FilterServices,
-                         public CompletionTarget {
+class FilterHarness : public HookContext,
+                      public StreamContext,
+                      public FilterServices,
+                      public CompletionTarget {
  public:
-  explicit DnsFilterHarness(std::string client_ip, bool with_resolver = true)
+  explicit FilterHarness(std::string client_ip, bool with_resolver = true)
       : resolver_available(with_resolver) {
     view_.session_id = 7;
     view_.client_ip = IpAddress::parse(client_ip);
     view_.facts = &facts;
   }
-  DnsFilterHarness(const DnsFilterHarness&) = delete;
-  DnsFilterHarness& operator=(const DnsFilterHarness&) = delete;
+  FilterHarness(const FilterHarness&) = delete;
+  FilterHarness& operator=(const FilterHarness&) = delete;
 
   // The view the filter reads; `facts` are the session's facts it sees.
   SessionView& view() { return view_; }
   // Asks `resolver` (which must outlive the harness) instead of `dns`.
   void use_resolver(DnsResolver* resolver) { other_resolver_ = resolver; }
+  void use_store(std::shared_ptr<FakeStateStore> store) { store_ = std::move(store); }
 
   // HookContext
   Phase phase() const override { return hook_phase; }
@@ -54,6 +57,10 @@ class DnsFilterHarness : public HookContext,
   const MessageView* message() const override { return message_view; }
 
   // FilterServices
+  StateStore* store() override { return store_.get(); }
+  StoreClock::time_point now() override {
+    return store_ ? store_->now : StoreClock::time_point(std::chrono::seconds(1'800'000'000));
+  }
   DnsResolver* resolver() override {
     if (!resolver_available) return nullptr;
     return other_resolver_ != nullptr ? other_resolver_ : &dns;
@@ -117,15 +124,24 @@ class DnsFilterHarness : public HookContext,
 
   SessionView view_;
   DnsResolver* other_resolver_ = nullptr;
+  std::shared_ptr<FakeStateStore> store_;
   std::vector<std::weak_ptr<std::function<void()>>> timers_;
   std::weak_ptr<CompletionTarget> self_;
 };
 
 // The harness owned by a shared_ptr, so that Completions can reach it.
-inline std::shared_ptr<DnsFilterHarness> make_harness(std::string client_ip,
-                                                      bool with_resolver = true) {
-  auto harness = std::make_shared<DnsFilterHarness>(std::move(client_ip), with_resolver);
+inline std::shared_ptr<FilterHarness> make_harness(std::string client_ip,
+                                                   bool with_resolver = true) {
+  auto harness = std::make_shared<FilterHarness>(std::move(client_ip), with_resolver);
   harness->bind(harness);
+  return harness;
+}
+
+// A harness whose filter keeps its state in `store` (no resolver).
+inline std::shared_ptr<FilterHarness> make_store_harness(std::shared_ptr<FakeStateStore> store,
+                                                         std::string client_ip = "192.0.2.10") {
+  auto harness = make_harness(std::move(client_ip), false);
+  harness->use_store(std::move(store));
   return harness;
 }
 
