@@ -11,7 +11,7 @@
 // As with DnsResolver: the callback runs on the asking loop's thread, never before the call
 // returns; destroying the StoreCall handle before it runs cancels the callback only: an update
 // that was asked is still applied (a session that ends can still give back its `concurrent`
-// count). Keys are printable ASCII without spaces, at most 512 bytes (store_key()
+// count). Keys are printable ASCII without spaces, at most 511 bytes (store_key()
 // escapes the parts); values are opaque bytes, at most 4096.
 #pragma once
 
@@ -87,7 +87,8 @@ class StateStore {
       std::function<void(StoreStatus, std::string error, std::vector<StoreEntry>)> done) = 0;
 };
 
-inline constexpr std::size_t max_store_key_bytes = 512;
+// LMDB's longest key (MDB_MAXKEYSIZE as Debian builds it, mdb_env_get_maxkeysize()).
+inline constexpr std::size_t max_store_key_bytes = 511;
 inline constexpr std::size_t max_store_value_bytes = 4096;
 
 // A key from its parts, joined by ':' with each part escaped (':', '%', bytes outside

@@ -74,13 +74,25 @@ int Server::run() {
     }
   }
 
+  {
+    LmdbDatabaseOptions store_options;
+    store_options.path = lmdb_store_path(config.server);
+    store_options.map_size = config.store.lmdb_map_size;
+    store_database_ = LmdbDatabase::open(std::move(store_options), &error);
+    if (!store_database_) {
+      log_error("store_open_failed", {{"backend", "lmdb"}, {"error", error}});
+      return 1;
+    }
+  }
+
   evthread_use_pthreads();
   std::signal(SIGPIPE, SIG_IGN);
   base_.reset(event_base_new());
   session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
                                                     config.limits.max_sessions_per_ip);
-  ServerContext context{&config_holder_,   &tls_holder_,          &upstream_tls_holder_,
-                        &upstream_status_, session_limits_.get(), rejection_log_.get()};
+  ServerContext context{&config_holder_,      &tls_holder_,          &upstream_tls_holder_,
+                        &upstream_status_,    session_limits_.get(), rejection_log_.get(),
+                        store_database_.get()};
 
   std::vector<Worker*> worker_pointers;
   for (unsigned i = 0; i < config.server.workers; ++i) {
@@ -110,7 +122,8 @@ int Server::run() {
     uid_t uid;
     gid_t gid;
     if (!lookup_user(config.server.user, &uid, &gid, &error) || !log_->give_to(uid, gid, &error) ||
-        (rejection_log_ && !rejection_log_->give_to(uid, gid, &error))) {
+        (rejection_log_ && !rejection_log_->give_to(uid, gid, &error)) ||
+        !store_database_->give_to(uid, gid, &error)) {
       log_error("log_owner", {{"user", config.server.user}, {"error", error}});
       return 1;
     }
@@ -223,6 +236,12 @@ void Server::on_reload() {
       (next->metrics.address &&
        next->metrics.address->host_port() != current->metrics.address->host_port())) {
     restart_only.push_back("metrics.address");
+  }
+  // The LMDB environment stays open on the file it was opened on (one per process and file).
+  if (next->store.backend != current->store.backend ||
+      next->store.lmdb_map_size != current->store.lmdb_map_size ||
+      lmdb_store_path(next->server) != lmdb_store_path(current->server)) {
+    restart_only.push_back("store");
   }
   for (const auto& setting : restart_only) {
     log_warning("reload_needs_restart", {{"setting", setting}});

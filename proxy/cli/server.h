@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "event_handles.h"
+#include "lmdb_database.h"
 #include "log_sink.h"
 #include "metrics_server.h"
 #include "rejection_log.h"
@@ -55,6 +56,7 @@ class Server {
   std::unique_ptr<UpstreamProbe> probe_;
   std::vector<EventPtr> signal_events_;
   std::unique_ptr<RejectionLog> rejection_log_;
+  std::unique_ptr<LmdbDatabase> store_database_;  // outlives the workers' stores
   std::unique_ptr<MetricsServer> metrics_server_;
   bool ready_ = false;  // the first upstream probe has answered and listeners accept
   bool terminating_ = false;

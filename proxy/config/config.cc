@@ -594,6 +594,29 @@ Schema<DnsConfig> dns_schema() {
   };
 }
 
+Schema<StoreConfig> store_schema() {
+  return {
+      enum_field<StoreConfig, StoreBackend>(
+          "backend", &StoreConfig::backend,
+          {{"lmdb", StoreBackend::lmdb}, {"redis", StoreBackend::redis}},
+          [](StoreBackend backend, const toml::value& value, Context& context,
+             const std::string& key) {
+            if (backend != StoreBackend::redis) return true;
+            context.error(value, key,
+                          "\"redis\" is not built yet; use \"lmdb\" (the default) for now");
+            return false;
+          }),
+      {"redis",
+       [](const toml::value& value, StoreConfig&, Context& context, const std::string& key) {
+         context.error(value, key, "[store.redis] is not built yet; only backend = \"lmdb\" works");
+       }},
+      // At least 1 MiB: below that the file holds too few records to be of use; at most 1 TiB
+      // (address space is reserved for the whole map).
+      integer_field("lmdb_map_size", &StoreConfig::lmdb_map_size, int64_t{1} << 20,
+                    int64_t{1} << 40),
+  };
+}
+
 template <typename Target>
 void load_table(const toml::value& table, const Schema<Target>& schema, Target& target,
                 Context& context, const std::string& prefix) {
@@ -717,6 +740,7 @@ const std::vector<Section>& sections() {
       table_section("policy", &Config::policy, policy_schema()),
       table_section("metrics", &Config::metrics, metrics_schema()),
       table_section("dns", &Config::dns, dns_schema()),
+      table_section("store", &Config::store, store_schema()),
   };
   return all;
 }
@@ -1063,6 +1087,12 @@ std::string first_line_of(std::string_view text) {
 }
 
 }  // namespace
+
+std::string lmdb_store_path(const ServerConfig& server) {
+  std::string path = server.state_dir;
+  if (path.empty() || path.back() != '/') path += '/';
+  return path + "store.mdb";
+}
 
 std::vector<std::string> resolv_conf_nameservers(std::string_view text) {
   std::vector<std::string> servers;

@@ -143,6 +143,19 @@ struct DnsConfig {
 // ones are left out: libunbound cannot forward to them); empty when it lists none.
 std::vector<std::string> resolv_conf_nameservers(std::string_view text);
 
+// [store]: where the state that outlives a session (rate counters, greylist triplets) is kept.
+// Read at start only: a reload that changes it keeps the store that is open.
+enum class StoreBackend { lmdb, redis };  // redis: refused at load until it is built
+struct StoreConfig {
+  StoreBackend backend = StoreBackend::lmdb;
+  // Bytes the LMDB file may grow to; a full map fails the filters' store calls (their
+  // failure_mode applies) until entries expire or the size is raised.
+  std::uint64_t lmdb_map_size = std::uint64_t{1} << 30;
+};
+
+// The LMDB file of [store] (with its lock file beside it, "PATH-lock").
+std::string lmdb_store_path(const ServerConfig& server);
+
 struct MetricsConfig {
   std::optional<NetAddress> address;  // absent = no metrics listener
 };
@@ -161,6 +174,7 @@ struct Config {
   PolicyConfig policy;
   MetricsConfig metrics;
   DnsConfig dns;
+  StoreConfig store;
   // Where each key read from the file was written, by its dotted name ("server.user",
   // "listen[0].address", "tls.mx.key"), so that what is found wrong after loading (`check`
   // looking at the system) is reported at the value like a load error.

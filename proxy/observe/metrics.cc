@@ -298,6 +298,7 @@ std::string Metrics::render() const {
   append_scalar(out, "portcullis_dns_cache_hits_total",
                 "DNS queries answered at once from the resolver's cache or a local zone", "counter",
                 dns_cache_hits_total.value());
+  append_counter_family(out, store_errors_total);
   append_header(out, "portcullis_build_info", "Portcullis version; the value is always 1", "gauge");
   out += "portcullis_build_info{version=\"";
   append_escaped_label_value(out, PORTCULLIS_VERSION);

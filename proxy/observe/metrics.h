@@ -141,6 +141,12 @@ struct Metrics {
   // portcullis_dns_cache_hits_total: queries answered at once (libunbound's cache, a local zone)
   Counter dns_cache_hits_total;
 
+  // State-store calls that failed (proxy/store), by backend (lmdb) and status (full, error,
+  // unavailable): each one is a filter whose failure_mode applied.
+  Family<Counter> store_errors_total{"portcullis_store_errors_total",
+                                     "State-store calls that failed, by backend and status",
+                                     {"backend", "status"}};
+
   // The whole exposition, "# HELP"/"# TYPE" lines included; ends with a newline. Every metric
   // above in declaration order, then portcullis_build_info{version} (always 1). Depends only on
   // this object, so a local instance renders deterministically.

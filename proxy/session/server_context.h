@@ -12,6 +12,8 @@
 
 namespace portcullis {
 
+class LmdbDatabase;
+
 // An immutable object that a reload replaces as a whole; whoever took a snapshot keeps it
 // (a session keeps the configuration and certificates it started with until it ends).
 template <typename T>
@@ -42,6 +44,9 @@ struct ServerContext {
   UpstreamStatus* upstream_status = nullptr;
   SessionLimits* session_limits = nullptr;
   RejectionLog* rejection_log = nullptr;  // null: no [log] rejections
+  // [store]: the process's one LMDB environment, which each worker's store uses; null: none
+  // (FilterServices::store() is then nullptr).
+  LmdbDatabase* store_database = nullptr;
 };
 
 }  // namespace portcullis

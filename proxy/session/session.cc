@@ -670,6 +670,10 @@ std::unique_ptr<TimerHandle> Session::start_timer(std::chrono::milliseconds dela
   return start_loop_timer(worker_.base(), delay, std::move(callback));
 }
 
+StateStore* Session::store() {
+  return worker_.store();
+}
+
 DnsResolver* Session::resolver() {
   if (!resolver_taken_) {
     resolver_ = worker_.resolver_for(config_->dns);

@@ -168,6 +168,7 @@ class Session final : public FilterServices {
                                            std::function<void()> callback) override;
   void send_to_client(std::string_view bytes) override;
   DnsResolver* resolver() override;
+  StateStore* store() override;
 
   // output
   void reply(const SmtpReply& reply, const Command* command = nullptr, bool from_upstream = false);

@@ -69,6 +69,17 @@ std::shared_ptr<DnsResolver> Worker::resolver_for(const DnsConfig& dns) {
   return resolver_;
 }
 
+StateStore* Worker::store() {
+  if (store_ || store_failed_ || !context_.store_database) return store_.get();
+  try {
+    store_ = LmdbStore::create(base_.get(), context_.store_database);
+  } catch (const std::exception& error) {
+    store_failed_ = true;
+    log_warning("store_failed", {{"error", error.what()}});
+  }
+  return store_.get();
+}
+
 bool Worker::acquire_upstream_slot(unsigned max_connections) {
   if (!context_.upstream_status->try_acquire_connection(max_connections)) return false;
   metrics().upstream_connections_active.add(1);

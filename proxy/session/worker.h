@@ -14,6 +14,7 @@
 
 #include "event_handles.h"
 #include "filter.h"
+#include "lmdb_store.h"
 #include "net_address.h"
 #include "server_context.h"
 #include "thread_scheduling.h"
@@ -80,6 +81,10 @@ class Worker {
   // until they end). nullptr when it cannot be made (logged as dns_resolver_failed; the DNS
   // filters then fail and their failure_mode applies).
   std::shared_ptr<DnsResolver> resolver_for(const DnsConfig& dns);
+  // This loop's state store on the process's LMDB environment (ServerContext::store_database),
+  // made on first use; nullptr when there is none or it cannot be made (logged once as
+  // store_failed; the filters' failure_mode then applies).
+  StateStore* store();
 
  private:
   void on_inbox();
@@ -99,6 +104,8 @@ class Worker {
   // The newest resolver and the settings it was made for (before base_ goes).
   std::shared_ptr<UnboundResolver> resolver_;
   std::optional<DnsConfig> resolver_settings_;
+  std::shared_ptr<LmdbStore> store_;  // before base_ goes (its inbox event is on base_)
+  bool store_failed_ = false;
   std::thread thread_;
 
   std::mutex inbox_mutex_;

@@ -30,7 +30,7 @@
 // can send sessions from documentation addresses such as 192.0.2.10), which writes a real
 // rejection log. Outputs are compared after the sandbox's paths are turned back into those.
 //
-// A page that names a filter that is not built yet (greylist) or the store says
+// A page that names a filter that is not built yet (greylist) or the Redis store says
 // "coming" in the same paragraph, table row or list item.
 #define BOOST_TEST_MODULE integration_docs_examples
 #include <fmt/core.h>
@@ -660,7 +660,7 @@ BOOST_AUTO_TEST_CASE(later_features_are_marked_where_named) {
   // A paragraph, table row or list item outside code blocks that names a filter that is not
   // built yet says "coming" (as in "(coming: not built yet)").
   static const std::regex code_span("`([^`]+)`");
-  static const std::regex later_code(R"(^\[*(filter\.)?greylist\b|^\[store\])");
+  static const std::regex later_code(R"(^\[*(filter\.)?greylist\b|^\[store\.redis\])");
   static const std::regex later_word(R"(\b(greylisting)\b(?!-))");
   static const std::regex new_unit(R"(^\s*(\||- |\* |\d+\. |#))");
   int units_with_later_features = 0;

@@ -209,6 +209,7 @@ void populate(Metrics& m) {
   m.dns_queries_total.with({"A", "temporary_failure"}).increment();
   m.dns_query_duration_seconds.with({}).observe(3ms);
   m.dns_cache_hits_total.increment();
+  m.store_errors_total.with({"lmdb", "full"}).increment(2);
 }
 
 }  // namespace
@@ -414,6 +415,10 @@ BOOST_AUTO_TEST_CASE(populated_render_matches_the_hand_written_exposition) {
       "resolver's cache or a local zone\n"
       "# TYPE portcullis_dns_cache_hits_total counter\n"
       "portcullis_dns_cache_hits_total 1\n"
+      "# HELP portcullis_store_errors_total State-store calls that failed, by backend and "
+      "status\n"
+      "# TYPE portcullis_store_errors_total counter\n"
+      "portcullis_store_errors_total{backend=\"lmdb\",status=\"full\"} 2\n"
       "# HELP portcullis_build_info Portcullis version; the value is always 1\n"
       "# TYPE portcullis_build_info gauge\n"
       "portcullis_build_info{version=\"" PORTCULLIS_VERSION "\"} 1\n";
@@ -458,6 +463,7 @@ BOOST_AUTO_TEST_CASE(every_core_name_of_design_6_is_declared) {
       {"portcullis_dns_queries_total", "counter"},
       {"portcullis_dns_query_duration_seconds", "histogram"},
       {"portcullis_dns_cache_hits_total", "counter"},
+      {"portcullis_store_errors_total", "counter"},
       {"portcullis_build_info", "gauge"}};
   for (const auto& [name, type] : core)
     BOOST_TEST(contains_line(text, "# TYPE " + name + " " + type), name);

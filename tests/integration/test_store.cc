@@ -1,0 +1,119 @@
+// The [store] LMDB file of a running portcullis: made in state_dir at start-up, private to the
+// user the proxy runs as, and opened again by a proxy started after one killed with SIGKILL.
+// The ratelimit filter counts in it: a limit reached before a SIGKILL is still reached after
+// the restart. (That a killed writer loses no committed write is tested at unit level too, in
+// tests/unit/store/test_lmdb_store.cc.)
+#define BOOST_TEST_MODULE integration_store
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "fixtures.h"
+#include "recording_upstream.h"
+#include "test_support.h"
+
+using namespace portcullis::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+int greeting_code(const PortcullisFixture& proxy) {
+  SmtpTestClient client("127.0.0.1", proxy.port(), {.timeout = 10s});
+  const int code = client.read_reply().code;
+  client.command("QUIT");
+  return code;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_store_file_is_made_in_state_dir_and_private) {
+  RecordingUpstream upstream;
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  PortcullisFixture proxy(options);
+  for (const char* name : {"store.mdb", "store.mdb-lock"}) {
+    BOOST_TEST_CONTEXT(name) {
+      struct stat info {};
+      BOOST_REQUIRE(::stat((proxy.state_dir() / name).c_str(), &info) == 0);
+      BOOST_TEST((info.st_mode & 0777) == 0600u);
+      if (running_as_root()) BOOST_TEST(info.st_uid == lookup_user("nobody").uid);
+    }
+  }
+  BOOST_TEST(greeting_code(proxy) == 220);
+  BOOST_TEST(proxy.stop().success());
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_killed_with_sigkill_leaves_a_store_the_next_one_opens) {
+  RecordingUpstream upstream;
+  TempDir shared("portcullis-store-state");
+  const fs::path state_dir = shared.make_subdir("state", 0700, running_as_root() ? "nobody" : "");
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  options.settings["server"]["state_dir"] = "\"" + state_dir.string() + "\"";
+  options.settings["store"]["lmdb_map_size"] = "4194304";
+  {
+    PortcullisFixture first(options);
+    BOOST_TEST(greeting_code(first) == 220);
+    BOOST_REQUIRE(::kill(first.pid(), SIGKILL) == 0);
+    BOOST_TEST(wait_until([&] { return !first.running(); }, 10s));
+  }
+  BOOST_TEST(fs::exists(state_dir / "store.mdb"));
+  PortcullisFixture second(options);
+  BOOST_TEST(greeting_code(second) == 220);
+  BOOST_TEST(second.events_named("store_open_failed").empty());
+  BOOST_TEST(second.running(), second.diagnostics());
+  BOOST_TEST(second.stop().success());
+}
+
+// Messages counted per client address, at most 2 per hour; the third MAIL FROM is refused by
+// the policy from the filter's fact. The proxy is then killed, and the next one, on the same
+// state_dir, still refuses: the count was in the file, not in the process.
+BOOST_AUTO_TEST_CASE(a_rate_limit_counted_in_the_store_survives_a_sigkill) {
+  RecordingUpstream upstream;
+  TempDir shared("portcullis-store-state");
+  const fs::path state_dir = shared.make_subdir("state", 0700, running_as_root() ? "nobody" : "");
+  const fs::path policy = shared.path() / "rate.toml";
+  std::ofstream(policy) << "[[rule]]\nname = \"too many messages\"\n"
+                           "when = \"rate.msgs.exceeded\"\n"
+                           "then = \"tempfail 451 4.7.1 Too many messages, retry in "
+                           "{rate.msgs.retry_after}s\"\n";
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  options.settings["server"]["state_dir"] = "\"" + state_dir.string() + "\"";
+  options.settings["filters"] = {{"chain", "[\"ratelimit\"]"}};
+  options.settings["filter.ratelimit"] = {
+      {"limit",
+       "[{ name = \"msgs\", key = \"client.ip\", counter = \"messages\", "
+       "limit = 2, per = 3600 }]"}};
+  options.settings["policy"] = {{"files", "[\"" + policy.string() + "\"]"}};
+
+  const auto mail_from = [](const PortcullisFixture& proxy) {
+    SmtpTestClient client("127.0.0.1", proxy.port(), {.timeout = 10s});
+    BOOST_TEST(client.read_reply().code == 220);
+    BOOST_TEST(client.command("EHLO client.example.test").code == 250);
+    const SmtpReply reply = client.command("MAIL FROM:<a@example.test>");
+    client.command("QUIT");
+    return reply;
+  };
+  {
+    PortcullisFixture first(options);
+    BOOST_TEST(mail_from(first).code == 250);
+    BOOST_TEST(mail_from(first).code == 250);
+    const SmtpReply third = mail_from(first);
+    BOOST_TEST(third.code == 451, third.describe());
+    BOOST_TEST(third.describe().find("Too many messages") != std::string::npos, third.describe());
+    BOOST_REQUIRE(::kill(first.pid(), SIGKILL) == 0);
+    BOOST_TEST(wait_until([&] { return !first.running(); }, 10s));
+  }
+  PortcullisFixture second(options);
+  const SmtpReply after_restart = mail_from(second);
+  BOOST_TEST(after_restart.code == 451, after_restart.describe());
+  BOOST_TEST(second.stop().success());
+}
