@@ -9,6 +9,7 @@
 #include "dmarc_filter.h"
 #include "dnsbl_filter.h"
 #include "fcrdns_filter.h"
+#include "greylist_filter.h"
 #include "helo_filter.h"
 #include "pregreet_filter.h"
 #include "ratelimit_filter.h"
@@ -93,6 +94,16 @@ std::vector<FilterDefinition> make_definitions() {
         }
         return facts;
       },
+  });
+  definitions.push_back(FilterDefinition{
+      "greylist",
+      {Phase::rcpt},
+      {FactSpec{"greylist", FactType::string, Phase::rcpt, Phase::data, "greylist",
+                "'new', 'early', 'passed', 'allowed' or 'skipped'"},
+       FactSpec{"greylist.retry_after", FactType::integer, Phase::rcpt, Phase::data, "greylist",
+                "seconds until a retry passes"}},
+      build_greylist_filter,
+      nullptr,
   });
   definitions.push_back(FilterDefinition{
       "dkim",

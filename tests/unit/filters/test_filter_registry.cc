@@ -51,7 +51,7 @@ std::vector<std::string> names_of(const std::vector<const FilterDefinition*>& de
 BOOST_AUTO_TEST_CASE(definitions_are_the_built_in_filters_in_chain_order) {
   BOOST_TEST((names_of(filter_definitions()) ==
               std::vector<std::string>{"pregreet", "helo", "fcrdns", "dnsbl", "spf", "ratelimit",
-                                       "dkim", "dmarc"}));
+                                       "greylist", "dkim", "dmarc"}));
   const FilterDefinition* pregreet = find_filter_definition("pregreet");
   BOOST_REQUIRE(pregreet != nullptr);
   BOOST_TEST((pregreet->hooks == std::vector<Phase>{Phase::connect, Phase::helo}));
