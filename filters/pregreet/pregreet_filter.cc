@@ -11,6 +11,10 @@ namespace portcullis {
 
 namespace {
 
+std::string pregreet_pass_key(const IpAddress& client) {
+  return store_key({"pass", "pregreet", client.unmapped().to_string()});
+}
+
 // The factory is this filter's settings, shared read-only by every worker.
 class PregreetFactory : public FilterFactory {
  public:
@@ -38,7 +42,8 @@ PregreetSettings read_pregreet_settings(const SettingTable& table,
   PregreetSettings settings;
   settings.wait = std::chrono::milliseconds(reader.integer("wait_ms", 6000, 0, 60000));
   settings.teaser = reader.boolean("teaser", true);
-  reader.reject_unknown({"wait_ms", "teaser"});
+  settings.pass_ttl = std::chrono::seconds(reader.integer("pass_ttl", 0, 0, 2592000));
+  reader.reject_unknown({"wait_ms", "teaser", "pass_ttl"});
   return settings;
 }
 
@@ -63,27 +68,73 @@ HookStatus PregreetFilter::on_phase(HookContext& context) {
 }
 
 HookStatus PregreetFilter::on_connect(HookContext& context) {
-  const std::string& hostname = context.session().hostname;
-  if (settings_.teaser && !hostname.empty() && safe_in_reply_line(hostname)) {
-    context.services().send_to_client("220-" + hostname + " ESMTP\r\n");
+  tested_ = false;
+  if (settings_.wait.count() <= 0) {
+    send_teaser(context.services(), context.session());
+    return HookStatus::continue_chain;
   }
-  if (settings_.wait.count() <= 0) return HookStatus::continue_chain;
+  StateStore* store = settings_.pass_ttl.count() > 0 ? context.services().store() : nullptr;
+  const SessionView& view = context.session();
+  Completion completion = context.park();
+  if (store == nullptr || !view.client_ip) {
+    send_teaser(context.services(), view);
+    start_wait(context.services(), completion);
+    return HookStatus::stop_iteration;
+  }
+  // Looked up first: a remembered client gets neither the teaser nor the wait. The services
+  // and the view belong to the session, which outlives this filter.
+  FilterServices* services = &context.services();
+  const SessionView* session = &view;
+  cache_call_ = store->get(pregreet_pass_key(*view.client_ip),
+                           [this, services, session, completion](StoreReply reply) {
+                             if (reply.status == StoreStatus::ok && reply.record) {
+                               const Completion resume = completion;
+                               resume.finish(FilterResult{});
+                               return;
+                             }
+                             send_teaser(*services, *session);
+                             start_wait(*services, completion);
+                           });
+  return HookStatus::stop_iteration;
+}
+
+void PregreetFilter::send_teaser(FilterServices& services, const SessionView& view) {
+  const std::string& hostname = view.hostname;
+  if (settings_.teaser && !hostname.empty() && safe_in_reply_line(hostname)) {
+    services.send_to_client("220-" + hostname + " ESMTP\r\n");
+  }
+}
+
+void PregreetFilter::start_wait(FilterServices& services, const Completion& completion) {
+  tested_ = true;
   // The wait is the test: the banner is held back, and whatever the client sends meanwhile is
   // what the core reports at helo.
-  Completion completion = context.park();
-  wait_timer_ = context.services().start_timer(settings_.wait, [completion] {
+  wait_timer_ = services.start_timer(settings_.wait, [completion] {
     // A local copy: finishing may end the phase and, through the session, destroy this filter
     // and the timer that holds this callback (and so the captured completion).
     const Completion resume = completion;
     resume.finish(FilterResult{});
   });
-  return HookStatus::stop_iteration;
 }
 
 HookStatus PregreetFilter::on_helo(HookContext& context) {
   // Recorded at every helo phase, because STARTTLS clears helo-phase facts and the phase runs
   // again after the new EHLO.
-  context.record("pregreet", context.session().client_spoke_before_banner);
+  const SessionView& view = context.session();
+  context.record("pregreet", view.client_spoke_before_banner);
+  StateStore* store = settings_.pass_ttl.count() > 0 ? context.services().store() : nullptr;
+  if (tested_ && !view.client_spoke_before_banner && store != nullptr && view.client_ip &&
+      settings_.wait.count() > 0) {
+    tested_ = false;  // once per session, not again after STARTTLS
+    const auto ttl = settings_.pass_ttl;
+    // Nothing waits for the answer; a failed write only costs the next session the wait.
+    cache_call_ = store->update(
+        pregreet_pass_key(*view.client_ip),
+        [ttl](const std::optional<StoreRecord>&, StoreClock::time_point now) {
+          return StoreChange{StoreRecord{"1", now + ttl}, "remembered"};
+        },
+        [](StoreReply) {});
+  }
   return HookStatus::continue_chain;
 }
 

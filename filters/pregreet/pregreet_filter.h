@@ -4,6 +4,11 @@
 // saw (SessionView::client_spoke_before_banner). The core watches the socket and sends the real
 // "220 hostname ESMTP Portcullis" line after the connect phase, which completes the teaser into
 // a valid multi-line greeting.
+//
+// Pass cache (postscreen's postscreen_greet_ttl): with `pass_ttl` seconds, a client address that
+// did not speak before the banner is remembered in the state store ("pass:pregreet:ADDR") for
+// that long, and its next sessions skip the teaser and the wait. The fact is still recorded
+// from what the core saw. A store that fails or is absent costs only the cache: the test runs.
 #pragma once
 
 #include <chrono>
@@ -18,6 +23,7 @@ namespace portcullis {
 struct PregreetSettings {
   std::chrono::milliseconds wait{6000};  // wait_ms, 0..60000; 0: no wait
   bool teaser = true;                    // teaser
+  std::chrono::seconds pass_ttl{0};      // pass_ttl, 0..2592000; 0: no pass cache
 };
 
 // Reads a [filter.pregreet] block; unknown keys and bad values are appended to `errors`.
@@ -34,14 +40,22 @@ class PregreetFilter : public SessionFilter {
   explicit PregreetFilter(PregreetSettings settings) : settings_(settings) {}
 
   HookStatus on_phase(HookContext& context) override;
-  void cancel() override { wait_timer_.reset(); }
+  void cancel() override {
+    wait_timer_.reset();
+    cache_call_.reset();
+  }
 
  private:
   HookStatus on_connect(HookContext& context);
   HookStatus on_helo(HookContext& context);
+  void send_teaser(FilterServices& services, const SessionView& view);
+  // The wait; `completion` ends the connect phase when it is over.
+  void start_wait(FilterServices& services, const Completion& completion);
 
   PregreetSettings settings_;
   std::unique_ptr<TimerHandle> wait_timer_;
+  std::unique_ptr<StoreCall> cache_call_;
+  bool tested_ = false;  // this session waited (and so may be remembered at helo)
 };
 
 }  // namespace portcullis

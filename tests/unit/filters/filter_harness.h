@@ -86,7 +86,7 @@ class FilterHarness : public HookContext,
     }
     return ran;
   }
-  void send_to_client(std::string_view) override {}
+  void send_to_client(std::string_view bytes) override { sent_to_client.append(bytes); }
 
   // CompletionTarget
   void deliver(std::uint64_t, std::uint64_t, FilterResult result) override {
@@ -103,6 +103,7 @@ class FilterHarness : public HookContext,
   Phase hook_phase = Phase::connect;
   const MessageView* message_view = nullptr;
   Facts recorded;
+  std::string sent_to_client;  // FilterServices::send_to_client, in order
   std::optional<std::string> failure;
   std::vector<std::string> warned;
   std::vector<AuthenticationEntry> authentication;

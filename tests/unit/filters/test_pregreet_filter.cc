@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "filter_harness.h"
 #include "pregreet_filter.h"
 
 using namespace portcullis;
@@ -231,4 +232,72 @@ BOOST_AUTO_TEST_CASE(no_teaser_for_a_hostname_that_could_break_the_line) {
   FakeContext context(Phase::connect, view, services, target);
   filter->on_phase(context);
   BOOST_TEST(services.sent.empty());
+}
+
+// The pass cache, on the shared harness's fake store: a client that waited quietly is
+// remembered for pass_ttl, and its next session skips the teaser and the wait.
+BOOST_AUTO_TEST_CASE(a_quiet_client_is_remembered_and_not_delayed_again) {
+  auto store = std::make_shared<test::FakeStateStore>();
+  const SettingTable settings = {{"wait_ms", integer(500)}, {"pass_ttl", integer(3600)}};
+
+  auto first = test::make_store_harness(store, "192.0.2.10");
+  first->view().hostname = "mx.example.org";
+  auto filter = make_filter(settings);
+  BOOST_TEST((filter->on_phase(*first) == HookStatus::stop_iteration));
+  BOOST_TEST(first->sent_to_client.empty());  // the cache is asked before the teaser
+  BOOST_TEST(store->turn() == 1);             // not remembered: the test runs
+  BOOST_TEST(first->sent_to_client == "220-mx.example.org ESMTP\r\n");
+  BOOST_TEST(first->results.empty());
+  BOOST_TEST(first->run_timers() == 1);
+  BOOST_REQUIRE_EQUAL(first->results.size(), 1u);
+  first->hook_phase = Phase::helo;
+  BOOST_TEST((filter->on_phase(*first) == HookStatus::continue_chain));
+  BOOST_TEST(first->recorded.boolean("pregreet").value_or(true) == false);
+  const auto remembered = store->live("pass:pregreet:192.0.2.10");
+  BOOST_REQUIRE(remembered.has_value());
+  BOOST_TEST((remembered->expires == store->now + std::chrono::seconds(3600)));
+
+  auto second = test::make_store_harness(store, "192.0.2.10");
+  second->view().hostname = "mx.example.org";
+  auto next = make_filter(settings);
+  BOOST_TEST((next->on_phase(*second) == HookStatus::stop_iteration));
+  store->turn();
+  BOOST_REQUIRE_EQUAL(second->results.size(), 1u);  // no wait
+  BOOST_TEST(second->sent_to_client.empty());       // no teaser
+  BOOST_TEST(second->run_timers() == 0);
+
+  // Once pass_ttl is over, the client is tested again.
+  store->now += std::chrono::seconds(3601);
+  auto later = test::make_store_harness(store, "192.0.2.10");
+  auto again = make_filter(settings);
+  again->on_phase(*later);
+  store->turn();
+  BOOST_TEST(later->results.empty());
+  BOOST_TEST(later->run_timers() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_pregreeting_client_or_a_failing_store_is_not_remembered) {
+  auto store = std::make_shared<test::FakeStateStore>();
+  const SettingTable settings = {{"wait_ms", integer(500)}, {"pass_ttl", integer(3600)}};
+  auto harness = test::make_store_harness(store, "192.0.2.11");
+  auto filter = make_filter(settings);
+  filter->on_phase(*harness);
+  store->turn();
+  harness->run_timers();
+  harness->hook_phase = Phase::helo;
+  harness->view().client_spoke_before_banner = true;
+  filter->on_phase(*harness);
+  BOOST_TEST(harness->recorded.boolean("pregreet").value_or(false) == true);
+  BOOST_TEST(store->updates == 0);
+
+  // A store that fails costs only the cache: the wait runs, no failure.
+  store->failing = StoreStatus::unavailable;
+  auto down = test::make_store_harness(store, "192.0.2.12");
+  auto tested = make_filter(settings);
+  BOOST_TEST((tested->on_phase(*down) == HookStatus::stop_iteration));
+  store->turn();
+  BOOST_TEST(down->run_timers() == 1);
+  BOOST_REQUIRE_EQUAL(down->results.size(), 1u);
+  BOOST_TEST(!down->results[0].error.has_value());
+  BOOST_TEST(!down->failure.has_value());
 }
