@@ -214,9 +214,10 @@ BOOST_AUTO_TEST_CASE(pregreet_rejects_out_of_range_wrong_type_and_unknown_keys) 
   BOOST_TEST(errors[1].message == "expected a bool, got a string");
   BOOST_TEST(errors[1].line == 13u);
   BOOST_TEST(errors[2].key == "wait");
-  BOOST_TEST(errors[2].message ==
-             "unknown key (known keys: wait_ms, teaser, pass_ttl; every filter also takes timeout and "
-             "failure_mode)");
+  BOOST_TEST(
+      errors[2].message ==
+      "unknown key (known keys: wait_ms, teaser, pass_ttl; every filter also takes timeout and "
+      "failure_mode)");
   BOOST_TEST(errors[2].line == 14u);
 
   errors.clear();
