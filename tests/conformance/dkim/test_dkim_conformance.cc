@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "conformance_scoreboard.h"
 #include "dkim_library.h"
 #include "dkim_verification.h"
 #include "zone_resolver.h"
@@ -37,26 +38,6 @@ using namespace portcullis;
 namespace utf = boost::unit_test;
 
 namespace {
-
-struct Score {
-  std::size_t passed = 0;
-  std::size_t total = 0;
-};
-
-std::map<std::string, Score>& scores() {
-  static std::map<std::string, Score> table;
-  return table;
-}
-
-std::map<std::string, std::string>& known_differences() {
-  static std::map<std::string, std::string> table;
-  return table;
-}
-
-std::set<std::string>& registered_keys() {
-  static std::set<std::string> keys;
-  return keys;
-}
 
 std::string environment_value(const char* name) {
   const char* value = std::getenv(name);
@@ -157,16 +138,7 @@ std::string describe(const DkimOutcome& outcome) {
 // Counts the case and checks it against known-differences.txt.
 void judge(const std::string& set, const std::string& file, bool ok, const std::string& detail) {
   BOOST_TEST_MESSAGE(set << " " << file << ": " << detail);
-  Score& score = scores()[set];
-  ++score.total;
-  if (ok) ++score.passed;
-  const auto known = known_differences().find(set + " " + file);
-  if (known == known_differences().end()) {
-    BOOST_TEST(ok, set << " " << file << ": " << detail);
-  } else {
-    BOOST_TEST(!ok, set << " " << file << " now agrees (" << detail
-                        << "): remove it from known-differences.txt");
-  }
+  test::ConformanceScoreboard::instance().judge(set, file, ok, detail);
 }
 
 // "001.txt" of mail-auth: the key lines, a blank line, the message (LF).
@@ -299,43 +271,17 @@ void perl_production_case(const PerlCase& perl_case) {
       "got " + describe(strict) + ", RFC 8301 expects " + std::string(dkim_verdict_name(expected)));
 }
 
-void load_known_differences(const std::string& path) {
-  std::istringstream lines(read_whole_file(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string set, file, reason;
-    fields >> set >> file;
-    std::getline(fields, reason);
-    known_differences()[set + " " + file] = reason;
-  }
-}
-
-void check_known_differences_exist() {
-  BOOST_TEST(!known_differences().empty());
-  for (const auto& [key, reason] : known_differences()) {
-    BOOST_TEST(registered_keys().count(key) == 1u,
-               "known-differences.txt names " << key << ", which is no case");
-    BOOST_TEST(reason.size() > 10u, key << " has no reason");
-  }
-}
-
-std::string case_name(std::string text) {
-  for (char& c : text)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
-  return text;
-}
-
 void add(utf::test_suite* suite, const std::string& set, const std::string& file,
          std::function<void()> body) {
-  registered_keys().insert(set + " " + file);
-  suite->add(utf::make_test_case(std::move(body), case_name(file), __FILE__, __LINE__));
+  test::ConformanceScoreboard::instance().register_case(set, file);
+  suite->add(
+      utf::make_test_case(std::move(body), test::conformance_case_name(file), __FILE__, __LINE__));
 }
 
 bool register_suites() {
-  load_known_differences(environment_value("PORTCULLIS_SOURCE_ROOT") +
-                         "/tests/conformance/dkim/known-differences.txt");
+  auto& board = test::ConformanceScoreboard::instance();
+  board.load_known_differences(read_whole_file(environment_value("PORTCULLIS_SOURCE_ROOT") +
+                                               "/tests/conformance/dkim/known-differences.txt"));
   auto* rfc8463 = BOOST_TEST_SUITE("rfc8463");
   add(rfc8463, "rfc8463", "001.txt", rfc8463_case);
   utf::framework::master_test_suite().add(rfc8463);
@@ -370,7 +316,11 @@ bool register_suites() {
   utf::framework::master_test_suite().add(perl);
   utf::framework::master_test_suite().add(perl_strict);
   utf::framework::master_test_suite().add(utf::make_test_case(
-      &check_known_differences_exist, "known_differences_name_cases", __FILE__, __LINE__));
+      [&board] {
+        BOOST_TEST(board.has_known_differences());
+        board.check_known_differences_exist();
+      },
+      "known_differences_name_cases", __FILE__, __LINE__));
   return true;
 }
 
@@ -378,7 +328,6 @@ bool register_suites() {
 
 int main(int argc, char* argv[]) {
   const int status = utf::unit_test_main(&register_suites, argc, argv);
-  for (const auto& [set, score] : scores())
-    std::cout << "dkim " << set << ": " << score.passed << "/" << score.total << "\n";
+  test::ConformanceScoreboard::instance().print_scores("dkim");
   return status;
 }

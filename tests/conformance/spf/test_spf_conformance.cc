@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "conformance_scoreboard.h"
 #include "spf_evaluator.h"
 #include "spf_suite_cases.h"
 #include "zone_resolver.h"
@@ -30,40 +31,6 @@ using namespace portcullis;
 namespace utf = boost::unit_test;
 
 namespace {
-
-struct Score {
-  std::size_t passed = 0;
-  std::size_t total = 0;
-};
-
-std::map<std::string, Score>& scores() {
-  static std::map<std::string, Score> table;
-  return table;
-}
-
-// "suite test-id" → reason.
-std::map<std::string, std::string>& known_differences() {
-  static std::map<std::string, std::string> table;
-  return table;
-}
-
-std::set<std::string>& registered_keys() {
-  static std::set<std::string> keys;
-  return keys;
-}
-
-void load_known_differences(const std::string& path) {
-  std::istringstream lines(read_whole_file(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string suite, id, reason;
-    fields >> suite >> id;
-    std::getline(fields, reason);
-    known_differences()[suite + " " + id] = reason;
-  }
-}
 
 void run_case(const SpfCase& spf_case) {
   ZoneResolver zone;
@@ -104,45 +71,24 @@ void run_case(const SpfCase& spf_case) {
       detail = "explanation '" + explanation + "', expected '" + *spf_case.explanation + "'";
     }
   }
-  Score& score = scores()[spf_case.suite];
-  ++score.total;
-  if (ok) ++score.passed;
-  const auto known = known_differences().find(spf_case.suite + " " + spf_case.id);
-  if (known == known_differences().end()) {
-    BOOST_TEST(ok, spf_case.suite << " " << spf_case.id << ": " << detail);
-  } else {
-    BOOST_TEST(!ok, spf_case.suite << " " << spf_case.id
-                                   << " now passes: remove it from known-differences.txt");
-  }
-}
-
-void check_known_differences_exist() {
-  for (const auto& [key, reason] : known_differences())
-    BOOST_TEST(registered_keys().count(key) == 1u,
-               "known-differences.txt names " << key << ", which is no test");
-}
-
-std::string case_name(std::string text) {
-  for (char& c : text)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
-  return text;
+  test::ConformanceScoreboard::instance().judge(spf_case.suite, spf_case.id, ok, detail);
 }
 
 void add_case(utf::test_suite* suite, std::shared_ptr<SpfCase> spf_case) {
-  registered_keys().insert(spf_case->suite + " " + spf_case->id);
-  suite->add(utf::make_test_case([spf_case] { run_case(*spf_case); }, case_name(spf_case->id),
-                                 __FILE__, __LINE__));
+  test::ConformanceScoreboard::instance().register_case(spf_case->suite, spf_case->id);
+  suite->add(utf::make_test_case([spf_case] { run_case(*spf_case); },
+                                 test::conformance_case_name(spf_case->id), __FILE__, __LINE__));
 }
 
 // One suite per file, then one per scenario (YAML) or file (mail-auth), then the cases.
 void add_cases(const std::string& suite_name, const std::vector<SpfCase>& cases) {
-  auto* file_suite = BOOST_TEST_SUITE(case_name(suite_name));
+  auto* file_suite = BOOST_TEST_SUITE(test::conformance_case_name(suite_name));
   utf::test_suite* scenario_suite = nullptr;
   std::string scenario;
   for (const auto& spf_case : cases) {
     if (scenario_suite == nullptr || spf_case.scenario != scenario) {
       scenario = spf_case.scenario;
-      scenario_suite = BOOST_TEST_SUITE(case_name(scenario));
+      scenario_suite = BOOST_TEST_SUITE(test::conformance_case_name(scenario));
       file_suite->add(scenario_suite);
     }
     add_case(scenario_suite, std::make_shared<SpfCase>(spf_case));
@@ -152,8 +98,9 @@ void add_cases(const std::string& suite_name, const std::vector<SpfCase>& cases)
 
 bool register_suites() {
   const std::string corpora = environment_value("PORTCULLIS_CORPORA");
-  load_known_differences(environment_value("PORTCULLIS_SOURCE_ROOT") +
-                         "/tests/conformance/spf/known-differences.txt");
+  auto& board = test::ConformanceScoreboard::instance();
+  board.load_known_differences(read_whole_file(environment_value("PORTCULLIS_SOURCE_ROOT") +
+                                               "/tests/conformance/spf/known-differences.txt"));
   for (const auto& file : openspf_suite_files())
     add_cases(file.name, openspf_cases(file.name, read_whole_file(corpora + "/" + file.path)));
   std::vector<SpfCase> mail_auth;
@@ -162,8 +109,9 @@ bool register_suites() {
          mail_auth_cases(stem, read_whole_file(corpora + "/spf/mail-auth/" + stem + ".yml")))
       mail_auth.push_back(std::move(spf_case));
   add_cases("mail_auth", mail_auth);
-  utf::framework::master_test_suite().add(utf::make_test_case(
-      &check_known_differences_exist, "known_differences_name_tests", __FILE__, __LINE__));
+  utf::framework::master_test_suite().add(
+      utf::make_test_case([&board] { board.check_known_differences_exist(); },
+                          "known_differences_name_tests", __FILE__, __LINE__));
   return true;
 }
 
@@ -171,7 +119,6 @@ bool register_suites() {
 
 int main(int argc, char* argv[]) {
   const int status = utf::unit_test_main(&register_suites, argc, argv);
-  for (const auto& [suite, score] : scores())
-    std::cout << "spf " << suite << ": " << score.passed << "/" << score.total << "\n";
+  test::ConformanceScoreboard::instance().print_scores("spf");
   return status;
 }
