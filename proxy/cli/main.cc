@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
   CLI::App* store_delete =
       store->add_subcommand("delete", "delete one entry, or those whose key starts with P");
   store_delete->add_option("key", store_options.key, "the key");
+  CLI::App* store_pass = store->add_subcommand(
+      "pass", "mark a greylist triplet as passed: the sender's next retry is delivered");
+  store_pass->add_option("key", store_options.key, "the triplet's key (gl:...)")->required();
   auto* delete_prefix = store_delete->add_option("--prefix", store_options.prefix,
                                                  "delete the keys that start with P");
   store_delete->add_option("--limit", store_options.limit, "entries deleted at most")
@@ -160,7 +163,10 @@ int main(int argc, char** argv) {
     }
     if (*report) return portcullis::run_report(report_options, std::cout, std::cerr);
     if (*store) {
-      store_options.action = *store_list ? "list" : *store_show ? "show" : "delete";
+      store_options.action = *store_list   ? "list"
+                             : *store_show ? "show"
+                             : *store_pass ? "pass"
+                                           : "delete";
       store_options.prefix_given = list_prefix->count() > 0 || delete_prefix->count() > 0;
       return portcullis::run_store(store_options, std::cout, std::cerr);
     }

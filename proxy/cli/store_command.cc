@@ -265,17 +265,71 @@ int delete_entries(LmdbDatabase& database, const StoreCommandOptions& options, s
   return 0;
 }
 
+// A greylist triplet marked as passed, so that the sender's next retry is delivered without
+// waiting for the delay (deleting it would make the triplet new again). The record keeps its
+// expiry; the filter renews it for `lifetime` at the delivery. The change is one atomic update:
+// a record that is not a readable triplet, or that went away, is left alone.
+int pass_triplet(LmdbDatabase& database, const StoreCommandOptions& options, std::ostream& out,
+                 std::ostream& err) {
+  if (!options.key.starts_with("gl:")) {
+    err << fmt::format("portcullis store: pass takes a greylist triplet key (gl:...), not {}\n",
+                       printable_key(options.key));
+    return 1;
+  }
+  std::mutex mutex;
+  std::condition_variable done;
+  std::optional<StoreReply> answer;
+  database.submit({options.key,
+                   [](const std::optional<StoreRecord>& current, StoreClock::time_point) {
+                     if (!current) return StoreChange{std::nullopt, "absent"};
+                     const std::string& value = current->value;
+                     const auto space = value.rfind(' ');
+                     if (!value.starts_with("v1 ") || space <= 2 ||
+                         !parse_count(std::string_view(value).substr(3, space - 3)) ||
+                         (value.substr(space + 1) != "0" && value.substr(space + 1) != "1")) {
+                       return StoreChange{current, "unreadable"};
+                     }
+                     StoreRecord passed{value.substr(0, space) + " 1", current->expires};
+                     return StoreChange{std::move(passed), "passed"};
+                   },
+                   [&](StoreReply reply) {
+                     std::lock_guard lock(mutex);
+                     answer = std::move(reply);
+                     done.notify_all();
+                   }});
+  std::unique_lock lock(mutex);
+  done.wait(lock, [&] { return answer.has_value(); });
+  if (answer->status != StoreStatus::ok) {
+    err << fmt::format("portcullis store: cannot update {}: {}\n", printable_key(options.key),
+                       answer->error);
+    return 1;
+  }
+  if (answer->result == "absent") {
+    err << fmt::format("portcullis store: no such key: {}\n", printable_key(options.key));
+    return 1;
+  }
+  if (answer->result == "unreadable") {
+    err << fmt::format("portcullis store: {} is not a greylist triplet record; left as it was\n",
+                       printable_key(options.key));
+    return 1;
+  }
+  out << fmt::format("passed {}\n", printable_key(options.key));
+  return 0;
+}
+
 // The argument problem, or "" when the options make sense.
 std::string argument_problem(const StoreCommandOptions& options) {
-  if (options.action != "list" && options.action != "show" && options.action != "delete") {
-    return fmt::format("unknown action '{}': list, show or delete", options.action);
+  if (options.action != "list" && options.action != "show" && options.action != "delete" &&
+      options.action != "pass") {
+    return fmt::format("unknown action '{}': list, show, delete or pass", options.action);
   }
   if (options.limit == 0) return "--limit must be at least 1";
   if (options.action == "list") {
     if (!options.key.empty()) return "list takes no key (use --prefix)";
-  } else if (options.action == "show") {
-    if (options.key.empty()) return "show needs a KEY";
-    if (options.prefix_given) return "show takes a KEY, not --prefix";
+  } else if (options.action == "show" || options.action == "pass") {
+    if (options.key.empty()) return options.action + " needs a KEY";
+    if (options.prefix_given) return options.action + " takes a KEY, not --prefix";
+    if (options.action == "pass" && options.json) return "pass has no --json output";
   } else {
     if (options.key.empty() == !options.prefix_given) return "delete needs a KEY or --prefix P";
     if (options.prefix_given && options.prefix.empty()) {
@@ -327,6 +381,7 @@ int run_store(const StoreCommandOptions& options, std::ostream& out, std::ostrea
   }
   if (options.action == "list") return list_entries(*database, options, out, err);
   if (options.action == "show") return show_entry(*database, options, out, err);
+  if (options.action == "pass") return pass_triplet(*database, options, out, err);
   return delete_entries(*database, options, out, err);
 }
 

@@ -120,7 +120,8 @@ BOOST_AUTO_TEST_CASE(a_rate_limit_counted_in_the_store_survives_a_sigkill) {
 
 // `portcullis store` on the file of a running proxy (LMDB lets two processes share it): the
 // triplet the greylist filter wrote at RCPT is listed (decoded), deleted, and then gone for
-// the proxy too: the next attempt is new again (a retry before the delay would be early).
+// the proxy too: the next attempt is new again (a retry before the delay would be early);
+// `pass` then lets the next attempt through before the delay is over.
 BOOST_AUTO_TEST_CASE(the_store_command_lists_and_deletes_a_running_proxys_triplet) {
   RecordingUpstream upstream;
   TempDir shared("portcullis-store-state");
@@ -170,5 +171,11 @@ BOOST_AUTO_TEST_CASE(the_store_command_lists_and_deletes_a_running_proxys_triple
   BOOST_TEST(shown.err.find("no such key") != std::string::npos, shown.err);
   const SmtpReply again = rcpt();
   BOOST_TEST(again.describe().find("Greylisted: new") != std::string::npos, again.describe());
+
+  // `pass` lets the sender through at once, an hour before the delay is over.
+  const CommandResult passed = store({"pass", key});
+  BOOST_TEST(passed.status.success(), passed.err);
+  const SmtpReply through = rcpt();
+  BOOST_TEST(through.code == 250, through.describe());
   BOOST_TEST(proxy.stop().success());
 }

@@ -283,3 +283,26 @@ BOOST_AUTO_TEST_CASE(a_redis_backend_is_refused_with_its_name) {
   BOOST_TEST(run.status == 1);
   BOOST_TEST(contains(run.err, "redis"), run.err);
 }
+
+BOOST_AUTO_TEST_CASE(pass_marks_a_triplet_as_passed_and_keeps_its_expiry) {
+  StoreFile file;
+  file.put_usual();
+  const std::string key = "gl:192.0.2.0/24:a@example.test:b@example.net";
+  const Run passed = file.store("pass", key);
+  BOOST_TEST(passed.status == 0, passed.err);
+  BOOST_TEST(passed.out == "passed " + key + "\n");
+  const Run shown = file.store("show", key, std::nullopt, true);
+  const auto json = test::parse_json(shown.out);
+  BOOST_REQUIRE(json);
+  BOOST_TEST(json->find("passed")->as_bool());
+  BOOST_TEST(json->find("first_seen")->as_string() == "2026-12-07T12:00:00Z");
+  BOOST_TEST(json->find("expires")->as_string() == "2100-01-01T00:00:00Z");
+
+  const Run missing = file.store("pass", "gl:nothing");
+  BOOST_TEST(missing.status == 1);
+  BOOST_TEST(contains(missing.err, "no such key"), missing.err);
+  const Run counter = file.store("pass", "rl:open:192.0.2.7");
+  BOOST_TEST(counter.status == 1);
+  BOOST_TEST(contains(counter.err, "greylist triplet"), counter.err);
+  BOOST_TEST(contains(file.store("show", "rl:open:192.0.2.7").out, "open_sessions=2"));
+}
