@@ -1,7 +1,8 @@
 // `portcullis store` on an LMDB file written beforehand in a temporary state_dir: list (text
 // and JSON, the filters' records decoded, expiry in RFC 3339 UTC), --prefix and --limit, show
 // (exit 1 for a missing key), delete of one key and of a prefix (with its count), and the
-// errors: a missing config, a missing store file, bad arguments.
+// errors: a missing config, a missing store file, bad arguments; pass of a triplet. Also
+// explain's read-only lookups in the same file.
 #define BOOST_TEST_MODULE store_command
 #include <boost/test/unit_test.hpp>
 
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "config.h"
+#include "explain_command.h"
 #include "json_value.h"
 #include "lmdb_database.h"
 #include "store_command.h"
@@ -305,4 +307,76 @@ BOOST_AUTO_TEST_CASE(pass_marks_a_triplet_as_passed_and_keeps_its_expiry) {
   BOOST_TEST(counter.status == 1);
   BOOST_TEST(contains(counter.err, "greylist triplet"), counter.err);
   BOOST_TEST(contains(file.store("show", "rl:open:192.0.2.7").out, "open_sessions=2"));
+}
+
+// explain reads [store] read-only (issue 15): it says which keys it looked up and what the
+// live update would have decided, and writes nothing: a triplet it finds is left as it was,
+// and one it does not find is not created.
+BOOST_AUTO_TEST_CASE(explain_looks_triplets_up_without_writing) {
+  StoreFile file;
+  test::write_file(file.dir / "policy.toml",
+                   "[[rule]]\nname = \"greylisted\"\n"
+                   "when = \"greylist == 'new' or greylist == 'early'\"\n"
+                   "then = \"tempfail 451 4.7.1 Greylisted\"\n");
+  test::write_file(file.dir / "portcullis.toml",
+                   "[[listen]]\naddress = \"127.0.0.1:2525\"\n\n[server]\nstate_dir = \"" +
+                       file.dir.path().string() +
+                       "\"\n\n[upstream]\naddress = \"127.0.0.1:10025\"\n\n[filters]\nchain = "
+                       "[\"greylist\"]\n\n[policy]\nfiles = [\"policy.toml\"]\n");
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(StoreClock::now().time_since_epoch())
+          .count();
+  // Seen 1000 s ago: the delay (300 s) is over, so a retry now passes.
+  const std::string seen = "v1 " + std::to_string(now_ms - 1'000'000) + " 0";
+  const std::string key = "gl:192.0.2.0/24:a@example.test:b@example.net";
+  file.put({{key, {seen, StoreClock::now() + 24h}}});
+
+  ExplainOptions options;
+  options.config_path = file.config_path();
+  options.client = "192.0.2.10";
+  options.helo = "mail.example.test";
+  options.from = "a@example.test";
+  options.from_given = true;
+  options.rcpts = {"b@example.net", "c@example.net"};
+  std::ostringstream out;
+  std::ostringstream err;
+  BOOST_TEST(run_explain(options, out, err) == 0, err.str());
+  const std::string trace = out.str();
+  BOOST_TEST(contains(trace, "store: " + key + ": \"" + seen + "\""), trace);
+  BOOST_TEST(contains(trace, "an update now: \"passed 0 first\", not written"), trace);
+  BOOST_TEST(contains(trace,
+                      "store: gl:192.0.2.0/24:a@example.test:c@example.net: absent; an "
+                      "update now: \"new 300\", not written"),
+             trace);
+  BOOST_TEST(contains(trace, "451 4.7.1 Greylisted"), trace);
+
+  const Run kept = file.store("show", key, std::nullopt, true);
+  BOOST_TEST(kept.status == 0, kept.err);
+  const auto json = test::parse_json(kept.out);
+  BOOST_REQUIRE(json);
+  BOOST_TEST(json->find("value")->as_string() == seen);
+  BOOST_TEST(file.store("show", "gl:192.0.2.0/24:a@example.test:c@example.net").status == 1);
+  BOOST_TEST(line_count(file.store("list").out) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(explain_without_a_store_file_finds_every_key_absent_and_makes_no_file) {
+  StoreFile file;
+  test::write_file(file.dir / "portcullis.toml",
+                   "[[listen]]\naddress = \"127.0.0.1:2525\"\n\n[server]\nstate_dir = \"" +
+                       file.dir.path().string() +
+                       "\"\n\n[upstream]\naddress = \"127.0.0.1:10025\"\n\n[filters]\nchain = "
+                       "[\"greylist\"]\n");
+  ExplainOptions options;
+  options.config_path = file.config_path();
+  options.client = "192.0.2.10";
+  options.helo = "mail.example.test";
+  options.from = "a@example.test";
+  options.from_given = true;
+  options.rcpts = {"b@example.net"};
+  std::ostringstream out;
+  std::ostringstream err;
+  BOOST_TEST(run_explain(options, out, err) == 0, err.str());
+  BOOST_TEST(contains(out.str(), "store: gl:192.0.2.0/24:a@example.test:b@example.net: absent"),
+             out.str());
+  BOOST_TEST(!std::filesystem::exists(file.dir / "store.mdb"));
 }
