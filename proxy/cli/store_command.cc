@@ -373,6 +373,8 @@ int run_store(const StoreCommandOptions& options, std::ostream& out, std::ostrea
   LmdbDatabaseOptions database_options;
   database_options.path = path;
   database_options.map_size = config.store.lmdb_map_size;
+  // No sweep from here: list and show write nothing; the running proxy sweeps.
+  database_options.sweep_interval = std::chrono::hours(24 * 365);
   std::string error;
   std::unique_ptr<LmdbDatabase> database = LmdbDatabase::open(std::move(database_options), &error);
   if (!database) {
