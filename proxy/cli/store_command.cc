@@ -31,7 +31,8 @@ struct RecordField {
 };
 
 struct RecordDescription {
-  std::string kind;  // "greylist", "greylist-auto-allow", "rate", "concurrent" or "unknown"
+  // "greylist", "greylist-auto-allow", "rate", "concurrent", "pass-cache" or "unknown"
+  std::string kind;
   std::vector<RecordField> fields;
 };
 
@@ -68,6 +69,8 @@ RecordField count_field(std::string name, std::int64_t count) {
 //   gla:NET             "COUNT"                    the same file (auto_allow_after)
 //   rl:NAME:VALUE       "gcra1 TAT_NS" (a rate) or "conc1 OPEN" (concurrent),
 //                       filters/ratelimit/rate_transforms.cc
+//   pass:FILTER:IP      "1": the pass cache (a client that passed pregreet is not delayed
+//                       again until the record expires), filters/pregreet/pregreet_filter.cc
 // A record in another form is shown as "unknown", with its raw value only.
 RecordDescription describe(const StoreEntry& entry) {
   const std::string_view key = entry.key;
@@ -103,6 +106,7 @@ RecordDescription describe(const StoreEntry& entry) {
       }
     }
   }
+  if (key.starts_with("pass:") && value == "1") return {"pass-cache", {}};
   return {"unknown", {}};
 }
 

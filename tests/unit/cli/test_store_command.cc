@@ -1,8 +1,8 @@
 // `portcullis store` on an LMDB file written beforehand in a temporary state_dir: list (text
-// and JSON, the filters' records decoded, expiry in RFC 3339 UTC), --prefix and --limit, show
-// (exit 1 for a missing key), delete of one key and of a prefix (with its count), and the
-// errors: a missing config, a missing store file, bad arguments; pass of a triplet. Also
-// explain's read-only lookups in the same file.
+// and JSON, the filters' records decoded — greylist, rate counters, pass cache — expiry in
+// RFC 3339 UTC), --prefix and --limit, show (exit 1 for a missing key), delete of one key and
+// of a prefix (with its count), pass of a triplet, and the errors: a missing config, a missing
+// store file, bad arguments. Also explain's read-only lookups in the same file.
 #define BOOST_TEST_MODULE store_command
 #include <boost/test/unit_test.hpp>
 
@@ -97,6 +97,7 @@ struct StoreFile {
          {"gla:198.51.100.0/24", {"3", kFarFuture}},
          {"rl:msgs:192.0.2.7", {"gcra1 1796644800000000000", kFarFuture}},
          {"rl:open:192.0.2.7", {"conc1 2", kFarFuture}},
+         {"pass:pregreet:192.0.2.7", {"1", kFarFuture}},
          {"zz:other", {std::string("raw\x01value"), kFarFuture}},
          {"gl:203.0.113.0/24:old@example.test:e@example.net",
           {"v1 1000 0", StoreClock::now() - 1h}}});
@@ -131,7 +132,7 @@ BOOST_AUTO_TEST_CASE(list_shows_each_live_entry_decoded_in_key_order) {
   file.put_usual();
   const Run run = file.store("list");
   BOOST_TEST(run.status == 0, run.err);
-  BOOST_TEST(line_count(run.out) == 6u, run.out);  // the expired triplet is not listed
+  BOOST_TEST(line_count(run.out) == 7u, run.out);  // the expired triplet is not listed
   BOOST_TEST(!contains(run.out, "203.0.113.0"), run.out);
   BOOST_TEST(contains(run.out,
                       "gl:192.0.2.0/24:a@example.test:b@example.net greylist "
@@ -145,6 +146,8 @@ BOOST_AUTO_TEST_CASE(list_shows_each_live_entry_decoded_in_key_order) {
              run.out);
   BOOST_TEST(contains(run.out, "rl:msgs:192.0.2.7 rate empty_at=2026-12-07T12:00:00Z"), run.out);
   BOOST_TEST(contains(run.out, "rl:open:192.0.2.7 concurrent open_sessions=2"), run.out);
+  BOOST_TEST(contains(run.out, "pass:pregreet:192.0.2.7 pass-cache expires=2100-01-01T00:00:00Z"),
+             run.out);
   // A record that is not ours: its raw value, escaped.
   BOOST_TEST(
       contains(run.out, "zz:other unknown expires=2100-01-01T00:00:00Z value=\"raw\\u0001value\""),
@@ -162,7 +165,7 @@ BOOST_AUTO_TEST_CASE(list_json_is_one_array_of_decoded_entries) {
   const auto json = test::parse_json(run.out, &error);
   BOOST_REQUIRE_MESSAGE(json, error + ": " + run.out);
   BOOST_REQUIRE(json->is_array());
-  BOOST_REQUIRE(json->as_array().size() == 6u);
+  BOOST_REQUIRE(json->as_array().size() == 7u);
   const test::JsonValue& triplet = json->as_array()[0];
   BOOST_TEST(triplet.find("key")->as_string() == "gl:192.0.2.0/24:a@example.test:b@example.net");
   BOOST_TEST(triplet.find("kind")->as_string() == "greylist");
@@ -174,7 +177,8 @@ BOOST_AUTO_TEST_CASE(list_json_is_one_array_of_decoded_entries) {
   const test::JsonValue& count = json->as_array()[2];
   BOOST_TEST(count.find("kind")->as_string() == "greylist-auto-allow");
   BOOST_TEST(count.find("passed_triplets")->as_number() == 3);
-  const test::JsonValue& unknown = json->as_array()[5];
+  BOOST_TEST(json->as_array()[3].find("kind")->as_string() == "pass-cache");
+  const test::JsonValue& unknown = json->as_array()[6];
   BOOST_TEST(unknown.find("kind")->as_string() == "unknown");
   BOOST_TEST(unknown.find("value")->as_string() == std::string("raw\x01value"));
 }
@@ -241,7 +245,7 @@ BOOST_AUTO_TEST_CASE(delete_prefix_removes_the_matching_keys_and_says_how_many) 
   BOOST_TEST(deleted.status == 0, deleted.err);
   BOOST_TEST(deleted.out == "deleted 2 entries with prefix rl:\n");
   const Run left = file.store("list");
-  BOOST_TEST(line_count(left.out) == 4u, left.out);
+  BOOST_TEST(line_count(left.out) == 5u, left.out);
   BOOST_TEST(!contains(left.out, "rl:"), left.out);
   // Bounded by --limit: one at a time, and it says so.
   const Run bounded = file.store("delete", "", "gl:", false, 1);
