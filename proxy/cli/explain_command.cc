@@ -1,5 +1,7 @@
 #include "explain_command.h"
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -17,6 +19,7 @@
 #include "message_store.h"
 #include "net_address.h"
 #include "policy_session.h"
+#include "read_only_store.h"
 #include "recording_resolver.h"
 #include "rejection_log.h"
 #include "session_facts.h"
@@ -40,10 +43,32 @@ class ExplainRouter final : public CompletionTarget {
 // Offers the resolver the way a live session does (Worker::resolver_for): made on first use,
 // on explain's own loop, for [dns] (or --dns); a context libunbound refuses leaves the filters
 // without a resolver, as in live traffic, and says why in the trace.
+//
+// The store is [store]'s file read-only (ReadOnlyStore): explain shows the keys it looked up
+// and what an update would have made of them, and never writes. No file yet: every key absent.
 class ExplainServices final : public FilterServices {
  public:
-  ExplainServices(event_base* base, UnboundResolverOptions dns)
-      : base_(base), dns_(std::move(dns)) {}
+  ExplainServices(event_base* base, UnboundResolverOptions dns, LmdbDatabase* store_database,
+                  std::string store_problem)
+      : base_(base),
+        dns_(std::move(dns)),
+        store_problem_(std::move(store_problem)),
+        store_(base, store_database) {}
+
+  StateStore* store() override {
+    if (!store_problem_.empty()) {
+      if (!store_problem_told_) store_problem_notes_.push_back(store_problem_);
+      store_problem_told_ = true;
+      return nullptr;
+    }
+    return &store_;
+  }
+  std::vector<std::string> take_store_notes() {
+    std::vector<std::string> notes = store_.take_lookups();
+    notes.insert(notes.begin(), store_problem_notes_.begin(), store_problem_notes_.end());
+    store_problem_notes_.clear();
+    return notes;
+  }
   std::unique_ptr<TimerHandle> start_timer(std::chrono::milliseconds delay,
                                            std::function<void()> callback) override {
     return start_loop_timer(base_, delay, std::move(callback));
@@ -72,6 +97,10 @@ class ExplainServices final : public FilterServices {
   UnboundResolverOptions dns_;
   bool resolver_taken_ = false;
   std::unique_ptr<RecordingResolver> recording_;
+  std::string store_problem_;  // the store file could not be opened: reported once
+  bool store_problem_told_ = false;
+  std::vector<std::string> store_problem_notes_;
+  ReadOnlyStore store_;
 };
 
 // Filter problems go into the trace instead of a log.
@@ -195,6 +224,8 @@ struct ExplainSession {
       verdict.trace.notes.push_back(std::move(services->resolver_problem));
       services->resolver_problem.clear();
     }
+    for (auto& note : services->take_store_notes())
+      verdict.trace.notes.push_back(std::move(note));
     exchanges.push_back(services->take_exchanges());
     verdicts.push_back(std::move(verdict));
     return verdicts.back();
@@ -351,9 +382,28 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
         fmt::format("filter {} not run: --evidence gives {}", filter.name, fmt::join(given, ", ")));
   }
 
+  // The store as `run` opens it, but never created here (a file made by explain, perhaps as
+  // root, would not be the file `run` expects to own) and never swept (a sweep writes).
+  std::unique_ptr<LmdbDatabase> store_database;
+  std::string store_problem;
+  const std::string store_path = lmdb_store_path(config.server);
+  struct stat store_file {};
+  if (::stat(store_path.c_str(), &store_file) == 0) {
+    LmdbDatabaseOptions store_options;
+    store_options.path = store_path;
+    store_options.map_size = config.store.lmdb_map_size;
+    store_options.sweep_interval = std::chrono::hours(24 * 365);
+    std::string error;
+    store_database = LmdbDatabase::open(std::move(store_options), &error);
+    if (!store_database) {
+      store_problem = fmt::format("no store: cannot open {}: {}", store_path, error);
+    }
+  }
+
   EventBasePtr base(event_base_new());
   auto router = std::make_shared<ExplainRouter>();
-  ExplainServices services(base.get(), std::move(dns));
+  ExplainServices services(base.get(), std::move(dns), store_database.get(),
+                           std::move(store_problem));
   ExplainObserver observer;
   std::unique_ptr<FilterRunner> runner;
   if (!chain.empty()) {

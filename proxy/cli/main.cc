@@ -1,4 +1,4 @@
-// portcullis: command-line entry point (run, check, explain, report, version).
+// portcullis: command-line entry point (run, check, explain, report, store, version).
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -12,6 +12,7 @@
 #include "rejection_report.h"
 #include "run_readiness.h"
 #include "server.h"
+#include "store_command.h"
 #include "tls_context.h"
 
 namespace {
@@ -118,6 +119,34 @@ int main(int argc, char** argv) {
   report->add_flag("--json", report_options.json, "JSON output for tools");
   report->add_option("--top", report_options.top, "entries per table")->capture_default_str();
 
+  portcullis::StoreCommandOptions store_options;
+  store_options.config_path = kDefaultConfig;
+  CLI::App* store = app.add_subcommand(
+      "store", "list, show or delete the state store's entries (greylist triplets, rate counters)");
+  store->add_option("-c,--config", store_options.config_path, "configuration file")
+      ->capture_default_str();
+  store->require_subcommand(1);
+  // fallthrough: --config is also taken after the action (`store list --config F`).
+  store->fallthrough();
+  CLI::App* store_list = store->add_subcommand("list", "list the entries, in key order");
+  auto* list_prefix =
+      store_list->add_option("--prefix", store_options.prefix, "only keys that start with P");
+  store_list->add_option("--limit", store_options.limit, "entries at most")->capture_default_str();
+  store_list->add_flag("--json", store_options.json, "JSON output for tools");
+  CLI::App* store_show = store->add_subcommand("show", "show one entry (exit 1: no such key)");
+  store_show->add_option("key", store_options.key, "the key")->required();
+  store_show->add_flag("--json", store_options.json, "JSON output for tools");
+  CLI::App* store_delete =
+      store->add_subcommand("delete", "delete one entry, or those whose key starts with P");
+  store_delete->add_option("key", store_options.key, "the key");
+  CLI::App* store_pass = store->add_subcommand(
+      "pass", "mark a greylist triplet as passed: the sender's next retry is delivered");
+  store_pass->add_option("key", store_options.key, "the triplet's key (gl:...)")->required();
+  auto* delete_prefix = store_delete->add_option("--prefix", store_options.prefix,
+                                                 "delete the keys that start with P");
+  store_delete->add_option("--limit", store_options.limit, "entries deleted at most")
+      ->capture_default_str();
+
   app.add_subcommand("version", "print the version");
 
   try {
@@ -133,6 +162,14 @@ int main(int argc, char** argv) {
       return portcullis::run_explain(explain_options, std::cout, std::cerr);
     }
     if (*report) return portcullis::run_report(report_options, std::cout, std::cerr);
+    if (*store) {
+      store_options.action = *store_list   ? "list"
+                             : *store_show ? "show"
+                             : *store_pass ? "pass"
+                                           : "delete";
+      store_options.prefix_given = list_prefix->count() > 0 || delete_prefix->count() > 0;
+      return portcullis::run_store(store_options, std::cout, std::cerr);
+    }
     fmt::print("portcullis {}\n", PORTCULLIS_VERSION);
     return 0;
   } catch (const std::exception& e) {

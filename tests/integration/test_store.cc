@@ -117,3 +117,65 @@ BOOST_AUTO_TEST_CASE(a_rate_limit_counted_in_the_store_survives_a_sigkill) {
   BOOST_TEST(after_restart.code == 451, after_restart.describe());
   BOOST_TEST(second.stop().success());
 }
+
+// `portcullis store` on the file of a running proxy (LMDB lets two processes share it): the
+// triplet the greylist filter wrote at RCPT is listed (decoded), deleted, and then gone for
+// the proxy too: the next attempt is new again (a retry before the delay would be early);
+// `pass` then lets the next attempt through before the delay is over.
+BOOST_AUTO_TEST_CASE(the_store_command_lists_and_deletes_a_running_proxys_triplet) {
+  RecordingUpstream upstream;
+  TempDir shared("portcullis-store-state");
+  const fs::path policy = shared.path() / "greylist.toml";
+  std::ofstream(policy) << "[[rule]]\nname = \"greylisted\"\n"
+                           "when = \"greylist == 'new' or greylist == 'early'\"\n"
+                           "then = \"tempfail 451 4.7.1 Greylisted: {greylist}\"\n";
+  PortcullisOptions options;
+  options.upstream_port = upstream.port();
+  options.settings["filters"] = {{"chain", "[\"greylist\"]"}};
+  options.settings["filter.greylist"] = {{"delay", "3600"}};
+  options.settings["policy"] = {{"files", "[\"" + policy.string() + "\"]"}};
+  PortcullisFixture proxy(options);
+
+  const auto rcpt = [&] {
+    SmtpTestClient client("127.0.0.1", proxy.port(), {.timeout = 10s});
+    BOOST_TEST(client.read_reply().code == 220);
+    BOOST_TEST(client.command("EHLO client.example.test").code == 250);
+    BOOST_TEST(client.command("MAIL FROM:<Alice@Example.test>").code == 250);
+    const SmtpReply reply = client.command("RCPT TO:<bob@example.net>");
+    client.command("QUIT");
+    return reply;
+  };
+  const auto store = [&](std::vector<std::string> arguments) {
+    std::vector<std::string> argv{portcullis_binary(), "store", "--config",
+                                  proxy.config_path().string()};
+    argv.insert(argv.end(), arguments.begin(), arguments.end());
+    return run_command(argv, 30s);
+  };
+  const std::string key = "gl:127.0.0.0/24:alice@example.test:bob@example.net";
+
+  const SmtpReply first = rcpt();
+  BOOST_TEST(first.describe().find("Greylisted: new") != std::string::npos, first.describe());
+  const CommandResult listed = store({"list", "--prefix", "gl:"});
+  BOOST_TEST(listed.status.success(), listed.err);
+  BOOST_TEST(listed.out.find(key + " greylist first_seen=") == 0u, listed.out);
+  BOOST_TEST(listed.out.find("passed=no") != std::string::npos, listed.out);
+  const SmtpReply early = rcpt();
+  BOOST_TEST(early.describe().find("Greylisted: early") != std::string::npos, early.describe());
+
+  const CommandResult deleted = store({"delete", key});
+  BOOST_TEST(deleted.status.success(), deleted.err);
+  BOOST_TEST(deleted.out == "deleted " + key + "\n");
+  const CommandResult shown = store({"show", key, "--json"});
+  BOOST_TEST(shown.status.exited);
+  BOOST_TEST(shown.status.code == 1);
+  BOOST_TEST(shown.err.find("no such key") != std::string::npos, shown.err);
+  const SmtpReply again = rcpt();
+  BOOST_TEST(again.describe().find("Greylisted: new") != std::string::npos, again.describe());
+
+  // `pass` lets the sender through at once, an hour before the delay is over.
+  const CommandResult passed = store({"pass", key});
+  BOOST_TEST(passed.status.success(), passed.err);
+  const SmtpReply through = rcpt();
+  BOOST_TEST(through.code == 250, through.describe());
+  BOOST_TEST(proxy.stop().success());
+}
