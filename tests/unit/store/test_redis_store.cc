@@ -20,6 +20,7 @@
 #include "event_handles.h"
 #include "metrics.h"
 #include "redis_store.h"
+#include "test_redis_server.h"
 #include "test_support.h"
 
 using namespace portcullis;
@@ -30,60 +31,18 @@ std::ostream& operator<<(std::ostream& out, StoreStatus status) {
 }
 }  // namespace portcullis
 using namespace std::chrono_literals;
-using portcullis::test::ChildProcess;
 using portcullis::test::Clock;
 using portcullis::test::elapsed_ms;
-using portcullis::test::TempDir;
 
 namespace {
 
-// A redis-server of its own, on loopback, with no persistence.
-struct RedisServer {
-  explicit RedisServer(std::string password = "", std::uint16_t port = 0)
-      : port(port ? port : portcullis::test::free_loopback_port()), password(std::move(password)) {
-    start();
-  }
-  void start() {
-    ChildProcess::Options options;
-    options.argv = {"redis-server",
-                    "--port",
-                    std::to_string(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    directory.path().string(),
-                    "--daemonize",
-                    "no"};
-    if (!password.empty()) {
-      options.argv.push_back("--requirepass");
-      options.argv.push_back(password);
-    }
-    options.stderr_file = directory / "redis.err";
-    options.stdout_file = directory / "redis.out";
-    process = std::make_unique<ChildProcess>(options);
-    BOOST_REQUIRE_MESSAGE(portcullis::test::wait_until_listens(port, 10s),
-                          "redis-server did not listen on port " << port);
-  }
-  void kill() {
-    process->send_signal(SIGKILL);
-    process->wait_for(5s);
-    process.reset();
-  }
-  TempDir directory{"portcullis-redis"};
-  std::uint16_t port;
-  std::string password;
-  std::unique_ptr<ChildProcess> process;
-};
+using RedisServer = portcullis::test::TestRedisServer;
 
 RedisStoreOptions options_for(const RedisServer& server, std::string prefix = "test:") {
   RedisStoreOptions options;
-  options.port = server.port;
+  options.port = server.port();
   options.prefix = std::move(prefix);
-  options.password = server.password;
+  options.password = server.password();
   options.timeout = 300ms;
   options.first_backoff = 20ms;
   options.max_backoff = 200ms;
@@ -397,7 +356,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_times_out_and_recovers) {
   auto store = loop.store(options);
   BOOST_TEST(loop.update(*store, "k", set_to("v")).status == StoreStatus::ok);
 
-  server.process->send_signal(SIGSTOP);
+  server.process().send_signal(SIGSTOP);
   const auto start = Clock::now();
   StoreReply get = loop.get(*store, "k");
   const auto waited = elapsed_ms(start);
@@ -410,7 +369,7 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_times_out_and_recovers) {
   BOOST_REQUIRE(loop.run_until([&] { return during.has_value(); }, 5s));
   BOOST_TEST(during->status == StoreStatus::unavailable);
 
-  server.process->send_signal(SIGCONT);
+  server.process().send_signal(SIGCONT);
   BOOST_TEST(loop.wait_for_ok(*store, "k", 10s));
   BOOST_TEST(loop.get(*store, "k").record->value == "v");
 }
