@@ -8,7 +8,9 @@
 //     at most max_update_attempts times, then the call fails with "contended". WATCH belongs to
 //     the connection, so the updates of one store run one at a time (a queue); get, remove and
 //     list are sent at once beside them (between WATCH and MULTI they change nothing of the
-//     update's meaning; MULTI..EXEC is always sent in one go, so nothing lands inside it);
+//     update's meaning; MULTI..EXEC is always sent in one go, so nothing lands inside it).
+//     So a get is not ordered after an update asked before it (nor is it with LMDB's writer);
+//     the update's own reply carries the record it wrote;
 //   - the record is kept as store_record_codec encodes it (expiry in the value too) and Redis
 //     is told to forget it at its expiry (PX);
 //   - our own timeouts (hiredis 0.14 has none): a connect, or a call on the wire, that takes

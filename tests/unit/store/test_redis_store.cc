@@ -1,6 +1,7 @@
 // RedisStore against a real redis-server started here on a free loopback port (stopped by
 // pid): the StateStore contract (deferred callbacks, transforms on the current record, cancel),
-// two stores counting on one key without losing an update, prefixes, AUTH and SELECT, expiry,
+// two stores counting on one key without losing an update, an update that gives up as
+// "contended", prefixes, AUTH and SELECT, expiry,
 // and the failures: a server killed (unavailable at once), a server that stops answering
 // (unavailable after timeout_ms), and a server back on the same port (used again without a
 // new store).
@@ -17,9 +18,12 @@
 #include <string>
 #include <vector>
 
+#include <hiredis/hiredis.h>
+
 #include "event_handles.h"
 #include "metrics.h"
 #include "redis_store.h"
+#include "store_record_codec.h"
 #include "test_redis_server.h"
 #include "test_support.h"
 
@@ -32,6 +36,7 @@ std::ostream& operator<<(std::ostream& out, StoreStatus status) {
 }  // namespace portcullis
 using namespace std::chrono_literals;
 using portcullis::test::Clock;
+using portcullis::test::contains;
 using portcullis::test::elapsed_ms;
 
 namespace {
@@ -372,4 +377,35 @@ BOOST_AUTO_TEST_CASE(a_server_that_stops_answering_times_out_and_recovers) {
   server.process().send_signal(SIGCONT);
   BOOST_TEST(loop.wait_for_ok(*store, "k", 10s));
   BOOST_TEST(loop.get(*store, "k").record->value == "v");
+}
+
+BOOST_AUTO_TEST_CASE(an_update_whose_key_always_changes_under_it_gives_up_as_contended) {
+  RedisServer server;
+  Loop loop;
+  auto store = loop.store(options_for(server));
+  // Another client writes the key while each attempt's transform runs, after its WATCH and
+  // before its EXEC: every EXEC must then write nothing.
+  redisContext* other = redisConnect("127.0.0.1", server.port());
+  BOOST_REQUIRE(other != nullptr && other->err == 0);
+  int runs = 0;
+  StoreReply reply = loop.update(
+      *store, "hot", [&](const std::optional<StoreRecord>&, StoreClock::time_point now) {
+        ++runs;
+        const std::string theirs = encode_store_record({std::to_string(runs), now + 60s});
+        auto* written = static_cast<redisReply*>(
+            redisCommand(other, "SET test:hot %b", theirs.data(), theirs.size()));
+        if (written) freeReplyObject(written);
+        return StoreChange{StoreRecord{"mine", now + 60s}, ""};
+      });
+  BOOST_TEST(reply.status == StoreStatus::error);
+  BOOST_TEST(contains(reply.error, "contended"), reply.error);
+  BOOST_TEST(runs == RedisStore::max_update_attempts);
+  // The other client's last write stands; ours never landed.
+  auto* last = static_cast<redisReply*>(redisCommand(other, "GET test:hot"));
+  BOOST_REQUIRE(last != nullptr);
+  const auto theirs = decode_store_record(std::string_view(last->str, last->len));
+  BOOST_REQUIRE(theirs.has_value());
+  BOOST_TEST(theirs->value == std::to_string(runs));
+  freeReplyObject(last);
+  redisFree(other);
 }
