@@ -1,10 +1,9 @@
 // RedisStore against a real redis-server started here on a free loopback port (stopped by
 // pid): the StateStore contract (deferred callbacks, transforms on the current record, cancel),
 // two stores counting on one key without losing an update, an update that gives up as
-// "contended", prefixes, AUTH and SELECT, expiry,
-// and the failures: a server killed (unavailable at once), a server that stops answering
-// (unavailable after timeout_ms), and a server back on the same port (used again without a
-// new store).
+// "contended", prefixes, AUTH and SELECT, expiry, and the failures: a server killed
+// (unavailable at once), a server that stops answering (unavailable after timeout_ms), and a
+// server back on the same port (used again without a new store).
 #define BOOST_TEST_MODULE redis_store
 #include <boost/test/unit_test.hpp>
 
