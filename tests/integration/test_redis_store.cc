@@ -29,7 +29,7 @@ PortcullisOptions redis_node(const RecordingUpstream& upstream, const TestRedisS
   options.upstream_port = upstream.port();
   options.settings["store"] = {{"backend", "\"redis\""}};
   options.settings["store.redis"] = {
-      {"address", "\"" + redis.address() + "\""}, {"prefix", "\"it:\""}, {"timeout_ms", "300"}};
+      {"address", "\"" + redis.address() + "\""}, {"prefix", "\"it:\""}, {"timeout_ms", "1000"}};
   options.settings["filters"] = {{"chain", "[\"ratelimit\"]"}};
   options.settings["filter.ratelimit"] = {
       {"limit", "[{ name = \"msgs\", key = \"client.ip\", counter = \"messages\", limit = " +

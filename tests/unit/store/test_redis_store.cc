@@ -47,7 +47,7 @@ RedisStoreOptions options_for(const RedisServer& server, std::string prefix = "t
   options.port = server.port();
   options.prefix = std::move(prefix);
   options.password = server.password();
-  options.timeout = 300ms;
+  options.timeout = 1000ms;  // room for a loaded machine: only the timeout cases wait it out
   options.first_backoff = 20ms;
   options.max_backoff = 200ms;
   return options;
