@@ -74,7 +74,15 @@ int Server::run() {
     }
   }
 
-  {
+  if (config.store.backend == StoreBackend::redis) {
+    const RedisConfig& redis = config.store.redis;
+    redis_store_options_.host = redis.address.ip();
+    redis_store_options_.port = redis.address.port();
+    redis_store_options_.database = redis.database;
+    redis_store_options_.prefix = redis.prefix;
+    redis_store_options_.password = redis.password;
+    redis_store_options_.timeout = std::chrono::milliseconds(redis.timeout_ms);
+  } else {
     LmdbDatabaseOptions store_options;
     store_options.path = lmdb_store_path(config.server);
     store_options.map_size = config.store.lmdb_map_size;
@@ -114,9 +122,15 @@ int Server::run() {
   }
   session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
                                                     config.limits.max_sessions_per_ip);
-  ServerContext context{&config_holder_,      &tls_holder_,          &upstream_tls_holder_,
-                        &upstream_status_,    session_limits_.get(), rejection_log_.get(),
-                        store_database_.get()};
+  ServerContext context{
+      &config_holder_,
+      &tls_holder_,
+      &upstream_tls_holder_,
+      &upstream_status_,
+      session_limits_.get(),
+      rejection_log_.get(),
+      store_database_.get(),
+      config.store.backend == StoreBackend::redis ? &redis_store_options_ : nullptr};
 
   std::vector<Worker*> worker_pointers;
   for (unsigned i = 0; i < config.server.workers; ++i) {
@@ -147,7 +161,7 @@ int Server::run() {
     gid_t gid;
     if (!lookup_user(config.server.user, &uid, &gid, &error) || !log_->give_to(uid, gid, &error) ||
         (rejection_log_ && !rejection_log_->give_to(uid, gid, &error)) ||
-        !store_database_->give_to(uid, gid, &error)) {
+        (store_database_ && !store_database_->give_to(uid, gid, &error))) {
       log_error("log_owner", {{"user", config.server.user}, {"error", error}});
       return 1;
     }
@@ -243,6 +257,7 @@ void Server::on_reload() {
   // The LMDB environment stays open on the file it was opened on (one per process and file).
   if (next->store.backend != current->store.backend ||
       next->store.lmdb_map_size != current->store.lmdb_map_size ||
+      !(next->store.redis == current->store.redis) ||
       lmdb_store_path(next->server) != lmdb_store_path(current->server)) {
     restart_only.push_back("store");
   }

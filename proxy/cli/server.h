@@ -9,6 +9,7 @@
 #include "lmdb_database.h"
 #include "log_sink.h"
 #include "metrics_server.h"
+#include "redis_store.h"
 #include "rejection_log.h"
 #include "server_context.h"
 #include "session_limits.h"
@@ -57,6 +58,7 @@ class Server {
   std::vector<EventPtr> signal_events_;
   std::unique_ptr<RejectionLog> rejection_log_;
   std::unique_ptr<LmdbDatabase> store_database_;  // outlives the workers' stores
+  RedisStoreOptions redis_store_options_;         // backend = "redis": each worker connects
   std::unique_ptr<MetricsServer> metrics_server_;
   bool ready_ = false;  // the first upstream probe has answered and listeners accept
   bool terminating_ = false;

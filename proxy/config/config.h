@@ -145,9 +145,22 @@ std::vector<std::string> resolv_conf_nameservers(std::string_view text);
 
 // [store]: where the state that outlives a session (rate counters, greylist triplets) is kept.
 // Read at start only: a reload that changes it keeps the store that is open.
-enum class StoreBackend { lmdb, redis };  // redis: refused at load until it is built
+enum class StoreBackend { lmdb, redis };
+// [store.redis]: one Redis shared by several nodes (each worker keeps its own connection).
+struct RedisConfig {
+  NetAddress address = *NetAddress::parse_host_port("127.0.0.1:6379");  // numeric only
+  int database = 0;
+  std::string prefix = "portcullis:";  // before every key
+  std::string password;                // "" sends no AUTH
+  int timeout_ms = 200;                // connect and each call; slower is unavailable
+  bool operator==(const RedisConfig& other) const {
+    return address.host_port() == other.address.host_port() && database == other.database &&
+           prefix == other.prefix && password == other.password && timeout_ms == other.timeout_ms;
+  }
+};
 struct StoreConfig {
   StoreBackend backend = StoreBackend::lmdb;
+  RedisConfig redis;
   // Bytes the LMDB file may grow to; a full map fails the filters' store calls (their
   // failure_mode applies) until entries expire or the size is raised.
   std::uint64_t lmdb_map_size = std::uint64_t{1} << 30;

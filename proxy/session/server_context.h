@@ -13,6 +13,7 @@
 namespace portcullis {
 
 class LmdbDatabase;
+struct RedisStoreOptions;
 
 // An immutable object that a reload replaces as a whole; whoever took a snapshot keeps it
 // (a session keeps the configuration and certificates it started with until it ends).
@@ -47,6 +48,9 @@ struct ServerContext {
   // [store]: the process's one LMDB environment, which each worker's store uses; null: none
   // (FilterServices::store() is then nullptr).
   LmdbDatabase* store_database = nullptr;
+  // [store] backend = "redis": the settings each worker's own connection is made with (as read
+  // at start); null: LMDB (store_database) is the backend.
+  const RedisStoreOptions* redis_store = nullptr;
 };
 
 }  // namespace portcullis

@@ -70,9 +70,15 @@ std::shared_ptr<DnsResolver> Worker::resolver_for(const DnsConfig& dns) {
 }
 
 StateStore* Worker::store() {
-  if (store_ || store_failed_ || !context_.store_database) return store_.get();
+  if (store_ || store_failed_ || (!context_.store_database && !context_.redis_store)) {
+    return store_.get();
+  }
   try {
-    store_ = LmdbStore::create(base_.get(), context_.store_database);
+    if (context_.redis_store) {
+      store_ = RedisStore::create(base_.get(), *context_.redis_store);
+    } else {
+      store_ = LmdbStore::create(base_.get(), context_.store_database);
+    }
   } catch (const std::exception& error) {
     store_failed_ = true;
     log_warning("store_failed", {{"error", error.what()}});

@@ -16,6 +16,7 @@
 #include "filter.h"
 #include "lmdb_store.h"
 #include "net_address.h"
+#include "redis_store.h"
 #include "server_context.h"
 #include "thread_scheduling.h"
 #include "unbound_resolver.h"
@@ -81,9 +82,10 @@ class Worker {
   // until they end). nullptr when it cannot be made (logged as dns_resolver_failed; the DNS
   // filters then fail and their failure_mode applies).
   std::shared_ptr<DnsResolver> resolver_for(const DnsConfig& dns);
-  // This loop's state store on the process's LMDB environment (ServerContext::store_database),
-  // made on first use; nullptr when there is none or it cannot be made (logged once as
-  // store_failed; the filters' failure_mode then applies).
+  // This loop's state store: on the process's LMDB environment (ServerContext::store_database),
+  // or its own Redis connection (ServerContext::redis_store), made on first use; nullptr when there
+  // is none or it cannot be made (logged once as store_failed; the filters' failure_mode then
+  // applies).
   StateStore* store();
 
  private:
@@ -104,7 +106,8 @@ class Worker {
   // The newest resolver and the settings it was made for (before base_ goes).
   std::shared_ptr<UnboundResolver> resolver_;
   std::optional<DnsConfig> resolver_settings_;
-  std::shared_ptr<LmdbStore> store_;  // before base_ goes (its inbox event is on base_)
+  // LmdbStore or RedisStore; goes before base_ (its events are on base_).
+  std::shared_ptr<StateStore> store_;
   bool store_failed_ = false;
   std::thread thread_;
 

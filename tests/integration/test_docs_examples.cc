@@ -29,9 +29,6 @@
 // the pid of the sandbox's own `portcullis run` (behind a PROXY-protocol listener, so the test
 // can send sessions from documentation addresses such as 192.0.2.10), which writes a real
 // rejection log. Outputs are compared after the sandbox's paths are turned back into those.
-//
-// A page that names a filter that is not built yet (greylist) or the Redis store says
-// "coming" in the same paragraph, table row or list item.
 #define BOOST_TEST_MODULE integration_docs_examples
 #include <fmt/core.h>
 #include <boost/test/unit_test.hpp>
@@ -654,58 +651,4 @@ BOOST_AUTO_TEST_CASE(service_examples_start_and_stop) {
     }
   }
   BOOST_TEST(ran > 0);
-}
-
-BOOST_AUTO_TEST_CASE(later_features_are_marked_where_named) {
-  // A paragraph, table row or list item outside code blocks that names a filter that is not
-  // built yet says "coming" (as in "(coming: not built yet)").
-  static const std::regex code_span("`([^`]+)`");
-  static const std::regex later_code(R"(^\[store\.redis\])");
-  static const std::regex later_word(R"(\bRedis\b)");
-  static const std::regex new_unit(R"(^\s*(\||- |\* |\d+\. |#))");
-  int units_with_later_features = 0;
-  for (const auto& [page, strict] : documentation_pages()) {
-    if (!strict) continue;
-    const std::vector<std::string> lines = split_lines(read_file(source_root() / page));
-    std::string unit;
-    int unit_line = 0;
-    bool in_code = false;
-    auto finish = [&] {
-      bool names_later = std::regex_search(unit, later_word);
-      for (auto it = std::sregex_iterator(unit.begin(), unit.end(), code_span);
-           it != std::sregex_iterator(); ++it) {
-        const std::string code = (*it)[1].str();
-        if (std::regex_search(code, later_code)) names_later = true;
-      }
-      if (names_later) {
-        ++units_with_later_features;
-        std::string lower = unit;
-        std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-        BOOST_TEST(contains(lower, "coming"),
-                   page << ":" << unit_line
-                        << ": names a filter that is not built yet without saying "
-                           "\"(coming: not built yet)\": "
-                        << unit);
-      }
-      unit.clear();
-    };
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const std::string& line = lines[i];
-      if (line.find("```") != std::string::npos &&
-          line.find_first_not_of(' ') == line.find("```")) {
-        finish();
-        in_code = !in_code;
-        continue;
-      }
-      if (in_code) continue;
-      if (line.find_first_not_of(" \t") == std::string::npos || std::regex_search(line, new_unit))
-        finish();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      if (unit.empty()) unit_line = static_cast<int>(i + 1);
-      unit += line + "\n";
-    }
-    finish();
-  }
-  // The reference pages do name them (the fact table), so the scan must have found some.
-  BOOST_TEST(units_with_later_features > 0);
 }

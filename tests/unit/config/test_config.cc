@@ -553,13 +553,27 @@ BOOST_AUTO_TEST_CASE(store_section_defaults_values_and_errors) {
   BOOST_TEST(set.store.lmdb_map_size == 2097152u);
   BOOST_TEST(portcullis::lmdb_store_path(set.server) == "/srv/state/store.mdb");
 
-  BOOST_TEST(errors_of("[store]\nbackend = \"redis\"\n") ==
-                 std::vector<std::string>{"t.toml:2:11: store.backend: \"redis\" is not built "
-                                          "yet; use \"lmdb\" (the default) for now"},
-             boost::test_tools::per_element());
-  BOOST_TEST(errors_of("[store.redis]\naddress = \"127.0.0.1:6379\"\n") ==
-                 std::vector<std::string>{"t.toml:1:1: store.redis: [store.redis] is not built "
-                                          "yet; only backend = \"lmdb\" works"},
+  BOOST_TEST(defaults.store.redis.address.host_port() == "127.0.0.1:6379");
+  BOOST_TEST(defaults.store.redis.prefix == "portcullis:");
+  BOOST_TEST(defaults.store.redis.timeout_ms == 200);
+  const Config redis = loads(
+      "[store]\nbackend = \"redis\"\n[store.redis]\naddress = \"[::1]:6390\"\n"
+      "database = 2\nprefix = \"pc1:\"\npassword = \"pw\"\ntimeout_ms = 50\n");
+  BOOST_TEST((redis.store.backend == portcullis::StoreBackend::redis));
+  BOOST_TEST(redis.store.redis.address.host_port() == "[::1]:6390");
+  BOOST_TEST(redis.store.redis.database == 2);
+  BOOST_TEST(redis.store.redis.prefix == "pc1:");
+  BOOST_TEST(redis.store.redis.password == "pw");
+  BOOST_TEST(redis.store.redis.timeout_ms == 50);
+  const std::vector<std::string> redis_errors{
+      "t.toml:2:11: store.redis.address: expected a numeric \"IP:PORT\" or \"[IPv6]:PORT\", "
+      "got \"localhost:6379\"",
+      "t.toml:3:14: store.redis.timeout_ms: must be between 10 and 60000, got 5",
+      "t.toml:4:10: store.redis.prefix: must be printable ASCII without spaces (it starts every "
+      "key)",
+      "t.toml:5:8: store.redis.port: unknown key"};
+  BOOST_TEST(errors_of("[store.redis]\naddress = \"localhost:6379\"\ntimeout_ms = 5\n"
+                       "prefix = \"a b\"\nport = 1\n") == redis_errors,
              boost::test_tools::per_element());
   BOOST_TEST(errors_of("[store]\nbackend = \"memory\"\n") ==
                  std::vector<std::string>{

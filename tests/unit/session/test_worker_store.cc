@@ -1,5 +1,6 @@
 // Worker::store(): none without a [store] database in the context; otherwise one store per
-// loop on the shared database, whose replies run on that worker's loop.
+// loop on the shared database, whose replies run on that worker's loop; with Redis settings,
+// the loop's own RedisStore.
 #define BOOST_TEST_MODULE worker_store
 #include <boost/test/unit_test.hpp>
 
@@ -11,6 +12,8 @@
 #include <string>
 
 #include "lmdb_database.h"
+#include "redis_store.h"
+#include "test_redis_server.h"
 #include "test_support.h"
 #include "worker.h"
 
@@ -66,4 +69,31 @@ BOOST_AUTO_TEST_CASE(two_workers_share_the_database_through_their_own_stores) {
     event_base_loop(second.base(), EVLOOP_ONCE);
   BOOST_REQUIRE(read->record);
   BOOST_TEST(read->record->value == "from the first worker");
+}
+
+BOOST_AUTO_TEST_CASE(with_redis_settings_a_worker_keeps_its_own_redis_connection) {
+  portcullis::test::TestRedisServer redis;
+  RedisStoreOptions options;
+  options.port = redis.port();
+  options.prefix = "worker:";
+  ServerContext context;
+  context.redis_store = &options;
+  Worker worker(context);
+  StateStore* store = worker.store();
+  BOOST_REQUIRE(store != nullptr);
+  BOOST_TEST(worker.store() == store);
+  BOOST_TEST(dynamic_cast<RedisStore*>(store) != nullptr);
+  std::optional<StoreReply> written;
+  auto write = store->update(
+      "k",
+      [](const std::optional<StoreRecord>&, StoreClock::time_point now) {
+        return StoreChange{StoreRecord{"in redis", now + 1h}, ""};
+      },
+      [&](StoreReply reply) { written = std::move(reply); });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!written && std::chrono::steady_clock::now() < deadline)
+    event_base_loop(worker.base(), EVLOOP_ONCE);
+  BOOST_REQUIRE(written.has_value());
+  BOOST_TEST((written->status == StoreStatus::ok), written->error);
+  BOOST_TEST(written->record->value == "in redis");
 }
