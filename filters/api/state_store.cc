@@ -2,6 +2,20 @@
 
 namespace portcullis {
 
+const char* store_status_name(StoreStatus status) {
+  switch (status) {
+    case StoreStatus::ok:
+      return "ok";
+    case StoreStatus::unavailable:
+      return "unavailable";
+    case StoreStatus::full:
+      return "full";
+    case StoreStatus::error:
+      break;
+  }
+  return "error";
+}
+
 std::string store_key(const std::vector<std::string_view>& parts) {
   static const char* const hex = "0123456789ABCDEF";
   std::string key;

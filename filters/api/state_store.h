@@ -88,6 +88,9 @@ class StateStore {
 };
 
 // LMDB's longest key (MDB_MAXKEYSIZE as Debian builds it, mdb_env_get_maxkeysize()).
+// "ok", "unavailable", "full" or "error": for logs, errors and the metric's status label.
+const char* store_status_name(StoreStatus status);
+
 inline constexpr std::size_t max_store_key_bytes = 511;
 inline constexpr std::size_t max_store_value_bytes = 4096;
 

@@ -40,17 +40,7 @@ FilterResult facts_of(std::string_view state, std::chrono::seconds retry_after) 
 }
 
 std::string store_problem(const StoreReply& reply) {
-  switch (reply.status) {
-    case StoreStatus::ok:
-      return "store: ok";
-    case StoreStatus::unavailable:
-      return "store unavailable: " + reply.error;
-    case StoreStatus::full:
-      return "store full: " + reply.error;
-    case StoreStatus::error:
-      break;
-  }
-  return "store error: " + reply.error;
+  return std::string("store ") + store_status_name(reply.status) + ": " + reply.error;
 }
 
 }  // namespace

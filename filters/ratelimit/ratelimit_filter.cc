@@ -61,20 +61,6 @@ const char* fact_of_key(RateLimitKey key) {
   return "";
 }
 
-std::string_view status_name(StoreStatus status) {
-  switch (status) {
-    case StoreStatus::ok:
-      return "ok";
-    case StoreStatus::unavailable:
-      return "unavailable";
-    case StoreStatus::full:
-      return "full";
-    case StoreStatus::error:
-      return "error";
-  }
-  return "error";
-}
-
 GcraLimit gcra_of(const RateLimit& limit) {
   return GcraLimit{limit.limit, limit.per_seconds};
 }
@@ -216,7 +202,7 @@ void RatelimitFilter::on_reply(std::size_t index, StoreReply reply,
   Call& call = calls_[index];
   const RateLimit& limit = settings_->limits[call.limit];
   if (reply.status != StoreStatus::ok) {
-    call.error = fmt::format("limit {}: store {}{}{}", limit.name, status_name(reply.status),
+    call.error = fmt::format("limit {}: store {}{}{}", limit.name, store_status_name(reply.status),
                              reply.error.empty() ? "" : ": ", reply.error);
   } else if (limit.counter == RateLimitCounter::errors) {
     call.decision = gcra_peek(reply.record, asked_at, gcra_of(limit));

@@ -25,20 +25,6 @@ std::string_view as_view(const MDB_val& val) {
   return {static_cast<const char*>(val.mv_data), val.mv_size};
 }
 
-const char* status_name(StoreStatus status) {
-  switch (status) {
-    case StoreStatus::ok:
-      return "ok";
-    case StoreStatus::unavailable:
-      return "unavailable";
-    case StoreStatus::full:
-      return "full";
-    case StoreStatus::error:
-      return "error";
-  }
-  return "error";
-}
-
 StoreReply error_reply(StoreStatus status, std::string error) {
   StoreReply reply;
   reply.status = status;
@@ -268,7 +254,7 @@ StoreReply LmdbDatabase::apply_write(MDB_txn* txn, Write& write, StoreClock::tim
 StoreReply LmdbDatabase::failure_reply(const LmdbFailure& failure, const char* during) {
   const StoreStatus status =
       failure.code() == MDB_MAP_FULL ? StoreStatus::full : StoreStatus::error;
-  metrics().store_errors_total.with({"lmdb", status_name(status)}).increment();
+  metrics().store_errors_total.with({"lmdb", store_status_name(status)}).increment();
   std::atomic<bool>& logged = status == StoreStatus::full ? full_logged_ : error_logged_;
   if (!logged.exchange(true)) {
     if (status == StoreStatus::full) {

@@ -84,20 +84,6 @@ void disconnect_trampoline(const redisAsyncContext* context, int) {
   guard_callback("redis_disconnect", [&] { store->on_disconnected(); });
 }
 
-const char* status_name(StoreStatus status) {
-  switch (status) {
-    case StoreStatus::ok:
-      return "ok";
-    case StoreStatus::unavailable:
-      return "unavailable";
-    case StoreStatus::full:
-      return "full";
-    case StoreStatus::error:
-      return "error";
-  }
-  return "error";
-}
-
 std::string reply_text(const redisReply* reply) {
   return std::string(reply->str, reply->len);
 }
@@ -534,7 +520,7 @@ void RedisStore::finish(std::uint64_t id, StoreStatus status, std::string error,
   const bool was_update = found->second->kind == Kind::update;
   ops_.erase(found);
   if (status != StoreStatus::ok) {
-    metrics().store_errors_total.with({"redis", status_name(status)}).increment();
+    metrics().store_errors_total.with({"redis", store_status_name(status)}).increment();
   }
   StoreDelivery delivery;
   delivery.id = id;
