@@ -5,14 +5,10 @@
 #include <utility>
 
 #include "callback_guard.h"
-#include "lmdb_store_call.h"
 #include "metrics.h"
+#include "store_call.h"
 
 namespace portcullis {
-
-LmdbStoreCall::~LmdbStoreCall() {
-  if (auto store = store_.lock()) store->cancel(id_);
-}
 
 std::shared_ptr<LmdbStore> LmdbStore::create(event_base* base, LmdbDatabase* database) {
   return std::shared_ptr<LmdbStore>(new LmdbStore(base, database));
@@ -32,7 +28,7 @@ LmdbStore::~LmdbStore() {
 std::unique_ptr<StoreCall> LmdbStore::track(Pending pending, std::uint64_t* id) {
   *id = next_id_++;
   pending_.emplace(*id, std::move(pending));
-  return std::make_unique<LmdbStoreCall>(weak_from_this(), *id);
+  return std::make_unique<StoreCallHandle<LmdbStore>>(weak_from_this(), *id);
 }
 
 std::string LmdbStore::key_problem(const std::string& key) const {

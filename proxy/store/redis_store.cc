@@ -14,14 +14,10 @@
 #include "callback_guard.h"
 #include "log_sink.h"
 #include "metrics.h"
-#include "redis_store_call.h"
+#include "store_call.h"
 #include "store_record_codec.h"
 
 namespace portcullis {
-
-RedisStoreCall::~RedisStoreCall() {
-  if (auto store = store_.lock()) store->cancel(id_);
-}
 
 struct RedisStore::Op {
   RedisStore* store = nullptr;
@@ -278,7 +274,7 @@ std::unique_ptr<StoreCall> RedisStore::start(Kind kind, std::string key, StoreTr
                                              std::size_t limit, Callbacks callbacks) {
   const std::uint64_t id = next_id_++;
   callbacks_.emplace(id, std::move(callbacks));
-  auto handle = std::make_unique<RedisStoreCall>(weak_from_this(), id);
+  auto handle = std::make_unique<StoreCallHandle<RedisStore>>(weak_from_this(), id);
   auto op = std::make_unique<Op>();
   op->store = this;
   op->id = id;
