@@ -120,8 +120,26 @@ int Server::run() {
     evsignal_add(ev.get(), nullptr);
     signal_events_.push_back(std::move(ev));
   }
-  session_limits_ = std::make_unique<SessionLimits>(config.limits.max_sessions,
-                                                    config.limits.max_sessions_per_ip);
+  session_limits_ = std::make_unique<SessionLimits>(
+      config.limits.max_sessions, config.limits.max_sessions_per_ip,
+      SessionLimits::stress_start_for(config.limits.max_sessions, config.limits.stress_threshold));
+  // Runs on the thread that crossed the line; workers_ is complete before the first session.
+  session_limits_->set_stress_listener([this](bool stressed, unsigned active) {
+    metrics().stress_active.set(stressed ? 1 : 0);
+    if (stressed) metrics().stress_episodes_total.increment();
+    const auto current = config_holder_.current();
+    log_warning(
+        stressed ? "stress_started" : "stress_ended",
+        {{"sessions", std::to_string(active)},
+         {"max_sessions", std::to_string(current->limits.max_sessions)},
+         {"stress_start", std::to_string(session_limits_->stress_start())},
+         {"stress_end", std::to_string(session_limits_->stress_end())},
+         {"command_timeout", std::to_string(stressed ? std::min(current->timeouts.command,
+                                                                current->timeouts.stress_command)
+                                                     : current->timeouts.command)}});
+    for (auto& worker : workers_)
+      worker->stress_changed();
+  });
   ServerContext context{
       &config_holder_,
       &tls_holder_,
@@ -203,6 +221,7 @@ int Server::run() {
 void Server::on_terminate() {
   if (terminating_) return;
   terminating_ = true;
+  const unsigned drain_seconds = config_holder_.current()->timeouts.drain;
   log_info("stopping", {{"drain_seconds", std::to_string(drain_seconds)}});
   acceptor_->close_all();
   for (auto& worker : workers_)
@@ -244,6 +263,9 @@ void Server::on_reload() {
   if (next->limits.max_sessions != current->limits.max_sessions ||
       next->limits.max_sessions_per_ip != current->limits.max_sessions_per_ip) {
     restart_only.push_back("limits.max_sessions*");
+  }
+  if (next->limits.stress_threshold != current->limits.stress_threshold) {
+    restart_only.push_back("limits.stress_threshold");
   }
   if (next->log.main != current->log.main || next->log.format != current->log.format ||
       next->log.rejections != current->log.rejections) {

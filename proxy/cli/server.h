@@ -25,8 +25,6 @@ class Worker;
 // The process: main loop (listeners, signals, upstream probe) and the worker threads.
 class Server {
  public:
-  static constexpr unsigned drain_seconds = 30;
-
   explicit Server(Config config);
   ~Server();
 

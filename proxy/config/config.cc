@@ -532,6 +532,7 @@ Schema<LimitsConfig> limits_schema() {
       enum_field<LimitsConfig, BareLfMode>(
           "bare_lf", &LimitsConfig::bare_lf,
           {{"reject", BareLfMode::reject}, {"normalize", BareLfMode::normalize}}),
+      integer_field("stress_threshold", &LimitsConfig::stress_threshold, 0, 100),
   };
 }
 
@@ -539,6 +540,8 @@ Schema<TimeoutsConfig> timeouts_schema() {
   return {
       integer_field("command", &TimeoutsConfig::command, 1, 3600),
       integer_field("data_block", &TimeoutsConfig::data_block, 1, 3600),
+      integer_field("stress_command", &TimeoutsConfig::stress_command, 1, 3600),
+      integer_field("drain", &TimeoutsConfig::drain, 0, 3600),
   };
 }
 

@@ -85,11 +85,16 @@ struct LimitsConfig {
   size_t max_header_size = 102400;
   size_t spill_threshold = 1048576;
   BareLfMode bare_lf = BareLfMode::reject;
+  // Stress mode starts when this percentage of max_sessions is open (0: never); see
+  // SessionLimits.
+  unsigned stress_threshold = 80;
 };
 
 struct TimeoutsConfig {
   unsigned command = 300;
   unsigned data_block = 180;
+  unsigned stress_command = 10;  // `command` while in stress mode (the smaller of the two)
+  unsigned drain = 30;           // SIGTERM: how long transactions in flight may still run
 };
 
 struct LogConfig {

@@ -293,6 +293,11 @@ std::string Metrics::render() const {
   append_scalar(out, "portcullis_config_last_reload_success_timestamp_seconds",
                 "Unix time of the last successful configuration load or reload", "gauge",
                 config_last_reload_success_timestamp_seconds.value());
+  append_scalar(out, "portcullis_stress_active",
+                "1 while in stress mode (open sessions past [limits] stress_threshold)", "gauge",
+                stress_active.value());
+  append_scalar(out, "portcullis_stress_episodes_total", "Times stress mode started", "counter",
+                stress_episodes_total.value());
   append_counter_family(out, dns_queries_total);
   append_histogram_family(out, dns_query_duration_seconds);
   append_scalar(out, "portcullis_dns_cache_hits_total",

@@ -131,6 +131,10 @@ struct Metrics {
   // portcullis_config_last_reload_success_timestamp_seconds (Unix time)
   Gauge config_last_reload_success_timestamp_seconds;
 
+  // Stress mode (SessionLimits): 1 while in it; portcullis_stress_episodes_total counts starts.
+  Gauge stress_active;            // portcullis_stress_active
+  Counter stress_episodes_total;  // portcullis_stress_episodes_total
+
   // DNS queries of the filters (proxy/dns), by record type (A, AAAA, MX, PTR, TXT) and outcome
   // (answer, no_data, nxdomain, temporary_failure, failure).
   Family<Counter> dns_queries_total{"portcullis_dns_queries_total",

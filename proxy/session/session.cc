@@ -317,7 +317,7 @@ bool Session::start_tls() {
   bufferevent_setwatermark(wrapped, EV_READ, 0, kInputHighWater);
   enter(SessionState::tls_handshake);
   // From the first byte: a handshake that trickles or stalls ends when this passes.
-  arm_deadline(Deadline::tls_handshake, std::chrono::seconds(config_->timeouts.command));
+  arm_deadline(Deadline::tls_handshake, std::chrono::seconds(command_timeout_seconds()));
   return true;
 }
 
@@ -454,7 +454,7 @@ void Session::update_command_line_deadline() {
     return;
   }
   if (deadline_kind_ == Deadline::none) {
-    arm_deadline(Deadline::command_line, std::chrono::seconds(config_->timeouts.command));
+    arm_deadline(Deadline::command_line, std::chrono::seconds(command_timeout_seconds()));
   }
 }
 
@@ -491,12 +491,12 @@ void Session::on_deadline() {
     case Deadline::command_line:
       log_info("command_line_timeout", {{"session", std::to_string(id_)},
                                         {"client", client_text_},
-                                        {"seconds", std::to_string(config_->timeouts.command)}});
+                                        {"seconds", std::to_string(command_timeout_seconds())}});
       reply(421, timeout_text);
       return close_session(EndReason::timeout);
     case Deadline::tls_handshake:
       return tls_handshake_failed("timeout: the handshake did not complete within " +
-                                  std::to_string(config_->timeouts.command) + " s");
+                                  std::to_string(command_timeout_seconds()) + " s");
     case Deadline::data: {
       using namespace std::chrono;
       const auto elapsed = duration_cast<milliseconds>(steady_clock::now() - data_started_);
@@ -524,8 +524,9 @@ void Session::update_reading() {
   const bool data = parser_.in_data();
   if (!timeouts_set_ || timeouts_for_data_ != data) {
     const TimeoutsConfig& timeouts = config_->timeouts;
-    timeval read_timeout{static_cast<time_t>(data ? timeouts.data_block : timeouts.command), 0};
-    timeval write_timeout{static_cast<time_t>(timeouts.command), 0};
+    const unsigned command_timeout = command_timeout_seconds();
+    timeval read_timeout{static_cast<time_t>(data ? timeouts.data_block : command_timeout), 0};
+    timeval write_timeout{static_cast<time_t>(command_timeout), 0};
     timeouts_set_ = true;
     timeouts_for_data_ = data;
     if (plain_reader_) {
@@ -588,6 +589,33 @@ void Session::resume() {
 
 void Session::shut_down() {
   guarded("shut_down", [this] { shut_down_now(); });
+}
+
+void Session::stress_changed() {
+  guarded("stress_changed", [this] {
+    if (session_closing(state_)) return;
+    timeouts_set_ = false;
+    update_reading();
+    if (deadline_kind_ == Deadline::command_line) {
+      cancel_deadline();
+      update_command_line_deadline();
+    }
+  });
+}
+
+bool Session::stressed() const {
+  const SessionLimits* limits = worker_.context().session_limits;
+  return limits && limits->stressed();
+}
+
+unsigned Session::command_timeout_seconds() const {
+  const TimeoutsConfig& timeouts = config_->timeouts;
+  return stressed() ? std::min(timeouts.command, timeouts.stress_command) : timeouts.command;
+}
+
+unsigned Session::junk_command_limit() const {
+  const unsigned limit = config_->limits.max_junk_commands;
+  return stressed() ? std::max(1u, limit / 2) : limit;
 }
 
 void Session::shut_down_now() {

@@ -52,6 +52,8 @@ class Session final : public FilterServices {
   uint64_t id() const { return id_; }
   // SIGTERM: an idle session is closed with 421 at once, one in a transaction once it ends.
   void shut_down();
+  // Stress mode started or ended (SessionLimits): the command timeout in force is re-armed.
+  void stress_changed();
   // A parked filter's result, routed here by the worker.
   void deliver_filter_result(uint64_t call_id, FilterResult result);
 
@@ -90,6 +92,10 @@ class Session final : public FilterServices {
   // connection set-up
   void open_connection();
   void shut_down_now();
+  // [timeouts] command, or stress_command while in stress mode (the smaller of the two).
+  unsigned command_timeout_seconds() const;
+  unsigned junk_command_limit() const;
+  bool stressed() const;
   const ListenConfig& listener() const;
   void on_proxy_header_bytes();
   void on_proxy_header_timeout();

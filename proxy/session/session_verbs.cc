@@ -71,7 +71,7 @@ void Session::handle_command(Command command) {
 }
 
 bool Session::note_junk_command() {
-  if (++junk_commands_ <= config_->limits.max_junk_commands) return true;
+  if (++junk_commands_ <= junk_command_limit()) return true;
   return note_error();
 }
 

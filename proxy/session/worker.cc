@@ -47,6 +47,7 @@ Worker::Worker(const ServerContext& context)
   inbox_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_inbox>, this));
   reap_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_reap>, this));
   stop_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stop>, this));
+  stress_event_.reset(event_new(base_.get(), -1, 0, &call<&Worker::on_stress_changed>, this));
   drain_deadline_.reset(evtimer_new(base_.get(), &call<&Worker::on_stop_deadline>, this));
   linger_timer_.reset(evtimer_new(base_.get(), &call<&Worker::on_linger_tick>, this));
   upstream_pool_ = std::make_unique<UpstreamPool>(base_.get(), [this] { release_upstream_slot(); });
@@ -146,6 +147,10 @@ void Worker::start(unsigned number, CpuScheduling scheduling, bool pin) {
     finished_.clear();
     sessions_.clear();
     lingering_.clear();
+    // A freed bufferevent closes its socket in a finalizer that runs on the loop: one more
+    // pass, so that a client of this worker sees its close now, not when the last worker has
+    // drained and the process exits.
+    event_base_loop(base_.get(), EVLOOP_NONBLOCK);
   });
 }
 
@@ -163,6 +168,21 @@ void Worker::stop(unsigned drain_seconds) {
     drain_seconds_ = drain_seconds;
   }
   event_active(stop_event_.get(), 0, 0);
+}
+
+void Worker::stress_changed() {
+  if (stress_event_) event_active(stress_event_.get(), 0, 0);
+}
+
+void Worker::on_stress_changed() {
+  // A session that ends in its call moves to finished_ (still alive until the reap), so the
+  // pointers stay valid while the map changes.
+  std::vector<Session*> open_sessions;
+  open_sessions.reserve(sessions_.size());
+  for (auto& [id, session] : sessions_)
+    open_sessions.push_back(session.get());
+  for (Session* session : open_sessions)
+    session->stress_changed();
 }
 
 void Worker::join() {

@@ -53,6 +53,8 @@ class Worker {
   void hand_over(AcceptedConnection connection);
   // Any thread: finish the sessions in progress (up to `drain_seconds`), then end the loop.
   void stop(unsigned drain_seconds);
+  // Any thread: stress mode started or ended; each session re-arms its command timeout.
+  void stress_changed();
   void join();
 
   // Loop thread only.
@@ -92,6 +94,7 @@ class Worker {
   void on_inbox();
   void on_reap();
   void on_stop();
+  void on_stress_changed();
   void on_stop_deadline();
   void check_drained();
   void on_linger_tick();
@@ -101,6 +104,7 @@ class Worker {
   EventPtr inbox_event_;
   EventPtr reap_event_;
   EventPtr stop_event_;
+  EventPtr stress_event_;
   EventPtr drain_deadline_;
   std::unique_ptr<UpstreamPool> upstream_pool_;  // before base_ goes
   // The newest resolver and the settings it was made for (before base_ goes).

@@ -55,16 +55,7 @@ struct Environment {
     return result;
   }
 
-  // A metric without labels from /metrics; -1 when absent.
-  long long metric(const std::string& name) const {
-    SmtpTestClient http("127.0.0.1", metrics_port, {.source_address = "", .timeout = 5s});
-    http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    const std::string body = http.read_until_close(5s);
-    for (const auto& line : split_lines(body)) {
-      if (line.rfind(name + " ", 0) == 0) return std::stoll(line.substr(name.size() + 1));
-    }
-    return -1;
-  }
+  long long metric(const std::string& name) const { return scrape_metric(metrics_port, name); }
   long long reused_total() const { return metric("portcullis_upstream_connections_reused_total"); }
 
   std::unique_ptr<RecordingUpstream> upstream;

@@ -700,6 +700,18 @@ uint16_t SmtpTestClient::local_port() const {
 
 // ---- messages ----
 
+long long scrape_metric(uint16_t port, const std::string& name) {
+  try {
+    SmtpTestClient http("127.0.0.1", port, {.source_address = "", .timeout = 5s});
+    http.send("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    for (const auto& line : split_lines(http.read_until_close(5s))) {
+      if (line.rfind(name + " ", 0) == 0) return std::stoll(line.substr(name.size() + 1));
+    }
+  } catch (const std::exception&) {
+  }
+  return -1;
+}
+
 std::string make_message(size_t approximate_size, const std::string& subject,
                          const std::string& marker) {
   std::string message = fmt::format(

@@ -217,6 +217,10 @@ class SmtpTestClient {
   bool peer_closed_ = false;
 };
 
+// A metric without labels from the /metrics listener on 127.0.0.1:`port`; -1 when absent or
+// unreachable.
+long long scrape_metric(uint16_t port, const std::string& name);
+
 // A plain message of about `approximate_size` bytes: headers, then lines of printable text
 // (76 octets + CRLF), one line starting with '.', and `marker` as the last body line.
 std::string make_message(size_t approximate_size, const std::string& subject,

@@ -205,6 +205,8 @@ void populate(Metrics& m) {
   m.upstream_connections_reused_total.increment(7);
   m.upstream_up.set(1);
   m.config_last_reload_success_timestamp_seconds.set(1700000000);
+  m.stress_active.set(1);
+  m.stress_episodes_total.increment(3);
   m.dns_queries_total.with({"TXT", "answer"}).increment(2);
   m.dns_queries_total.with({"A", "temporary_failure"}).increment();
   m.dns_query_duration_seconds.with({}).observe(3ms);
@@ -390,6 +392,13 @@ BOOST_AUTO_TEST_CASE(populated_render_matches_the_hand_written_exposition) {
       "successful configuration load or reload\n"
       "# TYPE portcullis_config_last_reload_success_timestamp_seconds gauge\n"
       "portcullis_config_last_reload_success_timestamp_seconds 1700000000\n"
+      "# HELP portcullis_stress_active 1 while in stress mode (open sessions past [limits] "
+      "stress_threshold)\n"
+      "# TYPE portcullis_stress_active gauge\n"
+      "portcullis_stress_active 1\n"
+      "# HELP portcullis_stress_episodes_total Times stress mode started\n"
+      "# TYPE portcullis_stress_episodes_total counter\n"
+      "portcullis_stress_episodes_total 3\n"
       "# HELP portcullis_dns_queries_total DNS queries by record type and outcome\n"
       "# TYPE portcullis_dns_queries_total counter\n"
       "portcullis_dns_queries_total{type=\"A\",outcome=\"temporary_failure\"} 1\n"
@@ -460,6 +469,8 @@ BOOST_AUTO_TEST_CASE(every_core_name_of_design_6_is_declared) {
       {"portcullis_upstream_connections_active", "gauge"},
       {"portcullis_upstream_up", "gauge"},
       {"portcullis_config_last_reload_success_timestamp_seconds", "gauge"},
+      {"portcullis_stress_active", "gauge"},
+      {"portcullis_stress_episodes_total", "counter"},
       {"portcullis_dns_queries_total", "counter"},
       {"portcullis_dns_query_duration_seconds", "histogram"},
       {"portcullis_dns_cache_hits_total", "counter"},
