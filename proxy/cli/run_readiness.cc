@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "acceptor.h"
+#include "descriptor_limit.h"
 #include "event_handles.h"
 #include "metrics_server.h"
 #include "port_holder.h"
@@ -85,6 +86,7 @@ RunReadiness::Report RunReadiness::check(const Config& config) {
   }
   readiness.check_reload_reads();
   readiness.check_listeners();
+  readiness.check_descriptor_limit();
   return std::move(readiness.report_);
 }
 
@@ -96,6 +98,18 @@ void RunReadiness::error(const std::string& key, std::string text) {
 
 void RunReadiness::warning(const std::string& key, std::string text) {
   report_.warnings.push_back(config_.message_about(key, std::move(text)));
+}
+
+void RunReadiness::check_descriptor_limit() {
+  // `run` started like this check inherits its limits (systemd's LimitNOFILE= applies to
+  // ExecStartPre too) and raises the soft limit to the hard one: the hard limit is what counts.
+  std::string failure;
+  const auto limits = DescriptorLimit::current(&failure);
+  if (!limits) return warning("limits.max_sessions", failure);
+  const auto shortfall = DescriptorLimit::shortfall(
+      config_, limits->hard,
+      fmt::format("the hard limit, to which `run` raises the soft limit ({})", limits->soft));
+  if (shortfall) warning("limits.max_sessions", *shortfall);
 }
 
 void RunReadiness::check_user() {

@@ -36,6 +36,9 @@ class RunReadiness {
   void check_log_file(const std::string& key, const std::string& path);
   void check_reload_reads();
   void check_listeners();
+  // RLIMIT_NOFILE against what limits.max_sessions and the rest need (a warning: `run` starts,
+  // and fails accept() and open() only once that many are in use).
+  void check_descriptor_limit();
   // After a bind of `address` (`written` as in the file) that failed with errno `error_number`
   // (0 when not known, `detail` saying what happened): an error naming what `run` would log
   // (`event`), or a warning when the holder is this configuration's own running proxy.

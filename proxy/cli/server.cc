@@ -10,6 +10,8 @@
 
 #include "acceptor.h"
 #include "callback_guard.h"
+#include "descriptor_budget.h"
+#include "descriptor_limit.h"
 #include "metrics.h"
 #include "privilege.h"
 #include "upstream_probe.h"
@@ -45,6 +47,7 @@ int Server::run() {
     return 1;
   }
   set_main_log(log_.get());
+  check_descriptor_limit(config);
 
   const bool as_root = geteuid() == 0;
   if (as_root && config.server.user.empty()) {
@@ -216,6 +219,28 @@ int Server::run() {
     worker->join();
   log_info("stopped");
   return 0;
+}
+
+void Server::check_descriptor_limit(const Config& config) {
+  // Before anything else is opened. Raising the soft limit needs no privilege, and the limit
+  // survives the privilege drop.
+  const DescriptorLimit::Raised raised = DescriptorLimit::raise_soft_to_hard();
+  if (!raised.error.empty()) {
+    log_warning("descriptor_limit_raise_failed", {{"error", raised.error}});
+  } else if (raised.after.soft != raised.before.soft) {
+    log_info("descriptor_limit_raised", {{"from", std::to_string(raised.before.soft)},
+                                         {"to", std::to_string(raised.after.soft)}});
+  }
+  if (!raised.known) return;
+  const std::uint64_t needed = descriptor_budget(config).total();
+  const auto shortfall = DescriptorLimit::shortfall(config, raised.after.soft, "the soft limit");
+  if (shortfall) {
+    log_warning("descriptor_limit_low",
+                {{"needed", std::to_string(needed)},
+                 {"available", std::to_string(raised.after.soft)},
+                 {"max_sessions", std::to_string(config.limits.max_sessions)},
+                 {"detail", *shortfall}});
+  }
 }
 
 void Server::on_terminate() {

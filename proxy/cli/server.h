@@ -37,6 +37,9 @@ class Server {
   void on_reopen_logs();
   // Loads certificates and keys of `config`; false (logged) keeps what is in force.
   bool load_tls(const Config& config);
+  // Raises RLIMIT_NOFILE's soft limit to the hard one and warns (descriptor_limit_low) when
+  // that is below what `config` needs (descriptor_budget.h).
+  void check_descriptor_limit(const Config& config);
   // Logs reload_needs_restart for each [[listen]] block of `next` added, removed or changed
   // against the bound sockets.
   void log_listener_changes(const Config& next) const;

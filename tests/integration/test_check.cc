@@ -7,6 +7,7 @@
 // from permission bits.
 #define BOOST_TEST_MODULE integration_check
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,6 +100,9 @@ class Deployment {
         {"key", toml_quoted(certificate_.key.string())},
         {"policy", "[" + toml_quoted(policy_path_.string()) + "]"},
         {"metrics", toml_quoted(fmt::format("127.0.0.1:{}", free_loopback_port()))},
+        // Fewer than the default 10000: the descriptors 10000 sessions need (about 20200)
+        // exceed some machines' hard RLIMIT_NOFILE, a warning these cases do not look for.
+        {"max_sessions", "1000"},
     };
   }
 
@@ -119,7 +123,8 @@ class Deployment {
     return "[server]\nhostname = \"mx.test\"\n" + line("user", "user") +
            line("state_dir", "state_dir") + "[[listen]]\n" + line("address", "listen") +
            "tls = \"mx\"\n[[listen]]\n" + line("address", "listen6") +
-           "[upstream]\naddress = \"127.0.0.1:10025\"\n[log]\n" + line("main", "main") +
+           "[upstream]\naddress = \"127.0.0.1:10025\"\n[limits]\n" +
+           line("max_sessions", "max_sessions") + "[log]\n" + line("main", "main") +
            line("rejections", "rejections") + "[tls.mx]\n" + line("certificate", "certificate") +
            line("key", "key") + "[policy]\n" + line("files", "policy") + "[metrics]\n" +
            line("address", "metrics");
@@ -440,4 +445,67 @@ BOOST_AUTO_TEST_CASE(as_another_user_the_check_judges_by_permission_bits_and_ski
   // daemon cannot read nobody's 0600 key: a reload as daemon would fail.
   BOOST_TEST(contains(result.err, "tls.mx.key: user 'daemon' cannot read"), output_of(result));
   BOOST_TEST(!contains(result.err, "state_dir"), output_of(result));
+}
+
+namespace {
+
+// The descriptors the check's limits.max_sessions warning says are needed (0 when there is no
+// such warning).
+unsigned long long descriptors_needed(const std::string& err) {
+  const std::string marker = "sessions need about ";
+  const size_t at = err.find(marker);
+  if (at == std::string::npos) return 0;
+  return std::stoull(err.substr(at + marker.size()));
+}
+
+CommandResult check_with_nofile(Deployment& deployment, unsigned long long soft,
+                                unsigned long long hard) {
+  return deployment.check({"prlimit", fmt::format("--nofile={}:{}", soft, hard), "--"});
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_descriptor_limit_below_what_max_sessions_needs_is_a_warning) {
+  // Issue 16 point 3: 10000 sessions need a socket and maybe a spill file each, and more; a
+  // hard RLIMIT_NOFILE of 256 cannot hold them. A warning (exit 0): `run` starts, and would
+  // fail accept() once the descriptors are used up.
+  Deployment deployment;
+  deployment.set("max_sessions", "10000");
+  const CommandResult result = check_with_nofile(deployment, 256, 256);
+  BOOST_TEST(exited_with(result, 0), output_of(result));
+  BOOST_TEST(contains(result.out, ": ok ("), output_of(result));
+  const std::string at = message_at(deployment, "warning", "limits.max_sessions", "10000");
+  BOOST_TEST(contains(result.err, at + "10000 sessions need about "), output_of(result));
+  const unsigned long long needed = descriptors_needed(result.err);
+  BOOST_TEST(needed >= 20000u, output_of(result));  // a socket and a spill file per session
+  BOOST_TEST(contains(result.err, fmt::format("need about {} file descriptors", needed)),
+             output_of(result));
+  BOOST_TEST(contains(result.err, "but only 256 are available (RLIMIT_NOFILE: the hard limit"),
+             output_of(result));
+  BOOST_TEST(contains(result.err, "LimitNOFILE="), output_of(result));
+}
+
+BOOST_AUTO_TEST_CASE(the_descriptor_warning_starts_one_below_the_number_needed) {
+  // The number in the warning is the threshold: a hard limit of exactly that many passes.
+  // Only the hard limit counts, since `run` raises the soft limit to it.
+  // 1500 sessions need about 3200: below the hard limit of this process (without
+  // CAP_SYS_RESOURCE prlimit can only lower it; 4096 is the smallest usual hard limit).
+  Deployment deployment;
+  deployment.set("max_sessions", "1500");
+  const unsigned long long needed = descriptors_needed(check_with_nofile(deployment, 256, 256).err);
+  BOOST_TEST_REQUIRE(needed > 3000u);
+  rlimit own{};
+  BOOST_TEST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
+  BOOST_TEST_REQUIRE(own.rlim_max >= needed, "the test needs a hard limit of " << needed);
+  const CommandResult enough = check_with_nofile(deployment, 256, needed);
+  BOOST_TEST(exited_with(enough, 0), output_of(enough));
+  BOOST_TEST(!contains(enough.err, "limits.max_sessions"), output_of(enough));
+  BOOST_TEST(!contains(enough.err, "warning:"), output_of(enough));
+  const CommandResult short_by_one = check_with_nofile(deployment, needed - 1, needed - 1);
+  BOOST_TEST(exited_with(short_by_one, 0), output_of(short_by_one));
+  BOOST_TEST(contains(short_by_one.err,
+                      fmt::format("1500 sessions need about {} file descriptors", needed)),
+             output_of(short_by_one));
+  BOOST_TEST(contains(short_by_one.err, fmt::format("but only {} are available", needed - 1)),
+             output_of(short_by_one));
 }

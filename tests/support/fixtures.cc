@@ -223,11 +223,13 @@ void PortcullisFixture::rewrite_config(const std::string& text) const {
 }
 
 void PortcullisFixture::start() {
+  std::vector<std::string> argv = options_.command_prefix;
+  for (std::string part :
+       {portcullis_binary(), std::string("run"), std::string("--config"), config_path_.string()}) {
+    argv.push_back(std::move(part));
+  }
   process_ = std::make_unique<ChildProcess>(
-      ChildProcess::Options{{portcullis_binary(), "run", "--config", config_path_.string()},
-                            {},
-                            dir_ / "stdout",
-                            dir_ / "stderr"});
+      ChildProcess::Options{std::move(argv), {}, dir_ / "stdout", dir_ / "stderr"});
   const bool listening =
       wait_until([&] { return port_listens(port_) || !process_->running(); }, 15s) &&
       process_->running();

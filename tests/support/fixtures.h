@@ -92,6 +92,9 @@ struct PortcullisOptions {
   // Before returning: wait until a session gets a 220 banner (the upstream probe is done).
   // Off for tests that expect the unreachable-upstream banner.
   bool wait_ready = true;
+  // Run the binary through this command, which must exec it (the pid stays the proxy's), e.g.
+  // {"prlimit", "--nofile=256:256", "--"}.
+  std::vector<std::string> command_prefix;
 };
 
 // The portcullis binary ($PORTCULLIS_BINARY) with a config written into a temporary dir.
