@@ -179,10 +179,12 @@ BOOST_AUTO_TEST_CASE(first_attempt_and_early_retry_are_greylisted_the_late_retry
   const JsonValue* evidence = record.find("evidence");
   BOOST_TEST_REQUIRE(evidence != nullptr, record.to_text());
   BOOST_TEST(text_of(*evidence, "greylist") == "new", evidence->to_text());
+  BOOST_TEST(text_of(*evidence, "greylist.retry_after") == std::to_string(greylist_delay.count()),
+             evidence->to_text());
 
   // 2. A retry at once, before the delay is over: refused again, as early.
   const CommandResult early = swaks_attempt("GREYLIST-EARLY-MARKER");
-  BOOST_TEST_REQUIRE(Clock::now() < first_answered + greylist_delay,
+  BOOST_TEST_REQUIRE((Clock::now() < first_answered + greylist_delay),
                      "the retry took longer than the greylist delay: it proves nothing");
   BOOST_TEST(!early.status.success(), early.out);
   static const std::regex early_reply(R"(<\*\* 451 4\.7\.1 Greylisted, please retry in [1-3]s)");

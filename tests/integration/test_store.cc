@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(a_greylist_triplet_survives_a_restart) {
   PortcullisFixture second(options);
   const SmtpReply early = rcpt(second);
   // The retry must have been made before the delay was over, or it proves nothing.
-  BOOST_TEST_REQUIRE(Clock::now() < first_answered + delay - 1s,
+  BOOST_TEST_REQUIRE((Clock::now() < first_answered + delay - 1s),
                      "the restart took longer than the greylist delay");
   BOOST_TEST(early.code == 451, early.describe());
   BOOST_TEST(contains(early.describe(), "Greylisted: early"), early.describe());
