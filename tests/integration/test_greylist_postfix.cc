@@ -179,6 +179,9 @@ BOOST_AUTO_TEST_CASE(first_attempt_and_early_retry_are_greylisted_the_late_retry
   const JsonValue* evidence = record.find("evidence");
   BOOST_TEST_REQUIRE(evidence != nullptr, record.to_text());
   BOOST_TEST(text_of(*evidence, "greylist") == "new", evidence->to_text());
+  const JsonValue* retry_after = evidence->find("greylist.retry_after");
+  BOOST_TEST_REQUIRE(retry_after != nullptr, evidence->to_text());
+  BOOST_TEST(retry_after->is_number(), evidence->to_text());
   BOOST_TEST(text_of(*evidence, "greylist.retry_after") == std::to_string(greylist_delay.count()),
              evidence->to_text());
 
