@@ -4,8 +4,9 @@
 #
 #   swaks ──▶ Portcullis ──XCLIENT──▶ Postfix (private instance) ──▶ smtp-sink ──▶ files
 #
-# Portcullis runs with the pregreet, helo, fcrdns, dnsbl and spf filters, policies/default.toml,
-# the rejection log and the metrics listener on, as a port-25 installation would. Its DNS
+# Portcullis runs with the pregreet, helo, fcrdns, dnsbl, spf and greylist filters (greylisting
+# with a 5 s delay instead of 300 s), policies/default.toml, the rejection log and the metrics
+# listener on, as a port-25 installation would. Its DNS
 # filters ask a private unbound on loopback that serves the quick start's own zone (test.):
 # the machine's resolver cannot be assumed to reach the Internet, and the SPF and DNSBL
 # results the hints below show must not depend on what real domains publish.
@@ -13,7 +14,8 @@
 # Everything lives in one private directory under ${TMPDIR:-/tmp}, listens on 127.0.0.1 on
 # ports found free at run time, and is stopped (by pid) and removed on Ctrl-C.
 #
-#   QUICKSTART_SELFTEST=1  send one message with swaks and check it reached the sink, send the
+#   QUICKSTART_SELFTEST=1  send one message with swaks (greylisted: 451, then delivered on the
+#                          retry after the delay) and check it reached the sink, send the
 #                          refused one and check the rejection log and the report name it, exit
 #   QUICKSTART_KEEP=1      keep the private directory on exit (logs, delivered messages)
 #   PORTCULLIS_BUILD_DIR   build directory (default: build)
@@ -142,6 +144,7 @@ wait_for_port() { # wait_for_port PORT NAME PID: until 127.0.0.1:PORT accepts (b
 }
 
 read -r sink_port postfix_port proxy_port metrics_port dns_port < <(free_ports 5)
+greylist_delay=5
 
 install -d -o "$run_user" -m 755 "$mail_dir"
 install -d -o "$run_user" -m 700 "$state_dir"
@@ -213,10 +216,13 @@ resolvers = ["127.0.0.1:$dns_port"]   # the private unbound above
 timeout   = 2
 
 [filters]
-chain = ["pregreet", "helo", "fcrdns", "dnsbl", "spf", "dkim", "dmarc"]
+chain = ["pregreet", "helo", "fcrdns", "dnsbl", "spf", "greylist", "dkim", "dmarc"]
 
 [filter.pregreet]
 wait_ms = 1000   # the banner waits 1 s (6 s by default), so swaks's wait for it stays short
+
+[filter.greylist]
+delay = $greylist_delay   # a new sender waits $greylist_delay s (300 s by default), so you can watch its retry
 
 [filter.helo]
 
@@ -239,22 +245,34 @@ wait_for_port "$proxy_port" portcullis "$portcullis_pid"
 
 swaks_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from alice@example.test
   --to bob@example.test)
+# To carol, not bob: the greylist filter records the triplets of trusted sessions too (only the
+# policy's rules are skipped for them), and 127.0.0.1 and 127.0.0.2 share a /24, so after a
+# message from 127.0.0.1 to bob the same triplet from 127.0.0.2 would not be new.
+stranger_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from alice@example.test
+  --to carol@example.test --local-interface 127.0.0.2 --helo client.example.test)
 refused_args=("${swaks_args[@]}" --local-interface 127.0.0.2 --helo 192.0.2.1)
 spf_refused_args=(swaks --server 127.0.0.1 --port "$proxy_port" --from mallory@forged.test
   --to bob@example.test --local-interface 127.0.0.2 --helo client.example.test)
 portcullis_path=$(realpath "$portcullis")
 cat <<EOF
 
-Portcullis is running in front of Postfix, with the pregreet, helo, fcrdns, dnsbl and spf
-filters (asking a private unbound for the test. zone) and policies/default.toml (a copy that
-trusts only 127.0.0.1). Send a message (the banner waits
-1 s: the pregreet check):
+Portcullis is running in front of Postfix, with the pregreet, helo, fcrdns, dnsbl, spf,
+greylist, dkim and dmarc filters (asking a private unbound for the test. zone) and
+policies/default.toml (a copy that trusts only 127.0.0.1). Send a message from 127.0.0.1,
+which is trusted (the banner waits 1 s: the pregreet check):
 
     ${swaks_args[*]}
 
-Add --local-interface 127.0.0.2 and Postfix's Received header names client.example.test
-[127.0.0.2] (XCLIENT: the name fcrdns confirmed), not the proxy, and the message carries
-"Authentication-Results: portcullis.quickstart.test; iprev=pass ...; spf=pass ...". Delivered messages appear as files in
+From 127.0.0.2, a stranger, the first attempt of a sender and recipient is greylisted:
+"451 4.7.1 Greylisted, please retry in ${greylist_delay}s" (rule "greylist unknown triplets"). The
+same command again after $greylist_delay s is delivered, and Postfix's Received header names
+client.example.test [127.0.0.2] (XCLIENT: the name fcrdns confirmed), not the proxy; the
+message carries "Authentication-Results: portcullis.quickstart.test; iprev=pass ...;
+spf=pass ...":
+
+    ${stranger_args[*]}
+
+Delivered messages appear as files in
     $mail_dir/
 
 A client that greets with a bare address is refused at RCPT with
@@ -287,13 +305,33 @@ if [[ ${QUICKSTART_SELFTEST:-} != 1 ]]; then
   exit 1
 fi
 
-# Self-test: one message from 127.0.0.2, which must reach the sink with Postfix naming
-# client.example.test[127.0.0.2] (not the proxy's 127.0.0.1) as the client: proof that XCLIENT
-# worked and carried the name fcrdns confirmed; SPF passed.
+# Self-test: one message from 127.0.0.2, greylisted at its first attempt and delivered on the
+# retry after the delay; it must reach the sink with Postfix naming client.example.test[127.0.0.2]
+# (not the proxy's 127.0.0.1) as the client: proof that XCLIENT worked and carried the name
+# fcrdns confirmed; SPF passed.
 token=quickstart-$RANDOM$RANDOM
-log "self-test: sending one message (Subject: $token)"
-"${swaks_args[@]}" --local-interface 127.0.0.2 --helo client.example.test \
-  --header "Subject: $token" --body "Portcullis quick start self-test" </dev/null
+send_token() {
+  "${stranger_args[@]}" --header "Subject: $token" --body "Portcullis quick start self-test" \
+    </dev/null 2>&1
+}
+log "self-test: sending one message (Subject: $token), greylisted at first"
+if first_output=$(send_token); then
+  log "SELF-TEST FAILED: the first attempt from 127.0.0.2 was not greylisted:"
+  printf '%s\n' "$first_output" >&2
+  exit 1
+fi
+if ! grep -q "<\*\* 451 4\.7\.1 Greylisted, please retry in ${greylist_delay}s" <<<"$first_output"; then
+  log "SELF-TEST FAILED: swaks did not see the 451 4.7.1 greylisting:"
+  printf '%s\n' "$first_output" >&2
+  exit 1
+fi
+log "self-test: greylisted (451 4.7.1); retrying after $((greylist_delay + 1)) s"
+sleep $((greylist_delay + 1))
+if ! retry_output=$(send_token); then
+  log "SELF-TEST FAILED: the retry after the greylist delay was not accepted:"
+  printf '%s\n' "$retry_output" >&2
+  exit 1
+fi
 for _ in $(seq 300); do
   delivered=$(grep -l -- "$token" "$mail_dir"/* 2>/dev/null | head -n 1 || true)
   [[ -n $delivered ]] && break
@@ -313,7 +351,7 @@ if ! grep -q -- "spf=pass smtp\.mailfrom=example\.test" "$delivered"; then
   grep -i "^Authentication-Results:" -A2 "$delivered" >&2 || true
   exit 1
 fi
-log "self-test: delivered to $delivered, Postfix saw client client.example.test[127.0.0.2], spf=pass"
+log "self-test: delivered to $delivered on the retry, Postfix saw client client.example.test[127.0.0.2], spf=pass"
 
 # The refused line exactly as printed above: swaks must fail on the RCPT's 554, the rejection
 # log must hold the refusal and the report must count it under its rule.
@@ -368,4 +406,4 @@ if ! grep -q '<\*\* 554 5\.7\.1 Service unavailable; client \[127\.0\.0\.3\] blo
   printf '%s\n' "$listed_output" >&2
   exit 1
 fi
-log "self-test passed: delivered to $delivered, Postfix saw client client.example.test[127.0.0.2] with spf=pass; the bare-address HELO, the forged.test sender (SPF) and the listed 127.0.0.3 (DNSBL) were refused; the HELO refusal is in the rejection log and the report"
+log "self-test passed: greylisted once, then delivered to $delivered, Postfix saw client client.example.test[127.0.0.2] with spf=pass; the bare-address HELO, the forged.test sender (SPF) and the listed 127.0.0.3 (DNSBL) were refused; the HELO refusal is in the rejection log and the report"

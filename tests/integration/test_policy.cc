@@ -1,5 +1,7 @@
 // Policies end to end with the real binary: policies/default.toml with its chain (pregreet,
-// helo, and the DNS filters against a test DNS server) in front of smtp-sink. Clients reach the
+// helo, and the DNS filters against a test DNS server) in front of smtp-sink. Its greylist rule
+// is taken out (and greylist left out of the chain), so that a client's first message is
+// delivered; greylisting end to end is test_greylist_postfix.cc. Clients reach the
 // proxy on loopback with a PROXY v1 header naming a documentation address (192.0.2.0/24), so they
 // are not in default.toml's trusted loopback networks. Checks: the refusals and their replies,
 // observe mode, tags, delayed rejection on and off, SIGHUP (a session keeps the policy it started
@@ -53,7 +55,7 @@ void write_file(const fs::path& path, const std::string& text) {
 }
 
 struct PolicyProxyOptions {
-  std::string policy_text;  // "" = policies/default.toml itself
+  std::string policy_text;  // "" = policies/default.toml without its greylist rule
   bool delay_reject = true;
   int pregreet_wait_ms = 300;
   uint16_t upstream_port = 0;  // 0 = our own smtp-sink (no XCLIENT)
@@ -65,10 +67,12 @@ class PolicyProxy {
  public:
   explicit PolicyProxy(const PolicyProxyOptions& policy_options = {}) {
     dir_.chmod(0755);
-    policy_path_ = policy_options.policy_text.empty()
-                       ? fs::path(source_root()) / "policies" / "default.toml"
-                       : dir_ / "policy.toml";
-    if (!policy_options.policy_text.empty()) write_file(policy_path_, policy_options.policy_text);
+    policy_path_ = dir_ / "policy.toml";
+    write_file(policy_path_, policy_options.policy_text.empty()
+                                 ? without_policy_rule(file_text(fs::path(source_root()) /
+                                                                 "policies" / "default.toml"),
+                                                       "greylist unknown triplets")
+                                 : policy_options.policy_text);
     const fs::path log_dir = dir_.make_subdir("log", 0777);
     rejections_path_ = log_dir / "rejections.jsonl";
     metrics_port_ = free_loopback_port();
@@ -80,8 +84,8 @@ class PolicyProxy {
     if (policy_options.all_transactions) options.settings["log"]["all_transactions"] = "true";
     options.listen_settings = {{"proxy_protocol", "true"}};
     options.settings["trust"] = {{"proxy_peers", "[\"127.0.0.1/32\"]"}};
-    // The chain policies/default.toml is written for. The DNS filters ask dns_, which knows
-    // no name unless a test adds it (NXDOMAIN: fcrdns none, not listed, spf none).
+    // The chain policies/default.toml is written for, without greylist. The DNS filters ask dns_,
+    // which knows no name unless a test adds it (NXDOMAIN: fcrdns none, not listed, spf none).
     options.settings["filters"] = {
         {"chain", "[\"pregreet\", \"helo\", \"fcrdns\", \"dnsbl\", \"spf\", \"dkim\", \"dmarc\"]"}};
     options.settings["filter.dnsbl"] = {

@@ -285,6 +285,19 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
+std::string without_policy_rule(std::string_view policy_text, std::string_view rule_name) {
+  const std::string name_line = "\nname = \"" + std::string(rule_name) + "\"\n";
+  const size_t name_at = policy_text.find(name_line);
+  const size_t begin = name_at == std::string_view::npos ? std::string_view::npos
+                                                         : policy_text.rfind("[[rule]]\n", name_at);
+  if (begin == std::string_view::npos) {
+    throw std::runtime_error("the policy has no rule named \"" + std::string(rule_name) + "\"");
+  }
+  size_t end = policy_text.find("\n[[rule]]\n", name_at + 1);
+  end = end == std::string_view::npos ? policy_text.size() : end + 1;
+  return std::string(policy_text.substr(0, begin)) + std::string(policy_text.substr(end));
+}
+
 bool starts_with_nocase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {

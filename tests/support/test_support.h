@@ -63,6 +63,13 @@ bool contains(std::string_view haystack, std::string_view needle);
 bool starts_with_nocase(std::string_view text, std::string_view prefix);
 std::vector<std::string> split_lines(std::string_view text);  // on LF; a CR before LF dropped
 
+// ---- policy files ----
+
+// `policy_text` without its [[rule]] named `rule_name`: from that rule's "[[rule]]" line to
+// the next "[[rule]]" line or the end. Throws std::runtime_error when there is no such rule.
+// For tests that run policies/default.toml without a filter one of its rules needs.
+std::string without_policy_rule(std::string_view policy_text, std::string_view rule_name);
+
 // ---- users ----
 
 struct UserIds {

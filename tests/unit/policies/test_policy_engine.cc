@@ -2,8 +2,11 @@
 // PolicySession semantics the golden cases do not show, JSON rendering, sanitising of
 // client-controlled facts, and sharing one compiled policy across threads and reloads.
 #define BOOST_TEST_MODULE policy_engine
+#include <fmt/format.h>
+
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -146,8 +149,8 @@ class JsonChecker {
 BOOST_AUTO_TEST_SUITE(default_policy)
 
 // The chain policies/default.toml is written for.
-const std::vector<std::string> default_chain = {"pregreet", "helo", "fcrdns", "dnsbl",
-                                                "spf",      "dkim", "dmarc"};
+const std::vector<std::string> default_chain = {"pregreet", "helo",     "fcrdns", "dnsbl",
+                                                "spf",      "greylist", "dkim",   "dmarc"};
 
 std::shared_ptr<const Policy> load_default(const std::vector<std::string>& chain,
                                            std::string* errors = nullptr) {
@@ -162,12 +165,13 @@ BOOST_AUTO_TEST_CASE(loads_against_its_chain) {
   auto policy = load_default(default_chain, &errors);
   BOOST_TEST(errors == "");
   BOOST_REQUIRE(policy);
-  BOOST_TEST(policy->rules().size() == 12u);
-  // trusted networks, dnsbl listed | five HELO rules | spf fail, spf temperror | dmarc reject,
-  // dmarc quarantine, dkim not passing
+  BOOST_TEST(policy->rules().size() == 13u);
+  // trusted networks, dnsbl listed | five HELO rules | spf fail, spf temperror | greylist
+  // unknown triplets | dmarc reject, dmarc quarantine, dkim not passing
   BOOST_TEST(policy->rules_at(Phase::connect).size() == 2u);
   BOOST_TEST(policy->rules_at(Phase::helo).size() == 5u);
   BOOST_TEST(policy->rules_at(Phase::mail).size() == 2u);
+  BOOST_TEST(policy->rules_at(Phase::rcpt).size() == 1u);
   BOOST_TEST(policy->rules_at(Phase::data).size() == 3u);
 }
 
@@ -184,6 +188,16 @@ BOOST_AUTO_TEST_CASE(needs_those_filters) {
       std::string::npos);
   BOOST_TEST(errors.find("reads fact spf of filter spf, which is not in [filters] chain") !=
              std::string::npos);
+  BOOST_TEST(
+      errors.find("reads fact greylist of filter greylist, which is not in [filters] chain") !=
+      std::string::npos);
+  // The chain of the release before greylisting: the greylist rule alone refuses it.
+  std::vector<std::string> without_greylist = default_chain;
+  std::erase(without_greylist, "greylist");
+  BOOST_TEST(!load_default(without_greylist, &errors));
+  BOOST_TEST(errors.find("rule \"greylist unknown triplets\" reads fact greylist of filter "
+                         "greylist, which is not in [filters] chain") != std::string::npos,
+             errors);
   // Without the DNS filters (a chain of the previous releases' default) it is refused too.
   BOOST_TEST(!load_default({"pregreet", "helo"}, &errors));
 }
@@ -263,6 +277,8 @@ BOOST_AUTO_TEST_CASE(lets_a_well_behaved_client_through) {
   facts.set("tls", false);
   facts.set("sender", std::string("a@example.net"));
   facts.set("rcpt", std::string("b@example.org"));
+  facts.set("greylist", std::string("passed"));
+  facts.set("greylist.retry_after", std::int64_t{0});
   for (Phase phase : all_phases) {
     const Verdict verdict = session.evaluate(phase, facts);
     BOOST_TEST_CONTEXT(phase_name(phase)) {
@@ -272,6 +288,56 @@ BOOST_AUTO_TEST_CASE(lets_a_well_behaved_client_through) {
     }
   }
   BOOST_TEST(session.message_tags().empty());
+}
+
+// The greylist rule (DESIGN §4): new and early triplets are tempfailed at RCPT with the
+// filter's retry_after in the reply; passed, allowed and skipped ones go through. A refusal
+// decided earlier (a listed client) is answered instead, the greylist rule not tried.
+BOOST_AUTO_TEST_CASE(greylists_new_and_early_triplets_at_rcpt) {
+  const auto rcpt_verdict = [](const std::string& state, std::int64_t retry_after,
+                               std::int64_t dnsbl_score = 0) {
+    PolicySession session(load_default(default_chain));
+    Facts facts = connect_facts("203.0.113.9");
+    facts.set("dnsbl.score", dnsbl_score);
+    session.evaluate(Phase::connect, facts);
+    facts.set("helo", std::string("mx.example.net"));
+    facts.set("helo.check", std::string("ok"));
+    facts.set("pregreet", false);
+    session.evaluate(Phase::helo, facts);
+    facts.set("sender", std::string("a@example.net"));
+    facts.set("sender.domain", std::string("example.net"));
+    facts.set("spf", std::string("none"));
+    session.evaluate(Phase::mail, facts);
+    facts.set("rcpt", std::string("b@example.org"));
+    facts.set("greylist", state);
+    facts.set("greylist.retry_after", retry_after);
+    return session.evaluate(Phase::rcpt, facts);
+  };
+  for (const auto& [state, retry_after] :
+       std::vector<std::pair<std::string, std::int64_t>>{{"new", 300}, {"early", 17}}) {
+    BOOST_TEST_CONTEXT(state) {
+      const Verdict verdict = rcpt_verdict(state, retry_after);
+      BOOST_TEST((verdict.action == Action::tempfail));
+      BOOST_TEST(verdict.rule == "greylist unknown triplets");
+      BOOST_TEST((verdict.answer == AnswerTime::now));
+      BOOST_REQUIRE(verdict.reply);
+      BOOST_TEST(verdict.reply->to_string() ==
+                 fmt::format("451 4.7.1 Greylisted, please retry in {}s", retry_after));
+      // Evidence: the facts the rule reads, in its condition and its reply.
+      std::vector<std::string> evidence;
+      for (const auto& item : verdict.evidence)
+        evidence.push_back(item.fact);
+      std::sort(evidence.begin(), evidence.end());
+      BOOST_TEST(evidence == (std::vector<std::string>{"greylist", "greylist.retry_after"}),
+                 boost::test_tools::per_element());
+    }
+  }
+  for (const char* through : {"passed", "allowed", "skipped"}) {
+    BOOST_TEST((rcpt_verdict(through, 0).action == Action::none), through);
+  }
+  const Verdict listed = rcpt_verdict("new", 300, 3);
+  BOOST_TEST(listed.rule == "dnsbl listed");
+  BOOST_TEST((listed.action == Action::reject));
 }
 
 BOOST_AUTO_TEST_CASE(trusts_loopback_and_observes_bad_helo_syntax) {
