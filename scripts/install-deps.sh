@@ -57,6 +57,9 @@ test_packages=(
   redis-server opendkim-tools python3-dkim python3-yaml
   # integration/docs_examples runs the monitoring how-to's commands as shown (curl, jq).
   curl jq
+  # integration/multi_node checks contrib/multi-node/haproxy.cfg and runs it in front of
+  # two nodes.
+  haproxy
 )
 
 # tests/bench/: smtp-source and smtp-sink come with postfix, the rest is python3 and

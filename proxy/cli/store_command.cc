@@ -1,22 +1,17 @@
 #include "store_command.h"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <ctime>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <ostream>
 #include <string_view>
 #include <vector>
 
+#include "blocking_store.h"
 #include "config.h"
-#include "lmdb_database.h"
 #include "rejection_log.h"
 
 namespace portcullis {
@@ -141,46 +136,9 @@ std::string entry_json(const StoreEntry& entry) {
   return json;
 }
 
-// Waits for the writer's replies to the deletes handed to it.
-class DeleteReplies {
- public:
-  std::function<void(StoreReply)> reply_function() {
-    {
-      std::lock_guard lock(mutex_);
-      ++expected_;
-    }
-    return [this](StoreReply reply) {
-      std::lock_guard lock(mutex_);
-      if (reply.status == StoreStatus::ok) {
-        ++deleted_;
-      } else if (first_error_.empty()) {
-        first_error_ = reply.error.empty() ? "the store refused the delete" : reply.error;
-      }
-      ++received_;
-      done_.notify_all();
-    };
-  }
-
-  // The number deleted; *error set to the first failure's reason.
-  std::size_t wait(std::string* error) {
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return received_ == expected_; });
-    *error = first_error_;
-    return deleted_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_;
-  std::size_t expected_ = 0;
-  std::size_t received_ = 0;
-  std::size_t deleted_ = 0;
-  std::string first_error_;
-};
-
-int list_entries(LmdbDatabase& database, const StoreCommandOptions& options, std::ostream& out,
+int list_entries(BlockingStore& store, const StoreCommandOptions& options, std::ostream& out,
                  std::ostream& err) {
-  const StoreListing listing = database.list(options.prefix, options.limit);
+  const StoreListing listing = store.list(options.prefix, options.limit);
   if (listing.status != StoreStatus::ok) {
     err << fmt::format("portcullis store: cannot list the store: {}\n", listing.error);
     return 1;
@@ -203,9 +161,9 @@ int list_entries(LmdbDatabase& database, const StoreCommandOptions& options, std
   return 0;
 }
 
-int show_entry(LmdbDatabase& database, const StoreCommandOptions& options, std::ostream& out,
+int show_entry(BlockingStore& store, const StoreCommandOptions& options, std::ostream& out,
                std::ostream& err) {
-  const StoreReply reply = database.read(options.key);
+  const StoreReply reply = store.get(options.key);
   if (reply.status != StoreStatus::ok) {
     err << fmt::format("portcullis store: cannot read {}: {}\n", printable_key(options.key),
                        reply.error);
@@ -224,11 +182,11 @@ int show_entry(LmdbDatabase& database, const StoreCommandOptions& options, std::
   return 0;
 }
 
-int delete_entries(LmdbDatabase& database, const StoreCommandOptions& options, std::ostream& out,
+int delete_entries(BlockingStore& store, const StoreCommandOptions& options, std::ostream& out,
                    std::ostream& err) {
   std::vector<std::string> keys;
   if (!options.key.empty()) {
-    const StoreReply reply = database.read(options.key);
+    const StoreReply reply = store.get(options.key);
     if (reply.status != StoreStatus::ok) {
       err << fmt::format("portcullis store: cannot read {}: {}\n", printable_key(options.key),
                          reply.error);
@@ -240,7 +198,7 @@ int delete_entries(LmdbDatabase& database, const StoreCommandOptions& options, s
     }
     keys.push_back(options.key);
   } else {
-    const StoreListing listing = database.list(options.prefix, options.limit);
+    const StoreListing listing = store.list(options.prefix, options.limit);
     if (listing.status != StoreStatus::ok) {
       err << fmt::format("portcullis store: cannot list the store: {}\n", listing.error);
       return 1;
@@ -248,11 +206,15 @@ int delete_entries(LmdbDatabase& database, const StoreCommandOptions& options, s
     for (const auto& entry : listing.entries)
       keys.push_back(entry.key);
   }
-  DeleteReplies replies;
-  for (const auto& key : keys)
-    database.submit({key, StoreTransform{}, replies.reply_function()});
+  std::size_t deleted = 0;
   std::string error;
-  const std::size_t deleted = replies.wait(&error);
+  for (const StoreReply& reply : store.remove(keys)) {
+    if (reply.status == StoreStatus::ok) {
+      ++deleted;
+    } else if (error.empty()) {
+      error = reply.error.empty() ? "the store refused the delete" : reply.error;
+    }
+  }
   if (!error.empty()) {
     err << fmt::format("portcullis store: deleted {} of {}: {}\n", deleted, keys.size(), error);
     return 1;
@@ -273,46 +235,36 @@ int delete_entries(LmdbDatabase& database, const StoreCommandOptions& options, s
 // waiting for the delay (deleting it would make the triplet new again). The record keeps its
 // expiry; the filter renews it for `lifetime` at the delivery. The change is one atomic update:
 // a record that is not a readable triplet, or that went away, is left alone.
-int pass_triplet(LmdbDatabase& database, const StoreCommandOptions& options, std::ostream& out,
+int pass_triplet(BlockingStore& store, const StoreCommandOptions& options, std::ostream& out,
                  std::ostream& err) {
   if (!options.key.starts_with("gl:")) {
     err << fmt::format("portcullis store: pass takes a greylist triplet key (gl:...), not {}\n",
                        printable_key(options.key));
     return 1;
   }
-  std::mutex mutex;
-  std::condition_variable done;
-  std::optional<StoreReply> answer;
-  database.submit({options.key,
-                   [](const std::optional<StoreRecord>& current, StoreClock::time_point) {
-                     if (!current) return StoreChange{std::nullopt, "absent"};
-                     const std::string& value = current->value;
-                     const auto space = value.rfind(' ');
-                     if (!value.starts_with("v1 ") || space <= 2 ||
-                         !parse_count(std::string_view(value).substr(3, space - 3)) ||
-                         (value.substr(space + 1) != "0" && value.substr(space + 1) != "1")) {
-                       return StoreChange{current, "unreadable"};
-                     }
-                     StoreRecord passed{value.substr(0, space) + " 1", current->expires};
-                     return StoreChange{std::move(passed), "passed"};
-                   },
-                   [&](StoreReply reply) {
-                     std::lock_guard lock(mutex);
-                     answer = std::move(reply);
-                     done.notify_all();
-                   }});
-  std::unique_lock lock(mutex);
-  done.wait(lock, [&] { return answer.has_value(); });
-  if (answer->status != StoreStatus::ok) {
+  const StoreReply answer = store.update(
+      options.key, [](const std::optional<StoreRecord>& current, StoreClock::time_point) {
+        if (!current) return StoreChange{std::nullopt, "absent"};
+        const std::string& value = current->value;
+        const auto space = value.rfind(' ');
+        if (!value.starts_with("v1 ") || space <= 2 ||
+            !parse_count(std::string_view(value).substr(3, space - 3)) ||
+            (value.substr(space + 1) != "0" && value.substr(space + 1) != "1")) {
+          return StoreChange{current, "unreadable"};
+        }
+        StoreRecord passed{value.substr(0, space) + " 1", current->expires};
+        return StoreChange{std::move(passed), "passed"};
+      });
+  if (answer.status != StoreStatus::ok) {
     err << fmt::format("portcullis store: cannot update {}: {}\n", printable_key(options.key),
-                       answer->error);
+                       answer.error);
     return 1;
   }
-  if (answer->result == "absent") {
+  if (answer.result == "absent") {
     err << fmt::format("portcullis store: no such key: {}\n", printable_key(options.key));
     return 1;
   }
-  if (answer->result == "unreadable") {
+  if (answer.result == "unreadable") {
     err << fmt::format("portcullis store: {} is not a greylist triplet record; left as it was\n",
                        printable_key(options.key));
     return 1;
@@ -359,36 +311,16 @@ int run_store(const StoreCommandOptions& options, std::ostream& out, std::ostrea
     return 1;
   }
   const Config& config = *result.config;
-  if (config.store.backend != StoreBackend::lmdb) {
-    err << "portcullis store: [store] backend \"redis\" is not supported by this command yet\n";
-    return 1;
-  }
-  const std::string path = lmdb_store_path(config.server);
-  // Opening creates a missing file; one made here (perhaps as root) would not be the file
-  // `run` expects to own, so a missing store is reported instead.
-  struct stat file_status {};
-  if (::stat(path.c_str(), &file_status) != 0) {
-    err << fmt::format(
-        "portcullis store: no store at {}: nothing has been stored yet (`portcullis run` "
-        "creates it)\n",
-        path);
-    return 1;
-  }
-  LmdbDatabaseOptions database_options;
-  database_options.path = path;
-  database_options.map_size = config.store.lmdb_map_size;
-  // No sweep from here: list and show write nothing; the running proxy sweeps.
-  database_options.sweep_interval = std::chrono::hours(24 * 365);
   std::string error;
-  std::unique_ptr<LmdbDatabase> database = LmdbDatabase::open(std::move(database_options), &error);
-  if (!database) {
-    err << fmt::format("portcullis store: cannot open the store {}: {}\n", path, error);
+  std::unique_ptr<BlockingStore> store = BlockingStore::open(config, &error);
+  if (!store) {
+    err << fmt::format("portcullis store: {}\n", error);
     return 1;
   }
-  if (options.action == "list") return list_entries(*database, options, out, err);
-  if (options.action == "show") return show_entry(*database, options, out, err);
-  if (options.action == "pass") return pass_triplet(*database, options, out, err);
-  return delete_entries(*database, options, out, err);
+  if (options.action == "list") return list_entries(*store, options, out, err);
+  if (options.action == "show") return show_entry(*store, options, out, err);
+  if (options.action == "pass") return pass_triplet(*store, options, out, err);
+  return delete_entries(*store, options, out, err);
 }
 
 }  // namespace portcullis

@@ -1,8 +1,11 @@
 // `portcullis store`: what the state store holds (greylist triplets, their client nets'
 // auto-allow counts, rate counters), listed, shown and deleted by an administrator — to clear a
-// counter (delete it) or let a delayed sender through at once (pass its triplet). It opens
-// [store]'s LMDB file as `run` does; LMDB lets it read and write while a running portcullis holds
-// the same file (one environment per process, writes serialised by LMDB's lock file).
+// counter (delete it) or let a delayed sender through at once (pass its triplet). It reaches the
+// store [store] names, as `run` does (blocking_store.h): the LMDB file, which LMDB lets it read
+// and write while a running portcullis holds it (one environment per process, writes
+// serialised by LMDB's lock file); or [store.redis], shared with every node, listed with SCAN
+// (never KEYS) and changed with the same atomic updates the nodes make. The output is the
+// same for both; Redis keys are shown without [store.redis] prefix.
 #pragma once
 
 #include <cstddef>

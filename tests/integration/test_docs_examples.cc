@@ -1,9 +1,9 @@
 // The docs say what exists: every example shown as a file or a command is loaded or run by the
 // real binary.
 //
-// Each fenced block of docs/*.md and contrib/grafana/README.md says what it is in its info
-// string (README.md: the blocks whose info string has a second word; its other sections are
-// checked elsewhere):
+// Each fenced block of docs/*.md, contrib/grafana/README.md and contrib/multi-node/README.md says
+// what it is in its info string (README.md: the blocks whose info string has a second word; its
+// other sections are checked elsewhere):
 //
 //   ```toml config          part of portcullis.toml: put into a minimal config (listener,
 //                           upstream, state_dir), `portcullis check` must pass
@@ -75,6 +75,7 @@ std::vector<std::pair<std::string, bool>> documentation_pages() {
   }
   std::sort(pages.begin(), pages.end());
   pages.emplace_back("contrib/grafana/README.md", true);
+  pages.emplace_back("contrib/multi-node/README.md", true);
   pages.emplace_back("README.md", false);
   return pages;
 }

@@ -2,7 +2,8 @@
 // and JSON, the filters' records decoded — greylist, rate counters, pass cache — expiry in
 // RFC 3339 UTC), --prefix and --limit, show (exit 1 for a missing key), delete of one key and
 // of a prefix (with its count), pass of a triplet, and the errors: a missing config, a missing
-// store file, bad arguments. Also explain's read-only lookups in the same file.
+// store file, bad arguments, an unreachable Redis. Also explain's read-only lookups in the same
+// file.
 #define BOOST_TEST_MODULE store_command
 #include <boost/test/unit_test.hpp>
 
@@ -280,14 +281,27 @@ BOOST_AUTO_TEST_CASE(errors_are_clear) {
   BOOST_TEST(file.store("list", "", std::nullopt, false, 0).status == 2);
 }
 
-BOOST_AUTO_TEST_CASE(a_redis_backend_is_refused_with_its_name) {
+// [store] backend = "redis" with nothing listening at [store.redis] address: exit 1 at once
+// (a refused connect), with the reason. (The command on a real Redis is tested with running
+// nodes in tests/integration/test_redis_store.cc.)
+BOOST_AUTO_TEST_CASE(a_redis_that_cannot_be_reached_fails_with_the_reason) {
   StoreFile file;
+  const std::string address = "127.0.0.1:" + std::to_string(test::free_loopback_port());
   test::write_file(file.dir / "portcullis.toml",
                    "[[listen]]\naddress = \"127.0.0.1:2525\"\n\n[upstream]\naddress = "
-                   "\"127.0.0.1:10025\"\n\n[store]\nbackend = \"redis\"\n");
+                   "\"127.0.0.1:10025\"\n\n[store]\nbackend = \"redis\"\n\n[store.redis]\n"
+                   "address = \"" +
+                       address + "\"\n");
+  const auto start = std::chrono::steady_clock::now();
   const Run run = file.store("list");
   BOOST_TEST(run.status == 1);
-  BOOST_TEST(contains(run.err, "redis"), run.err);
+  BOOST_TEST(contains(run.err, "cannot list the store: connect to " + address + " failed"),
+             run.err);
+  BOOST_TEST(run.out.empty(), run.out);
+  BOOST_TEST((std::chrono::steady_clock::now() - start < 5s));
+  const Run shown = file.store("show", "gl:x");
+  BOOST_TEST(shown.status == 1);
+  BOOST_TEST(contains(shown.err, "cannot read gl:x: connect to"), shown.err);
 }
 
 BOOST_AUTO_TEST_CASE(pass_marks_a_triplet_as_passed_and_keeps_its_expiry) {
