@@ -319,6 +319,13 @@ if [[ -n ${perf_pid:-} ]]; then
 fi
 
 read_metrics after
+if [[ -n ${redis_pid:-} ]]; then
+  # Where the Redis path's time goes: every update is WATCH, GET, MULTI, SET, EXEC; a WATCH
+  # more than the updates the filters asked is an update run again after a contended EXEC.
+  echo "redis-server: $(redis-cli -p "$redis_port" INFO commandstats |
+    sed -n 's/^cmdstat_\(watch\|exec\|get\|set\):calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1 \2 calls (\3 µs each)/p' |
+    paste -sd, -)"
+fi
 
 python3 - "$results" "$messages" "$clock_ticks" "$target_groups" "$work_dir" \
   "${chains[*]}" "${targets[*]}" "${dns_kinds[*]}" "${filters[@]}" <<'PY'

@@ -162,6 +162,8 @@ timed_source() {
     -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
     log "smtp-source failed ($mode, port $port):"
     head -5 "$work_dir/source.err" >&2
+    # A refusal from a filter that failed: the instances' main logs say which and why.
+    grep -h 'filter_problem\|store_' "$work_dir"/*.log 2>/dev/null | tail -5 >&2 || true
     exit 1
   fi
   end_ns=$(date +%s%N)
