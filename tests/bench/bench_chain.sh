@@ -31,6 +31,7 @@
 #   BENCH_ROUNDS=5 BENCH_MESSAGES=10000 BENCH_SESSIONS=20 bash tests/bench/bench_chain.sh dns
 #
 # BENCH_SIZES="2kB" (auth only) measures only those message sizes (NkB each).
+# BENCH_STORES="lmdb" (state only) measures only those stores (lmdb, redis).
 # BENCH_PERF=FILE also records a call-graph profile of the (first) chain instance during the
 # measured runs (perf record -g; read it with `perf report -i FILE`); BENCH_PERF_PATH=redis
 # profiles the state profile's Redis instance instead.
@@ -90,7 +91,7 @@ case $profile in
     title="authentication chain (fcrdns, spf, dkim, dmarc)"
     ;;
   state)
-    chains=(lmdb redis)
+    read -r -a chains <<<"${BENCH_STORES:-lmdb redis}"
     targets=(lmdb/plain=0.80 redis/plain=0.70)
     target_groups="*"
     chain='"ratelimit", "greylist"'
@@ -338,7 +339,8 @@ chains, dns_kinds, filters = sys.argv[6].split(), sys.argv[8].split(), sys.argv[
 targets = {}  # (over, under) -> ratio
 for target in sys.argv[7].split():
     pair, _, ratio = target.partition("=")
-    targets[tuple(pair.split("/"))] = float(ratio)
+    if pair.split("/")[0] in chains:
+        targets[tuple(pair.split("/"))] = float(ratio)
 
 def read_samples(path):
     samples = defaultdict(float)  # (name, frozenset(labels)) -> value
