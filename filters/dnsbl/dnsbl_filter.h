@@ -14,6 +14,13 @@
 //
 // Facts: dnsbl.score (sum of the weights of the lists that list the client; 0 when none) and
 // dnsbl.lists (their zones, in configuration order).
+//
+// Pass cache (postscreen's postscreen_dnsbl_ttl, as pregreet's pass_ttl): with `pass_ttl`
+// seconds, a client that passed — every list answered and none listed it (no error, no
+// timeout, no allow-list hit either: its facts would not be the cached ones) — is remembered
+// in the state store ("pass:dnsbl:ADDR") for that long. Its next sessions ask no list and get
+// the facts of a clean lookup: dnsbl.score 0, dnsbl.lists empty. A store that fails or is
+// absent costs only the cache: the lists are asked.
 #pragma once
 
 #include <memory>
@@ -26,6 +33,7 @@
 #include "filter.h"
 #include "filter_settings.h"
 #include "ip_address.h"
+#include "state_store.h"
 
 namespace portcullis {
 
@@ -56,10 +64,19 @@ class DnsblFilter : public SessionFilter {
     std::string why;
   };
 
+  void start_queries();
   void on_answer(std::size_t index, DnsAnswer answer);
+  // Ends the connect phase with `result`: the last thing done, since it may destroy this.
+  void finish(FilterResult result);
 
   std::shared_ptr<const DnsblSettings> settings_;
   Completion completion_;
+  // Set at connect; the resolver and the store belong to the worker, which outlives this.
+  DnsResolver* resolver_ = nullptr;
+  StateStore* store_ = nullptr;  // nullptr: no pass cache (pass_ttl 0 or no store)
+  std::string labels_;           // the client's reversed address
+  std::string pass_key_;
+  std::unique_ptr<StoreCall> cache_call_;
   std::vector<ListQuery> queries_;
   std::size_t answered_ = 0;
   bool finished_ = false;

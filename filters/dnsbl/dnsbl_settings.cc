@@ -159,7 +159,8 @@ DnsblSettings read_dnsbl_settings(const SettingTable& table, std::vector<Setting
   } else {
     reader.error("list", "expected an array of tables ([[filter.dnsbl.list]])", lists);
   }
-  reader.reject_unknown({"list"});
+  settings.pass_ttl = std::chrono::seconds(reader.integer("pass_ttl", 0, 0, 2592000));
+  reader.reject_unknown({"list", "pass_ttl"});
   return settings;
 }
 

@@ -6,8 +6,11 @@
 //   answers the A records that mean "listed": "127.0.0.2" or "127.0.0.2-127.0.0.11"
 //           (default ["127.0.0.2-127.0.0.255"]); each inside 127.0.0.0/8 and outside
 //           127.255.255.0/24, the range lists use for errors ("you are querying too much")
+//
+// and, beside the lists, `pass_ttl` (seconds, 0..2592000, default 0 = off): the pass cache.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -33,6 +36,7 @@ struct DnsblList {
 
 struct DnsblSettings {
   std::vector<DnsblList> lists;
+  std::chrono::seconds pass_ttl{0};  // pass_ttl, 0..2592000 as pregreet's; 0: no pass cache
 };
 
 // At most this many lists (each one query per connection).

@@ -162,6 +162,8 @@ timed_source() {
     -f alice@example.test -t bob@example.test "127.0.0.1:$port" 2>"$work_dir/source.err"; then
     log "smtp-source failed ($mode, port $port):"
     head -5 "$work_dir/source.err" >&2
+    # A refusal from a filter that failed: the instances' main logs say which and why.
+    grep -h 'filter_problem\|store_' "$work_dir"/*.log 2>/dev/null | tail -5 >&2 || true
     exit 1
   fi
   end_ns=$(date +%s%N)
@@ -173,13 +175,15 @@ timed_source() {
 # run_source MODE(new|reuse) PATH ROUND [GROUP]: one measured run of PATH, which names a port
 # in path_port (and, for a Portcullis instance, its pid in path_pid: associative arrays the
 # script fills); appends "GROUP PATH ROUND MSGS_PER_S CPU_TICKS" to $results (GROUP defaults
-# to MODE) and prints the rate.
+# to MODE) and prints the rate, with the load average (1, 5, 15 min) when the run ended: the
+# machine may be shared, and a figure is read with the load it was measured under.
 declare -A path_port=() path_pid=()
 run_source() {
   local mode=$1 path=$2 round=$3 group=${4:-$1}
   timed_source "$mode" "${path_port[$path]}" "${path_pid[$path]:-}" "$messages" "$sessions"
   echo "$group $path $round $source_rate $source_ticks" >>"$results"
-  printf '  round %d %-12s %-6s %6d msg/s\n' "$round" "$group" "$path" "$source_rate"
+  printf '  round %d %-12s %-6s %6d msg/s  (load %s)\n' "$round" "$group" "$path" "$source_rate" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 warm_up() { # warm_up PORT...: 100 messages (source_message's, if set) through each

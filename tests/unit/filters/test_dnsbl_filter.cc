@@ -289,3 +289,180 @@ BOOST_AUTO_TEST_CASE(the_session_may_destroy_the_filter_when_it_finishes) {
   BOOST_TEST(score(harness->results[0]) == 3);
   BOOST_TEST(filter == nullptr);
 }
+
+// The pass cache, on the shared harness's fake store: a client no list lists is remembered for
+// pass_ttl as "pass:dnsbl:ADDR" (the key style of pregreet's, which `portcullis store list`
+// shows as a pass-cache entry), and its next sessions ask no list.
+namespace {
+
+SettingTable cached_lists(std::int64_t pass_ttl) {
+  SettingTable settings =
+      block({list_entry("zen.example.net", 3), list_entry("wl.example.com", -4)});
+  settings.emplace_back("pass_ttl", integer(pass_ttl));
+  return settings;
+}
+
+std::shared_ptr<FilterHarness> cached_harness(std::shared_ptr<FakeStateStore> store,
+                                              std::string address = client) {
+  auto harness = make_harness(std::move(address));
+  harness->use_store(std::move(store));
+  return harness;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_passing_client_is_remembered_and_not_asked_again) {
+  auto store = std::make_shared<FakeStateStore>();
+  auto first = cached_harness(store);
+  auto filter = make_filter(cached_lists(3600));
+  BOOST_REQUIRE((filter->on_phase(*first) == HookStatus::stop_iteration));
+  BOOST_TEST(first->dns.asked.empty());  // the cache is asked before the lists
+  BOOST_TEST(store->turn() == 1);        // absent: the lists are asked
+  BOOST_TEST(first->dns.asked.size() == 2u);
+  BOOST_TEST(first->results.empty());
+  first->dns.deliver_all();  // no record: NXDOMAIN from both
+  BOOST_REQUIRE_EQUAL(first->results.size(), 1u);
+  BOOST_TEST(score(first->results[0]) == 0);
+  const auto remembered = store->live("pass:dnsbl:192.0.2.10");
+  BOOST_REQUIRE(remembered.has_value());
+  BOOST_TEST(remembered->value == "1");
+  BOOST_TEST((remembered->expires == store->now + std::chrono::seconds(3600)));
+
+  // The next session: one store read, no query, the facts of a clean lookup.
+  auto second = cached_harness(store);
+  auto next = make_filter(cached_lists(3600));
+  BOOST_REQUIRE((next->on_phase(*second) == HookStatus::stop_iteration));
+  BOOST_TEST(second->results.empty());  // not before the store answers
+  store->turn();
+  BOOST_REQUIRE_EQUAL(second->results.size(), 1u);
+  BOOST_TEST(second->dns.asked.empty());
+  BOOST_TEST(score(second->results[0]) == 0);
+  BOOST_TEST(lists(second->results[0]).empty());
+  BOOST_TEST(second->results[0].warnings.empty());
+  BOOST_TEST(!second->results[0].error.has_value());
+  BOOST_TEST(store->updates == 1);  // a cached pass is not written again (no extension)
+
+  // Another client is not served by this one's pass.
+  auto other = cached_harness(store, "192.0.2.11");
+  auto third = make_filter(cached_lists(3600));
+  third->on_phase(*other);
+  store->turn();
+  BOOST_TEST(other->dns.asked.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_pass_expires_after_pass_ttl) {
+  auto store = std::make_shared<FakeStateStore>();
+  store->records["pass:dnsbl:192.0.2.10"] = StoreRecord{"1", store->now + std::chrono::seconds(60)};
+  store->now += std::chrono::seconds(61);
+  auto harness = cached_harness(store);
+  harness->dns.set_addresses("10.2.0.192.zen.example.net", DnsType::a, {"127.0.0.2"});
+  auto filter = make_filter(cached_lists(60));
+  filter->on_phase(*harness);
+  store->turn();
+  BOOST_TEST(harness->dns.asked.size() == 2u);  // tested again
+  harness->dns.deliver_all();
+  BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+  BOOST_TEST(score(harness->results[0]) == 3);  // and now listed
+}
+
+BOOST_AUTO_TEST_CASE(a_listed_client_an_allow_listed_one_or_a_list_error_is_not_remembered) {
+  struct Case {
+    const char* zone;
+    std::string answer;  // "timeout": the list times out
+    std::int64_t expected_score;
+  };
+  for (const Case& example :
+       {Case{"zen.example.net", "127.0.0.2", 3}, Case{"wl.example.com", "127.0.0.2", -4},
+        Case{"zen.example.net", "127.255.255.254", 0}, Case{"zen.example.net", "timeout", 0}}) {
+    BOOST_TEST_CONTEXT(example.zone << " " << example.answer) {
+      auto store = std::make_shared<FakeStateStore>();
+      auto harness = cached_harness(store);
+      const std::string name = std::string("10.2.0.192.") + example.zone;
+      if (example.answer == "timeout") {
+        harness->dns.set_outcome(name, DnsType::a, DnsOutcome::temporary_failure, "timeout");
+      } else {
+        harness->dns.set_addresses(name, DnsType::a, {example.answer});
+      }
+      auto filter = make_filter(cached_lists(3600));
+      filter->on_phase(*harness);
+      store->turn();
+      harness->dns.deliver_all();
+      BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+      BOOST_TEST(score(harness->results[0]) == example.expected_score);
+      BOOST_TEST(store->updates == 0);
+      BOOST_TEST(store->records.empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_store_costs_only_the_cache) {
+  for (StoreStatus status : {StoreStatus::unavailable, StoreStatus::full, StoreStatus::error}) {
+    auto store = std::make_shared<FakeStateStore>();
+    store->records["pass:dnsbl:192.0.2.10"] = StoreRecord{"1", store->now + std::chrono::hours(1)};
+    store->failing = status;
+    auto harness = cached_harness(store);
+    harness->dns.set_addresses("10.2.0.192.zen.example.net", DnsType::a, {"127.0.0.2"});
+    auto filter = make_filter(cached_lists(3600));
+    BOOST_REQUIRE((filter->on_phase(*harness) == HookStatus::stop_iteration));
+    store->turn();
+    BOOST_TEST(harness->dns.asked.size() == 2u);  // the lookups run as without a cache
+    harness->dns.deliver_all();
+    BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+    BOOST_TEST(score(harness->results[0]) == 3);
+    BOOST_TEST(!harness->results[0].error.has_value());
+    BOOST_TEST(!harness->failure.has_value());
+  }
+  // A clean lookup whose write fails: the facts stand, nothing is remembered.
+  auto store = std::make_shared<FakeStateStore>();
+  store->failing = StoreStatus::unavailable;
+  auto harness = cached_harness(store);
+  auto filter = make_filter(cached_lists(3600));
+  filter->on_phase(*harness);
+  store->turn();
+  harness->dns.deliver_all();
+  BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+  BOOST_TEST(score(harness->results[0]) == 0);
+  BOOST_TEST(store->updates == 1);
+  BOOST_TEST(store->records.empty());
+}
+
+BOOST_AUTO_TEST_CASE(without_pass_ttl_or_a_store_nothing_is_cached) {
+  auto store = std::make_shared<FakeStateStore>();
+  auto harness = cached_harness(store);
+  auto filter = make_filter(cached_lists(0));
+  BOOST_REQUIRE((filter->on_phase(*harness) == HookStatus::stop_iteration));
+  BOOST_TEST(harness->dns.asked.size() == 2u);  // at once, no store read
+  harness->dns.deliver_all();
+  BOOST_REQUIRE_EQUAL(harness->results.size(), 1u);
+  BOOST_TEST(store->gets == 0);
+  BOOST_TEST(store->updates == 0);
+
+  auto storeless = make_harness(client);  // pass_ttl set, but no [store] offered
+  auto uncached = make_filter(cached_lists(3600));
+  BOOST_REQUIRE((uncached->on_phase(*storeless) == HookStatus::stop_iteration));
+  BOOST_TEST(storeless->dns.asked.size() == 2u);
+  storeless->dns.deliver_all();
+  BOOST_REQUIRE_EQUAL(storeless->results.size(), 1u);
+  BOOST_TEST(score(storeless->results[0]) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(cancel_while_the_store_is_asked_drops_the_lookup) {
+  auto store = std::make_shared<FakeStateStore>();
+  auto harness = cached_harness(store);
+  auto filter = make_filter(cached_lists(3600));
+  filter->on_phase(*harness);
+  filter->cancel();
+  BOOST_TEST(store->turn() == 0);
+  BOOST_TEST(harness->dns.asked.empty());
+  BOOST_TEST(harness->results.empty());
+}
+
+BOOST_AUTO_TEST_CASE(pass_ttl_is_read_with_its_bounds) {
+  std::vector<SettingError> errors;
+  BOOST_TEST(read_dnsbl_settings(cached_lists(2592000), errors).pass_ttl.count() == 2592000);
+  BOOST_TEST(read_dnsbl_settings(block({list_entry("a.example", 1)}), errors).pass_ttl.count() ==
+             0);
+  BOOST_TEST(errors.empty());
+  BOOST_TEST((errors_of(cached_lists(2592001)) == std::vector<std::string>{"pass_ttl"}));
+  BOOST_TEST((errors_of(cached_lists(-1)) == std::vector<std::string>{"pass_ttl"}));
+}
