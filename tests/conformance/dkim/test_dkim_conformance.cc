@@ -109,7 +109,7 @@ DkimOutcome verify(const DkimSettings& settings, const std::string& keys,
                    const std::string& message) {
   std::string error;
   std::shared_ptr<const DkimLibrary> library =
-      DkimLibrary::create(settings, &DkimVerification::lookup_key, error);
+      DkimLibrary::create(settings, DkimVerification::callbacks(), error);
   BOOST_REQUIRE_MESSAGE(library != nullptr, error);
   ZoneResolver zone;
   load_keys(keys, zone);
