@@ -42,6 +42,8 @@ class DkimVerification {
   void on_keys_ready(std::function<void()> ready) { keys_ready_ = std::move(ready); }
   // After end_of_message() and once keys_ready(): the verdicts. Call once.
   DkimOutcome finish();
+  // After finish(): how many signatures passed with a cached key (for tests and traces).
+  std::size_t passed_with_cached_key() const { return passed_with_cached_key_.size(); }
 
   // The callbacks DkimLibrary registers for this class.
   static DkimLibrary::Callbacks callbacks();
