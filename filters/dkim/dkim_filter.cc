@@ -30,7 +30,7 @@ std::shared_ptr<const FilterFactory> build_dkim_filter(const SettingTable& table
   if (errors.size() != errors_before) return nullptr;
   std::string error;
   std::shared_ptr<const DkimLibrary> library =
-      DkimLibrary::create(settings, &DkimVerification::lookup_key, error);
+      DkimLibrary::create(settings, DkimVerification::callbacks(), error);
   if (!library) {
     errors.push_back(SettingError{"", error, 0, 0});
     return nullptr;

@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstring>
+#include <optional>
+
+#include "dkim_cached_key_check.h"
+#include "dkim_key_cache.h"
 
 // dkim.h uses _Bool and includes <stdbool.h> only under HAVE_STDBOOL_H (STACK-NOTES §2).
 #include <stdbool.h>
@@ -64,6 +69,21 @@ bool has_dns_txt_query_method(dkim_siginfo* signature) {
     methods.remove_prefix(colon + 1);
   }
   return false;
+}
+
+// The bytes dkim_get_key's key-lookup buffer holds (BUFRSZ + 1 in libopendkim 2.11): a record
+// that does not fit, with its NUL, is refused (answer_key), so it is never checked from the
+// cache either.
+constexpr std::size_t kLibraryKeyBuffer = 1024 + 1;
+
+// RFC 6376 §3.6.2.2: the strings of the first TXT record joined without separators; nullopt
+// when the answer holds no key record.
+std::optional<std::string> key_record_text(const DnsAnswer& answer) {
+  if (answer.outcome != DnsOutcome::answer || answer.records.empty()) return std::nullopt;
+  std::string record;
+  for (const auto& part : answer.records.front().strings)
+    record += part;
+  return record;
 }
 
 }  // namespace
@@ -227,6 +247,47 @@ void DkimVerification::end_of_message() {
   message_done_ = true;
 }
 
+DkimLibrary::Callbacks DkimVerification::callbacks() {
+  return DkimLibrary::Callbacks{&DkimVerification::lookup_key, &DkimVerification::final_check};
+}
+
+int DkimVerification::final_check(dkim* handle, dkim_siginfo** signatures, int count) {
+  auto* self = static_cast<DkimVerification*>(dkim_get_user_context(handle));
+  // No exception may cross into libopendkim: on one, the signatures not yet checked are simply
+  // left to it.
+  try {
+    if (self != nullptr) self->check_with_cached_keys(signatures, count);
+  } catch (...) {
+  }
+  return DKIM_CBSTAT_CONTINUE;
+}
+
+void DkimVerification::check_with_cached_keys(dkim_siginfo** signatures, int count) {
+  if (!library_->cached_keys_usable()) return;
+  DkimKeyCache& cache = DkimKeyCache::for_this_thread();
+  const auto now = DkimKeyCache::Clock::now();
+  for (int i = 0; i < count; ++i) {
+    dkim_siginfo* signature = signatures[i];
+    // Only signatures libopendkim would still process: not judged (no l= beyond the body, …),
+    // not ignored, not refused by us.
+    if (dkim_sig_geterror(signature) != DKIM_SIGERROR_UNKNOWN ||
+        (dkim_sig_getflags(signature) & DKIM_SIGFLAG_IGNORE) != 0 ||
+        not_checked_.count(signature) != 0)
+      continue;
+    const auto found = keys_.find(
+        key_name(text_of(dkim_sig_getselector(signature)), text_of(dkim_sig_getdomain(signature))));
+    if (found == keys_.end() || !found->second.answered) continue;
+    const std::optional<std::string> record = key_record_text(found->second.answer);
+    if (!record || record->size() + 1 > kLibraryKeyBuffer) continue;
+    const auto key = cache.get(*record, found->second.answer.ttl, now);
+    const std::optional<unsigned> key_bits =
+        check_with_cached_key(signature, *key, library_->settings());
+    if (!key_bits) continue;
+    dkim_sig_ignore(signature);
+    passed_with_cached_key_[signature] = *key_bits;
+  }
+}
+
 int DkimVerification::lookup_key(dkim* handle, dkim_siginfo* signature, unsigned char* buffer,
                                  std::size_t length) {
   auto* self = static_cast<DkimVerification*>(dkim_get_user_context(handle));
@@ -250,11 +311,9 @@ int DkimVerification::answer_key(dkim_siginfo* signature, unsigned char* buffer,
     case DnsOutcome::failure:
       return DKIM_CBSTAT_ERROR;
   }
-  if (answer.records.empty()) return DKIM_CBSTAT_NOTFOUND;
-  // RFC 6376 §3.6.2.2: the strings of one TXT record are joined without separators.
-  std::string record;
-  for (const auto& part : answer.records.front().strings)
-    record += part;
+  const std::optional<std::string> text = key_record_text(answer);
+  if (!text) return DKIM_CBSTAT_NOTFOUND;
+  const std::string& record = *text;
   if (record.size() + 1 > length) return DKIM_CBSTAT_ERROR;
   std::memcpy(buffer, record.data(), record.size());
   buffer[record.size()] = '\0';
@@ -279,9 +338,12 @@ DkimSignatureResult DkimVerification::signature_result(dkim_siginfo* signature) 
     result.reason = not_checked->second;
     return result;
   }
+  const auto passed = passed_with_cached_key_.find(signature);
+  const bool passed_with_cached_key = passed != passed_with_cached_key_.end();
+  if (passed_with_cached_key) result.key_bits = passed->second;
   // The PASSED flag and the body hash are not enough: libopendkim also passes a signature
   // whose key refuses it (t=s with an i= subdomain) and says so only in its error.
-  if (DKIM_SIG_CHECK(signature) && error == DKIM_SIGERROR_OK) {
+  if (passed_with_cached_key || (DKIM_SIG_CHECK(signature) && error == DKIM_SIGERROR_OK)) {
     if (sha1 && !library_->settings().allow_sha1) {
       result.verdict = DkimVerdict::policy;
       result.reason = "rsa-sha1 is not accepted (RFC 8301)";

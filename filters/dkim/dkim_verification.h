@@ -42,10 +42,16 @@ class DkimVerification {
   void on_keys_ready(std::function<void()> ready) { keys_ready_ = std::move(ready); }
   // After end_of_message() and once keys_ready(): the verdicts. Call once.
   DkimOutcome finish();
+  // After finish(): how many signatures passed with a cached key (for tests and traces).
+  std::size_t passed_with_cached_key() const { return passed_with_cached_key_.size(); }
 
+  // The callbacks DkimLibrary registers for this class.
+  static DkimLibrary::Callbacks callbacks();
   // The key lookup libopendkim calls inside dkim_eom (DkimLibrary::KeyLookup).
   static int lookup_key(dkim* handle, dkim_siginfo* signature, unsigned char* buffer,
                         std::size_t length);
+  // libopendkim's final callback, inside dkim_eom (DkimLibrary::FinalCheck).
+  static int final_check(dkim* handle, dkim_siginfo** signatures, int count);
 
  private:
   struct Key {
@@ -63,6 +69,7 @@ class DkimVerification {
   void start_key_queries();
   void hash_body(std::string_view bytes);
   int answer_key(dkim_siginfo* signature, unsigned char* buffer, std::size_t length);
+  void check_with_cached_keys(dkim_siginfo** signatures, int count);
   DkimSignatureResult signature_result(dkim_siginfo* signature) const;
 
   std::shared_ptr<const DkimLibrary> library_;
@@ -79,6 +86,9 @@ class DkimVerification {
   std::map<std::string, Key> keys_;  // by lower-case query name
   // Signatures we told libopendkim to ignore, with the reason (our permerror).
   std::map<const dkim_siginfo*, std::string> not_checked_;
+  // Signatures that passed with a cached key (and that libopendkim was told to ignore), with
+  // the key size to report.
+  std::map<const dkim_siginfo*, unsigned> passed_with_cached_key_;
   std::size_t pending_queries_ = 0;
   std::function<void()> keys_ready_;
 };

@@ -141,7 +141,7 @@ int main() {
   const std::string message = signed_message(read_file(dkimpy + "test.private"));
   std::string error;
   std::shared_ptr<const DkimLibrary> library =
-      DkimLibrary::create(DkimSettings{}, &DkimVerification::lookup_key, error);
+      DkimLibrary::create(DkimSettings{}, DkimVerification::callbacks(), error);
   if (!library) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return 1;

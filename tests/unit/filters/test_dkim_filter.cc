@@ -4,8 +4,14 @@
 // body fails, a key timeout is temperror and a missing key permerror, only max_signatures
 // signatures are checked (the warning saying so handed over by a timer when the result is
 // known at once), the message is read from the data phase's MessageView when nothing was
-// streamed, and the settings are validated.
+// streamed, and the settings are validated. The signatures pass through the cached-key check
+// (a second message served from this thread's key cache), and what it does not pass is still
+// libopendkim's: a rotated key record fails, an RSA key under min_key_bits is policy, a key whose
+// h= refuses the signature's hash does not pass.
 #define BOOST_TEST_MODULE dkim_filter
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
@@ -16,6 +22,8 @@
 #include <vector>
 
 #include "dkim_filter.h"
+#include "dkim_key_cache.h"
+#include "dkim_verification.h"
 #include "filter_harness.h"
 
 using namespace portcullis;
@@ -134,7 +142,97 @@ std::string replaced(std::string text, const std::string& from, const std::strin
   return text.replace(at, from.size(), to);
 }
 
+// The RFC 8463 message checked by a DkimVerification of its own library, keys answered.
+struct DirectCheck {
+  DkimOutcome outcome;
+  std::size_t passed_with_cached_key = 0;
+};
+
+DirectCheck check_directly(FilterHarness& harness, const DkimSettings& settings = {}) {
+  std::string error;
+  std::shared_ptr<const DkimLibrary> library =
+      DkimLibrary::create(settings, DkimVerification::callbacks(), error);
+  BOOST_REQUIRE_MESSAGE(library != nullptr, error);
+  DkimVerification verification(library, &harness.dns);
+  verification.feed(rfc8463().message);
+  verification.end_of_message();
+  harness.dns.deliver_all();
+  BOOST_REQUIRE(verification.keys_ready());
+  DirectCheck checked;
+  checked.outcome = verification.finish();
+  checked.passed_with_cached_key = verification.passed_with_cached_key();
+  return checked;
+}
+
+// A key record for a new RSA key, as a rollover would publish it under the same selector.
+std::string another_rsa_record() {
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(EVP_RSA_gen(1024), EVP_PKEY_free);
+  BOOST_REQUIRE(key != nullptr);
+  unsigned char* der = nullptr;
+  const int length = i2d_PUBKEY(key.get(), &der);
+  BOOST_REQUIRE(length > 0);
+  std::string text((length + 2) / 3 * 4 + 1, '\0');
+  text.resize(static_cast<std::size_t>(
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(text.data()), der, length)));
+  OPENSSL_free(der);
+  return "v=DKIM1; k=rsa; p=" + text;
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(both_signatures_pass_with_cached_keys_and_the_second_message_hits_the_cache) {
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  const DirectCheck first = check_directly(*harness);
+  BOOST_TEST((first.outcome.verdict == DkimVerdict::pass));
+  BOOST_TEST(first.passed_with_cached_key == 2u);
+  const std::uint64_t hits_before = DkimKeyCache::for_this_thread().hits();
+  const DirectCheck second = check_directly(*harness);
+  BOOST_TEST(DkimKeyCache::for_this_thread().hits() == hits_before + 2);
+  BOOST_TEST(second.passed_with_cached_key == 2u);
+  BOOST_REQUIRE_EQUAL(second.outcome.signatures.size(), 2u);
+  BOOST_TEST((second.outcome.signatures[0].verdict == DkimVerdict::pass));
+  BOOST_TEST(second.outcome.signatures[0].key_bits == 0u);  // Ed25519, as libopendkim says
+  BOOST_TEST((second.outcome.signatures[1].verdict == DkimVerdict::pass));
+  BOOST_TEST(second.outcome.signatures[1].key_bits == 1024u);
+  BOOST_TEST(second.outcome.passing_domains == std::vector<std::string>{"football.example.com"});
+}
+
+BOOST_AUTO_TEST_CASE(a_rotated_key_record_is_not_checked_with_the_cached_key) {
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  BOOST_TEST(check_directly(*harness).passed_with_cached_key == 2u);
+  harness->dns.set(kRsaKey, DnsType::txt, txt_answer(another_rsa_record()));
+  const DirectCheck rotated = check_directly(*harness);
+  BOOST_TEST(rotated.passed_with_cached_key == 1u);  // the Ed25519 signature only
+  BOOST_REQUIRE_EQUAL(rotated.outcome.signatures.size(), 2u);
+  BOOST_TEST((rotated.outcome.signatures[0].verdict == DkimVerdict::pass));
+  BOOST_TEST((rotated.outcome.signatures[1].verdict == DkimVerdict::fail));
+  BOOST_TEST(rotated.outcome.signatures[1].reason == "signature mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(an_rsa_key_under_min_key_bits_is_left_to_libopendkim_and_is_policy) {
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  DkimSettings settings;
+  settings.min_key_bits = 2048;
+  const DirectCheck checked = check_directly(*harness, settings);
+  BOOST_TEST(checked.passed_with_cached_key == 1u);
+  BOOST_REQUIRE_EQUAL(checked.outcome.signatures.size(), 2u);
+  BOOST_TEST((checked.outcome.signatures[1].verdict == DkimVerdict::policy));
+  BOOST_TEST(checked.outcome.signatures[1].reason == "RSA key of 1024 bits, under 2048 (RFC 8301)");
+}
+
+BOOST_AUTO_TEST_CASE(a_key_whose_h_refuses_the_hash_does_not_pass) {
+  auto harness = make_harness("192.0.2.1");
+  serve_keys(*harness);
+  const std::string record = rfc8463().keys.at(kRsaKey);
+  harness->dns.set(kRsaKey, DnsType::txt, txt_answer("h=sha1; " + record));
+  const DirectCheck checked = check_directly(*harness);
+  BOOST_TEST(checked.passed_with_cached_key == 1u);
+  BOOST_REQUIRE_EQUAL(checked.outcome.signatures.size(), 2u);
+  BOOST_TEST((checked.outcome.signatures[1].verdict == DkimVerdict::permerror));
+}
 
 BOOST_AUTO_TEST_CASE(both_rfc8463_signatures_pass_in_one_chunk_without_parking) {
   auto harness = make_harness("192.0.2.1");
