@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "lmdb_store.h"
+#include "redis_settings.h"
 #include "redis_store.h"
 
 namespace portcullis {
@@ -26,17 +27,10 @@ std::unique_ptr<BlockingStore> BlockingStore::open(const Config& config, std::st
   }
   try {
     if (config.store.backend == StoreBackend::redis) {
-      const RedisConfig& redis = config.store.redis;
-      RedisStoreOptions options;
-      options.host = redis.address.ip();
-      options.port = redis.address.port();
-      options.database = redis.database;
-      options.prefix = redis.prefix;
-      options.password = redis.password;
+      RedisStoreOptions options = redis_store_options(config.store.redis);
       // At least 2 s: an administrator's command is not in the mail path, and a Redis busy
       // with the nodes' traffic should not fail it.
-      options.timeout =
-          std::max(std::chrono::milliseconds(redis.timeout_ms), std::chrono::milliseconds(2000));
+      options.timeout = std::max(options.timeout, std::chrono::milliseconds(2000));
       store->store_ = RedisStore::create(store->base_.get(), std::move(options));
       return store;
     }

@@ -14,6 +14,7 @@
 #include "descriptor_limit.h"
 #include "metrics.h"
 #include "privilege.h"
+#include "redis_settings.h"
 #include "upstream_probe.h"
 #include "worker.h"
 
@@ -78,13 +79,7 @@ int Server::run() {
   }
 
   if (config.store.backend == StoreBackend::redis) {
-    const RedisConfig& redis = config.store.redis;
-    redis_store_options_.host = redis.address.ip();
-    redis_store_options_.port = redis.address.port();
-    redis_store_options_.database = redis.database;
-    redis_store_options_.prefix = redis.prefix;
-    redis_store_options_.password = redis.password;
-    redis_store_options_.timeout = std::chrono::milliseconds(redis.timeout_ms);
+    redis_store_options_ = redis_store_options(config.store.redis);
   } else {
     LmdbDatabaseOptions store_options;
     store_options.path = lmdb_store_path(config.server);

@@ -1,0 +1,16 @@
+#include "redis_settings.h"
+
+namespace portcullis {
+
+RedisStoreOptions redis_store_options(const RedisConfig& redis) {
+  RedisStoreOptions options;
+  options.host = redis.address.ip();
+  options.port = redis.address.port();
+  options.database = redis.database;
+  options.prefix = redis.prefix;
+  options.password = redis.password;
+  options.timeout = std::chrono::milliseconds(redis.timeout_ms);
+  return options;
+}
+
+}  // namespace portcullis
