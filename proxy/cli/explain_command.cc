@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <sstream>
 
@@ -16,11 +17,14 @@
 #include "event_handles.h"
 #include "filter_observer.h"
 #include "filter_runner.h"
+#include "log_sink.h"
 #include "message_store.h"
 #include "net_address.h"
 #include "policy_session.h"
 #include "read_only_store.h"
 #include "recording_resolver.h"
+#include "redis_settings.h"
+#include "redis_store.h"
 #include "rejection_log.h"
 #include "session_facts.h"
 #include "stored_message_view.h"
@@ -44,16 +48,17 @@ class ExplainRouter final : public CompletionTarget {
 // on explain's own loop, for [dns] (or --dns); a context libunbound refuses leaves the filters
 // without a resolver, as in live traffic, and says why in the trace.
 //
-// The store is [store]'s file read-only (ReadOnlyStore): explain shows the keys it looked up
-// and what an update would have made of them, and never writes. No file yet: every key absent.
+// The store is [store]'s, read-only (ReadOnlyStore): the LMDB file, or Redis's gets and lists.
+// explain shows the keys it looked up and what an update would have made of them, and never
+// writes. No LMDB file yet: every key absent.
 class ExplainServices final : public FilterServices {
  public:
-  ExplainServices(event_base* base, UnboundResolverOptions dns, LmdbDatabase* store_database,
+  ExplainServices(event_base* base, UnboundResolverOptions dns, ReadOnlyStore store,
                   std::string store_problem)
       : base_(base),
         dns_(std::move(dns)),
         store_problem_(std::move(store_problem)),
-        store_(base, store_database) {}
+        store_(std::move(store)) {}
 
   StateStore* store() override {
     if (!store_problem_.empty()) {
@@ -382,13 +387,29 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
         fmt::format("filter {} not run: --evidence gives {}", filter.name, fmt::join(given, ", ")));
   }
 
-  // The store as `run` opens it, but never created here (a file made by explain, perhaps as
+  EventBasePtr base(event_base_new());
+  // The store as `run` opens it. LMDB: never created here (a file made by explain, perhaps as
   // root, would not be the file `run` expects to own) and never swept (a sweep writes).
+  // Redis: its connection's log lines are a running proxy's news, not explain's; a Redis that
+  // cannot be reached is said by each lookup's note.
+  std::unique_ptr<LogSink> quiet_log;
+  struct MainLogReset {
+    ~MainLogReset() { set_main_log(nullptr); }
+  };
+  std::optional<MainLogReset> main_log_reset;  // after the Redis store is gone, before the sink
   std::unique_ptr<LmdbDatabase> store_database;
+  std::shared_ptr<StateStore> redis_store;
   std::string store_problem;
   const std::string store_path = lmdb_store_path(config.server);
   struct stat store_file {};
-  if (::stat(store_path.c_str(), &store_file) == 0) {
+  if (config.store.backend == StoreBackend::redis) {
+    quiet_log = LogSink::capture(LogFormat::text);
+    set_main_log(quiet_log.get());
+    main_log_reset.emplace();
+    RedisStoreOptions redis_options = redis_store_options(config.store.redis);
+    redis_options.timeout = std::max(redis_options.timeout, std::chrono::milliseconds(2000));
+    redis_store = RedisStore::create(base.get(), std::move(redis_options));
+  } else if (::stat(store_path.c_str(), &store_file) == 0) {
     LmdbDatabaseOptions store_options;
     store_options.path = store_path;
     store_options.map_size = config.store.lmdb_map_size;
@@ -400,9 +421,10 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
     }
   }
 
-  EventBasePtr base(event_base_new());
   auto router = std::make_shared<ExplainRouter>();
-  ExplainServices services(base.get(), std::move(dns), store_database.get(),
+  ExplainServices services(base.get(), std::move(dns),
+                           redis_store ? ReadOnlyStore(base.get(), redis_store)
+                                       : ReadOnlyStore(base.get(), store_database.get()),
                            std::move(store_problem));
   ExplainObserver observer;
   std::unique_ptr<FilterRunner> runner;

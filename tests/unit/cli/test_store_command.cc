@@ -3,7 +3,7 @@
 // RFC 3339 UTC), --prefix and --limit, show (exit 1 for a missing key), delete of one key and
 // of a prefix (with its count), pass of a triplet, and the errors: a missing config, a missing
 // store file, bad arguments, an unreachable Redis. Also explain's read-only lookups in the same
-// file.
+// file, and on a Redis store (a redis-server of the test's own).
 #define BOOST_TEST_MODULE store_command
 #include <boost/test/unit_test.hpp>
 
@@ -17,11 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "blocking_store.h"
 #include "config.h"
 #include "explain_command.h"
 #include "json_value.h"
 #include "lmdb_database.h"
 #include "store_command.h"
+#include "test_redis_server.h"
 #include "test_support.h"
 
 using namespace portcullis;
@@ -397,4 +399,79 @@ BOOST_AUTO_TEST_CASE(explain_without_a_store_file_finds_every_key_absent_and_mak
   BOOST_TEST(contains(out.str(), "store: gl:192.0.2.0/24:a@example.test:b@example.net: absent"),
              out.str());
   BOOST_TEST(!std::filesystem::exists(file.dir / "store.mdb"));
+}
+
+// [store] backend = "redis": explain asks Redis (never the LMDB file) and writes nothing there
+// either: the triplet it finds keeps its value, the one it does not find is not created. With
+// Redis unreachable, each lookup's note says so and the filter's failure mode applies.
+BOOST_AUTO_TEST_CASE(explain_reads_a_redis_store_without_writing) {
+  test::TestRedisServer redis;
+  StoreFile file;
+  test::write_file(file.dir / "policy.toml",
+                   "[[rule]]\nname = \"greylisted\"\n"
+                   "when = \"greylist == 'new' or greylist == 'early'\"\n"
+                   "then = \"tempfail 451 4.7.1 Greylisted\"\n");
+  const auto write_config = [&](const std::string& address) {
+    test::write_file(file.dir / "portcullis.toml",
+                     "[[listen]]\naddress = \"127.0.0.1:2525\"\n\n[server]\nstate_dir = \"" +
+                         file.dir.path().string() +
+                         "\"\n\n[upstream]\naddress = \"127.0.0.1:10025\"\n\n[store]\nbackend "
+                         "= \"redis\"\n\n[store.redis]\naddress = \"" +
+                         address +
+                         "\"\nprefix = \"ex:\"\n\n[filters]\nchain = [\"greylist\"]\n\n"
+                         "[policy]\nfiles = [\"policy.toml\"]\n");
+  };
+  write_config(redis.address());
+  ConfigResult loaded = load_config(file.config_path());
+  BOOST_REQUIRE(loaded.config);
+  std::string error;
+  auto store = BlockingStore::open(*loaded.config, &error);
+  BOOST_REQUIRE_MESSAGE(store, error);
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(StoreClock::now().time_since_epoch())
+          .count();
+  const std::string seen = "v1 " + std::to_string(now_ms - 1'000'000) + " 0";
+  const std::string key = "gl:192.0.2.0/24:a@example.test:b@example.net";
+  const std::string other = "gl:192.0.2.0/24:a@example.test:c@example.net";
+  const StoreReply put =
+      store->update(key, [&](const std::optional<StoreRecord>&, StoreClock::time_point) {
+        return StoreChange{StoreRecord{seen, StoreClock::now() + 24h}, ""};
+      });
+  BOOST_REQUIRE(put.status == StoreStatus::ok);
+
+  ExplainOptions options;
+  options.config_path = file.config_path();
+  options.client = "192.0.2.10";
+  options.helo = "mail.example.test";
+  options.from = "a@example.test";
+  options.from_given = true;
+  options.rcpts = {"b@example.net", "c@example.net"};
+  std::ostringstream out;
+  std::ostringstream err;
+  BOOST_TEST(run_explain(options, out, err) == 0, err.str());
+  const std::string trace = out.str();
+  BOOST_TEST(contains(trace, "store: " + key + ": \"" + seen + "\""), trace);
+  BOOST_TEST(contains(trace, "an update now: \"passed 0 first\", not written"), trace);
+  BOOST_TEST(
+      contains(trace, "store: " + other + ": absent; an update now: \"new 300\", not written"),
+      trace);
+  BOOST_TEST(err.str().empty(), err.str());  // the Redis connection's log lines stay quiet
+  BOOST_TEST(!std::filesystem::exists(file.dir / "store.mdb"));
+
+  const StoreReply kept = store->get(key);
+  BOOST_REQUIRE(kept.status == StoreStatus::ok);
+  BOOST_REQUIRE(kept.record.has_value());
+  BOOST_TEST(kept.record->value == seen);
+  const StoreReply absent = store->get(other);
+  BOOST_TEST((absent.status == StoreStatus::ok && !absent.record.has_value()));
+
+  // Nothing listens there: the lookups fail, the greylist filter's failure mode (tempfail)
+  // decides, and explain still finishes.
+  write_config("127.0.0.1:" + std::to_string(test::free_loopback_port()));
+  std::ostringstream down_out;
+  std::ostringstream down_err;
+  BOOST_TEST(run_explain(options, down_out, down_err) == 0, down_err.str());
+  // (The filter's first lookup, the client's auto-allow entry, is the one that fails.)
+  BOOST_TEST(contains(down_out.str(), "store: gla:192.0.2.0/24: connect to"), down_out.str());
+  BOOST_TEST(contains(down_out.str(), "tempfail 451 4.3.0"), down_out.str());
 }
