@@ -109,13 +109,15 @@ start_sink() { # start_sink PORT: smtp-sink on 127.0.0.1:PORT; sets sink_pid
 }
 
 # start_portcullis NAME PORT SINK_PORT EXTRA_SERVER_LINE [MORE_TOML]: one instance in front of
-# the smtp-sink on SINK_PORT, its config $work_dir/NAME.toml; sets started_pid.
+# the smtp-sink on SINK_PORT, its config $work_dir/NAME.toml; sets started_pid. The caller may
+# set portcullis_workers (default 2) and portcullis_max_sessions (default 5000; also the
+# per-address limit, since every bench client is 127.0.0.1).
 start_portcullis() {
   local name=$1 port=$2 sink_port=$3 extra=$4 more=${5:-}
   cat >"$work_dir/$name.toml" <<EOF
 [server]
 state_dir = "$state_dir"
-workers   = 2
+workers   = ${portcullis_workers:-2}
 $run_user_line
 $extra
 
@@ -128,8 +130,8 @@ pass_client = "none"   # smtp-sink takes no client identity
 # idle_timeout stays at its default (5 s): kept connections serve the next sessions
 
 [limits]
-max_sessions        = 5000
-max_sessions_per_ip = 5000
+max_sessions        = ${portcullis_max_sessions:-5000}
+max_sessions_per_ip = ${portcullis_max_sessions:-5000}
 
 [log]
 main = "$work_dir/$name.log"
