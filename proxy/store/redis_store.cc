@@ -78,12 +78,6 @@ return {1}
 // that keep meeting on a key are spread apart.
 constexpr int pause_after_attempts = 3;
 
-// The same record (value and expiry), or absent for absent: an update that writes nothing.
-bool same_record(const std::optional<StoreRecord>& a, const std::optional<StoreRecord>& b) {
-  if (!a || !b) return !a && !b;
-  return a->value == b->value && a->expires == b->expires;
-}
-
 // A SCAN page; the most keys one list looks at (a store this big is listed by prefix).
 constexpr const char* scan_page = "500";
 constexpr std::size_t max_scanned_keys = 100000;
@@ -420,7 +414,7 @@ void RedisStore::transform_and_write(Op& op) {
                       " bytes, above the limit of " + std::to_string(max_store_value_bytes));
   }
   if (op.change.record && op.change.record->expires <= now) op.change.record.reset();
-  const bool unchanged = same_record(current, op.change.record);
+  const bool unchanged = same_store_record(current, op.change.record);
   if (unchanged && op.seen_fresh) {
     // Nothing to write, and the read is the latest Redis had: the update is that read.
     op.left = op.seen;
