@@ -29,11 +29,8 @@ struct RedisStore::Op {
   int attempts = 0;                 // update: compare-and-set rounds sent
   StoreChange change;               // update: what the transform made of `seen`
   std::optional<std::string> seen;  // update: the key's bytes the transform ran on (absent)
-  bool seen_known = false;          // update: `seen` is set
   bool seen_fresh = false;          // update: `seen` came from Redis just now (GET or script)
   std::vector<std::string> write_arguments;  // update: the script's KEYS and ARGV
-  std::optional<std::string> left;           // update: the key's bytes once written
-  bool left_known = false;                   // update: the write is done, `left` is set
   bool use_eval = false;                     // update: Redis answered NOSCRIPT
   std::string cursor = "0";                  // list: SCAN's
   std::vector<std::string> found;            // list: keys without the prefix
@@ -74,9 +71,10 @@ end
 return {1}
 )lua";
 
-// Rounds lost in a row after which the next one waits a short random moment first: two nodes
-// that keep meeting on a key are spread apart.
-constexpr int pause_after_attempts = 3;
+// Rounds lost in a row after which the next one waits a short random moment first, so that
+// writers that keep meeting on a key are spread apart. Until then a loser sends its next
+// round at once, which gives it the lead: a winner's next update of the key starts with a GET.
+constexpr int pause_after_attempts = 8;
 
 // A SCAN page; the most keys one list looks at (a store this big is listed by prefix).
 constexpr const char* scan_page = "500";
@@ -387,7 +385,6 @@ void RedisStore::send(Op& op) {
 }
 
 void RedisStore::begin_update(Op& op) {
-  if (op.seen_known) return transform_and_write(op);  // what the update before left
   arm(op.timer.get(), options_.timeout);
   command(op, Step::read, {"GET", options_.prefix + op.key});
 }
@@ -417,8 +414,6 @@ void RedisStore::transform_and_write(Op& op) {
   const bool unchanged = same_store_record(current, op.change.record);
   if (unchanged && op.seen_fresh) {
     // Nothing to write, and the read is the latest Redis had: the update is that read.
-    op.left = op.seen;
-    op.left_known = true;
     StoreReply answer;
     answer.record = std::move(op.change.record);
     answer.result = std::move(op.change.result);
@@ -428,16 +423,14 @@ void RedisStore::transform_and_write(Op& op) {
   std::string bytes;
   std::string lifetime = "1";
   if (unchanged) {
-    op.left = op.seen;
+    // Only after a lost round is `seen` not a GET's: the script checks it, writing nothing.
   } else if (op.change.record) {
     action = "s";
     bytes = encode_store_record(*op.change.record);
     lifetime = std::to_string(
         std::max<std::int64_t>(1, milliseconds_until(op.change.record->expires, now)));
-    op.left = bytes;
   } else {
     action = "d";
-    op.left.reset();
   }
   op.write_arguments = {"1",
                         options_.prefix + op.key,
@@ -469,8 +462,7 @@ void RedisStore::send_scan(Op& op) {
            scan_page});
 }
 
-void RedisStore::next_update_of(const std::string& key, bool left_known,
-                                std::optional<std::string> left) {
+void RedisStore::next_update_of(const std::string& key) {
   const auto queue = key_updates_.find(key);
   if (queue == key_updates_.end()) return;
   queue->second.pop_front();
@@ -480,15 +472,10 @@ void RedisStore::next_update_of(const std::string& key, bool left_known,
   }
   const auto found = ops_.find(queue->second.front());
   if (found == ops_.end()) return;
-  Op& next = *found->second;
-  // Most likely still there: tried first, and the script tells when it is not.
-  next.seen_known = left_known;
-  next.seen = std::move(left);
-  next.seen_fresh = false;
   if (state_ == State::ready) {
-    begin_update(next);
+    begin_update(*found->second);
   } else if (state_ == State::connecting) {
-    waiting_.push_back(next.id);
+    waiting_.push_back(found->first);
   }
 }
 
@@ -522,7 +509,6 @@ void RedisStore::on_reply(std::uint64_t generation, std::uint64_t id, int step, 
       if (reply->type == REDIS_REPLY_STRING) bytes = reply_text(reply);
       if (op.kind == Kind::update) {
         op.seen = std::move(bytes);
-        op.seen_known = true;
         op.seen_fresh = true;
         return transform_and_write(op);
       }
@@ -553,7 +539,6 @@ void RedisStore::on_reply(std::uint64_t generation, std::uint64_t id, int step, 
         return finish(id, StoreStatus::error, "compare-and-set: an unexpected reply");
       }
       if (reply->element[0]->integer == 1) {
-        op.left_known = true;
         StoreReply answer;
         answer.record = std::move(op.change.record);
         answer.result = std::move(op.change.result);
@@ -562,7 +547,6 @@ void RedisStore::on_reply(std::uint64_t generation, std::uint64_t id, int step, 
       // Another writer was first: its bytes are what the next round runs on.
       op.seen.reset();
       if (reply->elements == 2) op.seen = reply_text(reply->element[1]);
-      op.seen_known = true;
       op.seen_fresh = true;
       if (op.attempts >= max_update_attempts) {
         return finish(id, StoreStatus::error,
@@ -570,7 +554,7 @@ void RedisStore::on_reply(std::uint64_t generation, std::uint64_t id, int step, 
                           " attempts in a row");
       }
       if (op.attempts < pause_after_attempts) return transform_and_write(op);
-      std::uniform_int_distribution<int> micros(0, 100 * op.attempts);
+      std::uniform_int_distribution<int> micros(0, 50 * op.attempts);
       const timeval delay{0, static_cast<suseconds_t>(micros(jitter_))};
       evtimer_add(op.retry.get(), &delay);
       return;
@@ -627,8 +611,6 @@ void RedisStore::finish(std::uint64_t id, StoreStatus status, std::string error,
   if (found == ops_.end()) return;
   const bool was_update = found->second->kind == Kind::update;
   std::string key = std::move(found->second->key);
-  const bool left_known = status == StoreStatus::ok && found->second->left_known;
-  std::optional<std::string> left = std::move(found->second->left);
   ops_.erase(found);
   if (status != StoreStatus::ok) {
     metrics().store_errors_total.with({"redis", store_status_name(status)}).increment();
@@ -643,7 +625,7 @@ void RedisStore::finish(std::uint64_t id, StoreStatus status, std::string error,
   if (was_update) {
     const auto queue = key_updates_.find(key);
     if (queue != key_updates_.end() && !queue->second.empty() && queue->second.front() == id) {
-      next_update_of(key, left_known, std::move(left));
+      next_update_of(key);
     }
   }
 }

@@ -3,22 +3,24 @@
 // the loop.
 //
 // How the StateStore contract is kept on Redis:
-//   - update is an optimistic compare-and-set: the current bytes of the key are read (GET), or
-//     taken from the update of the same key that ran just before on this store (what it left
-//     there), the transform runs here, and a Lua script (EVALSHA of the script loaded by
+//   - update is an optimistic compare-and-set: the current bytes of the key are read (GET),
+//     the transform runs here, and a Lua script (EVALSHA of the script loaded by
 //     SCRIPT LOAD at connect; EVAL when Redis answers NOSCRIPT, e.g. after a SCRIPT FLUSH or a
 //     failover) writes the new record (SET PX, or DEL) only if the key still holds exactly
 //     those bytes (absent = absent). Otherwise the script answers the key's current bytes and
 //     the transform runs again on them at once, without another GET. Scripts run atomically,
-//     so of several writers that read the same bytes exactly one wins each round: an update
-//     fails ("contended") only after max_update_attempts rounds lost in a row, which needs as
-//     many other writers winning one after another (from attempt 4 on, a short random pause
-//     lets them pass);
+//     so of several writers that read the same bytes exactly one wins each round, and a loser
+//     is not starved: its next round is one round trip, while a winner's next update of the
+//     key is two (GET, then the script), so the loser's lands first. (Starting the next update
+//     from the bytes the last one wrote would save the GET, but let one busy worker win every
+//     round against another: the bench lost updates as "contended" that way.) An update fails
+//     ("contended") only after max_update_attempts rounds lost in a row (from the 8th on,
+//     after a short random pause);
 //   - a transform that returns the record it was given (the same value and expiry, or absent
 //     for absent) writes nothing: after a GET the update is answered from that read alone;
 //     with bytes taken from the update before, the script only checks them;
 //   - the updates of one key on one store run one after another (a per-key queue): a worker
-//     never contends with itself, and the next update starts from what the last one wrote.
+//     never contends with itself.
 //     Updates of other keys, gets, removes and lists are on the wire at the same time (no
 //     connection-scoped WATCH), so a get is not ordered after an update asked before it (nor
 //     is it with LMDB's writer); the update's own reply carries the record it wrote;
@@ -119,9 +121,8 @@ class RedisStore : public StateStore, public std::enable_shared_from_this<RedisS
   bool command(Op& op, int step, const std::vector<std::string>& arguments);
   void finish(std::uint64_t id, StoreStatus status, std::string error, StoreReply reply = {},
               std::vector<StoreEntry> entries = {});
-  // The running update of `key` is done: the next one of the key starts, from `left`, the
-  // key's bytes as that update left them (nullopt: not known, it reads them).
-  void next_update_of(const std::string& key, bool left_known, std::optional<std::string> left);
+  // The running update of `key` is done: the next one of the key starts.
+  void next_update_of(const std::string& key);
   // The connection is gone (detach: hiredis frees it itself) or given up (free: we free it).
   void drop(const std::string& reason, bool free_context);
   void arm(event* timer, std::chrono::milliseconds after);
