@@ -18,12 +18,11 @@
 //     after a short random pause);
 //   - a transform that returns the record it was given (the same value and expiry, or absent
 //     for absent) writes nothing: after a GET the update is answered from that read alone;
-//     with bytes taken from the update before, the script only checks them;
+//     after a lost round, the script only checks the bytes ("k");
 //   - the updates of one key on one store run one after another (a per-key queue): a worker
-//     never contends with itself.
-//     Updates of other keys, gets, removes and lists are on the wire at the same time (no
-//     connection-scoped WATCH), so a get is not ordered after an update asked before it (nor
-//     is it with LMDB's writer); the update's own reply carries the record it wrote;
+//     never contends with itself. Updates of other keys, gets, removes and lists are on the wire at
+//     the same time (no connection-scoped WATCH), so a get is not ordered after an update asked
+//     before it (nor is it with LMDB's writer); the update's own reply carries the record it wrote;
 //   - the record is kept as store_record_codec encodes it (expiry in the value too) and Redis
 //     is told to forget it at its expiry (PX);
 //   - our own timeouts (hiredis 0.14 has none): a connect, or a call on the wire, that takes

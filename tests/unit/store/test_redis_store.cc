@@ -1,7 +1,8 @@
 // RedisStore against a real redis-server started here on a free loopback port (stopped by
 // pid): the StateStore contract (deferred callbacks, transforms on the current record, cancel),
 // two stores counting on one key without losing an update, many concurrent updates of a hot
-// key on four connections, one store's updates of a key queued behind each other, an update
+// key on four connections and on two loop threads, one store's updates of a key queued behind
+// each other, an update
 // that changes nothing (no write), the script lost (NOSCRIPT → EVAL), an update that gives up
 // as "contended", prefixes, AUTH and SELECT, expiry, and the failures: a server killed
 // (unavailable at once), a server that stops answering (unavailable after timeout_ms), and a
