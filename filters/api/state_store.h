@@ -5,8 +5,11 @@
 // Every change is an atomic read-modify-write of one key: the filter gives a pure function of
 // the key's current record (StoreTransform) and the store applies it so that no two updates of
 // the key, from any worker or node, interleave. A backend may run the function more than once
-// (Redis re-runs it when the key changed under it, WATCH/MULTI) and on another thread (LMDB's
-// writer), so it must capture what it needs by value and touch nothing shared.
+// (Redis re-runs it when the key changed under it, compare-and-set; LMDB tries it on a read
+// first) and on another thread (LMDB's writer), so it must capture what it needs by value and
+// touch nothing shared. A function that gives back the record it was given (the same value
+// and expiry, or absent for absent) changes nothing: the backend then writes nothing, and the
+// update costs what a read does.
 //
 // As with DnsResolver: the callback runs on the asking loop's thread, never before the call
 // returns; destroying the StoreCall handle before it runs cancels the callback only: an update

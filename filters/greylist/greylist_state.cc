@@ -92,11 +92,20 @@ const char* greylist_state_name(GreylistState state) {
   return "new";
 }
 
+std::chrono::seconds greylist_renewal_slack(const GreylistTimes& times) {
+  return times.lifetime / 10;
+}
+
 StoreChange greylist_attempt(const GreylistTimes& times, const std::optional<StoreRecord>& current,
                              StoreClock::time_point now) {
   const auto [decision, record] = step(times, current, now);
+  if (decision.state == GreylistState::passed && !decision.first_pass && current &&
+      current->expires >= now + times.lifetime) {
+    // Renewed recently: still `lifetime` to live, so left as it is (no write).
+    return {*current, encode_decision(decision)};
+  }
   const StoreClock::time_point expires =
-      record.passed ? now + times.lifetime
+      record.passed ? now + times.lifetime + greylist_renewal_slack(times)
                     : from_ms(record.first_seen_ms) + times.delay + times.retry_window;
   return {StoreRecord{encode(record), expires}, encode_decision(decision)};
 }

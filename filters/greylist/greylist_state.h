@@ -7,8 +7,16 @@
 //   seen, delay not over → "early", retry after the rest of the delay (the first-seen time is
 //     kept: retrying early does not restart the delay);
 //   seen, delay over, within the retry window, or passed before → "passed": remembered for
-//     `lifetime` from now (each delivery renews it). The first pass is marked, for the
-//     client net's auto-allow count.
+//     at least `lifetime` after its last delivery. The first pass is marked, for the client
+//     net's auto-allow count.
+//
+// Renewal without a write per message: a passed record is written to expire `lifetime` plus
+// a tenth of it (renewal_slack) from now, and a delivery rewrites it only when less than
+// `lifetime` is left, i.e. at most once per tenth of `lifetime`; otherwise the step gives the
+// record back as it was, which the store does not write (state_store.h). So a passed triplet
+// still lives at least `lifetime` after each delivery (and at most 1.1 × `lifetime`), while a
+// busy triplet costs a store write once every lifetime / 10 (3.5 days by default), not per
+// message.
 #pragma once
 
 #include <chrono>
@@ -32,6 +40,9 @@ struct GreylistDecision {
   std::chrono::seconds retry_after{0};  // new, early: until the delay is over
   bool first_pass = false;              // passed for the first time by this attempt
 };
+
+// What a passed record gets beyond `lifetime` when it is written (see above).
+std::chrono::seconds greylist_renewal_slack(const GreylistTimes& times);
 
 // The fact value: "new", "early" or "passed".
 const char* greylist_state_name(GreylistState state);

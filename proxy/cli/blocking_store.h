@@ -2,7 +2,7 @@
 // uses (LmdbStore on the LMDB file, or RedisStore on [store.redis]), on an event loop of its
 // own that each call runs until its reply is in. A command-line tool asks one thing at a time,
 // so waiting is what it wants; the store's own guarantees are kept (an update is the backend's
-// atomic read-modify-write: LMDB's writer, or Redis's WATCH/MULTI/EXEC against every node).
+// atomic read-modify-write: LMDB's writer, or Redis's compare-and-set script against every node).
 #pragma once
 
 #include <cstddef>

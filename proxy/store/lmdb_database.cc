@@ -240,9 +240,13 @@ StoreReply LmdbDatabase::apply_write(MDB_txn* txn, Write& write, StoreClock::tim
                          "value of " + std::to_string(change.record->value.size()) +
                              " bytes, above the limit of " + std::to_string(max_store_value_bytes));
     }
-    const std::string bytes = encode_store_record(*change.record);
-    MDB_val data = as_val(bytes);
-    lmdb_check(mdb_put(txn, dbi_, &key_val, &data, 0), "mdb_put");
+    if (!same_store_record(current, change.record)) {
+      // Unchanged records are not written: a batch of only those dirties no page, and LMDB
+      // commits it without a sync.
+      const std::string bytes = encode_store_record(*change.record);
+      MDB_val data = as_val(bytes);
+      lmdb_check(mdb_put(txn, dbi_, &key_val, &data, 0), "mdb_put");
+    }
     reply.record = std::move(change.record);
   } else if (present) {
     // Deleted, or given an expiry already past: either way absent from now on.
@@ -278,6 +282,27 @@ StoreReply LmdbDatabase::failure_reply(const LmdbFailure& failure, const char* d
 void LmdbDatabase::note_success() {
   full_logged_.store(false);
   error_logged_.store(false);
+}
+
+std::optional<StoreReply> LmdbDatabase::update_without_write(const std::string& key,
+                                                             const StoreTransform& transform) {
+  try {
+    LmdbTxn txn(env_.get(), MDB_RDONLY);
+    bool present = false;
+    bool corrupt = false;
+    const StoreClock::time_point now = options_.clock();
+    const auto current = live_record(txn.get(), dbi_, key, now, &present, &corrupt);
+    if (corrupt) return std::nullopt;  // the writer answers it (and counts the error)
+    StoreChange change = transform(current, now);
+    if (change.record && change.record->expires <= now) change.record.reset();
+    if (!same_store_record(current, change.record)) return std::nullopt;
+    StoreReply reply;
+    reply.record = std::move(change.record);
+    reply.result = std::move(change.result);
+    return reply;
+  } catch (const std::exception&) {
+    return std::nullopt;  // an LMDB error or a transform that threw: the writer tells which
+  }
 }
 
 StoreReply LmdbDatabase::read(const std::string& key) {

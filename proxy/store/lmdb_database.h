@@ -6,7 +6,11 @@
 // `batch_limit` queued writes, applies them in ONE write transaction (each transform runs on
 // the key's current record inside it, so two updates of one key never interleave), commits,
 // and only then hands each write's reply to the write's `reply` function, on the writer
-// thread. One commit (one fsync) per batch is what makes many small updates cheap.
+// thread. This is group commit: every write queued while the last batch was being committed
+// goes into the next one, so N sessions waiting at once cost one commit (LMDB's two syncs:
+// the data pages, then the meta page), not N. A write whose transform leaves the record as it
+// was is not put; a batch of only such writes dirties nothing and LMDB commits it without a
+// sync.
 // A write that fails with an LMDB error (MDB_MAP_FULL) aborts the transaction; the batch is
 // run again without it (a transform may run more than once; the contract allows it).
 //
@@ -84,6 +88,13 @@ class LmdbDatabase {
   // Any thread.
   void submit(Write write);
   StoreReply read(const std::string& key);
+  // The update of `key` done as a read, on the calling thread: when `transform` gives back
+  // the live record as it found it (or absent for absent), nothing needs writing and that is
+  // the reply, as the writer would have given it (linearised at the read, which sees the last
+  // commit). nullopt when a write is needed (or anything failed): submit() it then; the
+  // transform runs again there, on the record the writer finds.
+  std::optional<StoreReply> update_without_write(const std::string& key,
+                                                 const StoreTransform& transform);
   StoreListing list(const std::string& prefix, std::size_t limit);
   StoreClock::time_point now() const;
   // One bounded sweep: removes the expired records among the next `sweep_scan_limit`; returns

@@ -95,6 +95,19 @@ std::unique_ptr<StoreCall> LmdbStore::update(std::string key, StoreTransform tra
     inbox_->post(refused(id, "an update without a transform"));
     return handle;
   }
+  if (auto problem = key_problem(key); problem.empty()) {
+    // An update that changes nothing (a greylist triplet renewed recently) is a read: no trip
+    // through the writer, no commit.
+    if (auto unchanged = database_->update_without_write(key, transform)) {
+      std::uint64_t id = 0;
+      handle = track(Pending{std::move(done), nullptr}, &id);
+      StoreDelivery delivery;
+      delivery.id = id;
+      delivery.reply = std::move(*unchanged);
+      inbox_->post(std::move(delivery));
+      return handle;
+    }
+  }
   write(std::move(key), std::move(transform), std::move(done), &handle);
   return handle;
 }

@@ -8,6 +8,9 @@
 //     done at once but delivered from the inbox's event on the next loop turn);
 //   - destroying the StoreCall handle erases the id: a reply that arrives later is dropped,
 //     while the update it asked for is still applied by the writer;
+//   - an update whose transform gives back the record as it found it (a greylist triplet
+//     renewed recently) is answered from a read on the loop thread, like a get
+//     (LmdbDatabase::update_without_write): no trip through the writer, no commit;
 //   - keys longer than LMDB takes (or than max_store_key_bytes) and empty keys are refused
 //     with StoreStatus::error, delivered the same way.
 #pragma once

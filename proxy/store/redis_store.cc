@@ -26,10 +26,14 @@ struct RedisStore::Op {
   std::string key;  // without the prefix; list: the prefix asked for
   StoreTransform transform;
   std::size_t limit = 0;
-  int attempts = 0;
-  StoreChange change;              // update: what the transform made of the last read
-  std::string cursor = "0";        // list: SCAN's
-  std::vector<std::string> found;  // list: keys without the prefix
+  int attempts = 0;                 // update: compare-and-set rounds sent
+  StoreChange change;               // update: what the transform made of `seen`
+  std::optional<std::string> seen;  // update: the key's bytes the transform ran on (absent)
+  bool seen_fresh = false;          // update: `seen` came from Redis just now (GET or script)
+  std::vector<std::string> write_arguments;  // update: the script's KEYS and ARGV
+  bool use_eval = false;                     // update: Redis answered NOSCRIPT
+  std::string cursor = "0";                  // list: SCAN's
+  std::vector<std::string> found;            // list: keys without the prefix
   EventPtr timer;
   EventPtr retry;  // update: the pause before the next attempt
 };
@@ -38,17 +42,39 @@ namespace {
 
 // The reply steps of each kind of call.
 enum Step : int {
-  setup = 0,  // AUTH / SELECT
-  watch,
-  read,  // GET (get and update)
-  multi,
-  write,  // SET or DEL inside MULTI
-  exec,
+  setup = 0,    // AUTH / SELECT
+  script_load,  // SCRIPT LOAD of the compare-and-set script
+  read,         // GET (get and update)
+  write,        // EVALSHA / EVAL of the compare-and-set script (update)
   remove_key,
   scan,
   fetch,  // MGET (list)
-  ignored,
 };
+
+// The compare-and-set of an update. KEYS[1] the key; ARGV: 1 whether the transform saw the key
+// present ("1") or absent ("0"), 2 the bytes it saw, 3 what to do when they are still there:
+// "s" SET ARGV[4] PX ARGV[5], "d" DEL, "k" nothing (the record stays as it is). Answers {1}
+// when done, else {0, current bytes} ({0} when the key is absent now).
+constexpr const char* compare_and_set_script = R"lua(
+local current = redis.call('GET', KEYS[1])
+local same
+if ARGV[1] == '1' then same = (current == ARGV[2]) else same = (current == false) end
+if not same then
+  if current == false then return {0} end
+  return {0, current}
+end
+if ARGV[3] == 's' then
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+elseif ARGV[3] == 'd' then
+  redis.call('DEL', KEYS[1])
+end
+return {1}
+)lua";
+
+// Rounds lost in a row after which the next one waits a short random moment first, so that
+// writers that keep meeting on a key are spread apart. Until then a loser sends its next
+// round at once, which gives it the lead: a winner's next update of the key starts with a GET.
+constexpr int pause_after_attempts = 8;
 
 // A SCAN page; the most keys one list looks at (a store this big is listed by prefix).
 constexpr const char* scan_page = "500";
@@ -169,6 +195,9 @@ void RedisStore::on_connected(int status) {
   if (options_.database != 0) {
     setup_commands.push_back({"SELECT", std::to_string(options_.database)});
   }
+  // After AUTH and SELECT: the script cache is per server, loaded again on every connection
+  // (the server may be another one after a failover).
+  setup_commands.push_back({"SCRIPT", "LOAD", compare_and_set_script});
   setup_replies_left_ = 0;
   for (const auto& arguments : setup_commands) {
     std::vector<const char*> argv;
@@ -177,7 +206,8 @@ void RedisStore::on_connected(int status) {
       argv.push_back(argument.data());
       lengths.push_back(argument.size());
     }
-    auto* tag = new ReplyTag{generation_, 0, Step::setup};
+    const int step = arguments[0] == "SCRIPT" ? Step::script_load : Step::setup;
+    auto* tag = new ReplyTag{generation_, 0, step};
     if (redisAsyncCommandArgv(context_, reply_trampoline, tag, static_cast<int>(argv.size()),
                               argv.data(), lengths.data()) != REDIS_OK) {
       delete tag;
@@ -185,7 +215,7 @@ void RedisStore::on_connected(int status) {
     }
     ++setup_replies_left_;
   }
-  if (setup_replies_left_ == 0) become_ready();  // else once AUTH and SELECT are answered
+  // Ready once AUTH, SELECT and SCRIPT LOAD are answered.
 }
 
 void RedisStore::become_ready() {
@@ -200,7 +230,6 @@ void RedisStore::become_ready() {
     if (state_ != State::ready) break;  // dropped meanwhile: drop() answered them
     if (auto found = ops_.find(id); found != ops_.end()) send(*found->second);
   }
-  next_update();
 }
 
 void RedisStore::on_disconnected() {
@@ -226,7 +255,7 @@ void RedisStore::drop(const std::string& reason, bool free_context) {
       was_ready ? "store_down" : "store_connect_failed",
       {{"backend", "redis"}, {"error", reason}, {"retry_in_ms", std::to_string(backoff_.count())}});
   waiting_.clear();
-  updates_.clear();
+  key_updates_.clear();
   std::vector<std::uint64_t> ids;
   for (const auto& [id, op] : ops_)
     ids.push_back(id);
@@ -266,7 +295,7 @@ void RedisStore::on_retry(evutil_socket_t, short, void* data) {
   auto* op = static_cast<Op*>(data);
   RedisStore* store = op->store;
   guard_callback("redis_retry", [&] {
-    if (store->state_ == State::ready) store->send_update(*op);
+    if (store->state_ == State::ready) store->transform_and_write(*op);
   });
 }
 
@@ -301,8 +330,16 @@ std::unique_ptr<StoreCall> RedisStore::start(Kind kind, std::string key, StoreTr
   } else if (state_ == State::down) {
     finish(id, StoreStatus::unavailable, "Redis is not connected (reconnecting)");
   } else if (kind == Kind::update) {
-    updates_.push_back(id);
-    if (state_ == State::ready && updates_.size() == 1) send_update(added);
+    // One update of a key at a time on this store: the others wait for it.
+    auto& queue = key_updates_[added.key];
+    queue.push_back(id);
+    if (queue.size() == 1) {
+      if (state_ == State::ready) {
+        begin_update(added);
+      } else {
+        waiting_.push_back(id);
+      }
+    }
   } else if (state_ == State::connecting) {
     waiting_.push_back(id);
   } else {
@@ -342,17 +379,80 @@ void RedisStore::send(Op& op) {
       send_scan(op);
       return;
     case Kind::update:
-      send_update(op);
+      begin_update(op);
       return;
   }
 }
 
-void RedisStore::send_update(Op& op) {
-  ++op.attempts;
+void RedisStore::begin_update(Op& op) {
   arm(op.timer.get(), options_.timeout);
-  const std::string key = options_.prefix + op.key;
-  if (!command(op, Step::watch, {"WATCH", key})) return;
-  command(op, Step::read, {"GET", key});
+  command(op, Step::read, {"GET", options_.prefix + op.key});
+}
+
+void RedisStore::transform_and_write(Op& op) {
+  ++op.attempts;
+  const auto now = StoreClock::now();
+  std::optional<StoreRecord> current;
+  if (op.seen) {
+    current = decode_store_record(*op.seen);
+    if (!current) {
+      return finish(op.id, StoreStatus::error, "a corrupt record (shorter than its header)");
+    }
+    if (current->expires <= now) current.reset();  // Redis forgets it a moment later
+  }
+  try {
+    op.change = op.transform(current, now);
+  } catch (const std::exception& error) {
+    return finish(op.id, StoreStatus::error, std::string("the transform failed: ") + error.what());
+  }
+  if (op.change.record && op.change.record->value.size() > max_store_value_bytes) {
+    return finish(op.id, StoreStatus::error,
+                  "value of " + std::to_string(op.change.record->value.size()) +
+                      " bytes, above the limit of " + std::to_string(max_store_value_bytes));
+  }
+  if (op.change.record && op.change.record->expires <= now) op.change.record.reset();
+  const bool unchanged = same_store_record(current, op.change.record);
+  if (unchanged && op.seen_fresh) {
+    // Nothing to write, and the read is the latest Redis had: the update is that read.
+    StoreReply answer;
+    answer.record = std::move(op.change.record);
+    answer.result = std::move(op.change.result);
+    return finish(op.id, StoreStatus::ok, "", std::move(answer));
+  }
+  std::string action = "k";
+  std::string bytes;
+  std::string lifetime = "1";
+  if (unchanged) {
+    // Only after a lost round is `seen` not a GET's: the script checks it, writing nothing.
+  } else if (op.change.record) {
+    action = "s";
+    bytes = encode_store_record(*op.change.record);
+    lifetime = std::to_string(
+        std::max<std::int64_t>(1, milliseconds_until(op.change.record->expires, now)));
+  } else {
+    action = "d";
+  }
+  op.write_arguments = {"1",
+                        options_.prefix + op.key,
+                        op.seen ? "1" : "0",
+                        op.seen.value_or(""),
+                        std::move(action),
+                        std::move(bytes),
+                        std::move(lifetime)};
+  send_write(op);
+}
+
+void RedisStore::send_write(Op& op) {
+  arm(op.timer.get(), options_.timeout);
+  std::vector<std::string> arguments;
+  arguments.reserve(op.write_arguments.size() + 2);
+  if (op.use_eval) {
+    arguments = {"EVAL", compare_and_set_script};
+  } else {
+    arguments = {"EVALSHA", script_sha_};
+  }
+  arguments.insert(arguments.end(), op.write_arguments.begin(), op.write_arguments.end());
+  command(op, Step::write, arguments);
 }
 
 void RedisStore::send_scan(Op& op) {
@@ -362,10 +462,20 @@ void RedisStore::send_scan(Op& op) {
            scan_page});
 }
 
-void RedisStore::next_update() {
-  if (state_ != State::ready || updates_.empty()) return;
-  if (auto found = ops_.find(updates_.front()); found != ops_.end()) {
-    send_update(*found->second);
+void RedisStore::next_update_of(const std::string& key) {
+  const auto queue = key_updates_.find(key);
+  if (queue == key_updates_.end()) return;
+  queue->second.pop_front();
+  if (queue->second.empty()) {
+    key_updates_.erase(queue);
+    return;
+  }
+  const auto found = ops_.find(queue->second.front());
+  if (found == ops_.end()) return;
+  if (state_ == State::ready) {
+    begin_update(*found->second);
+  } else if (state_ == State::connecting) {
+    waiting_.push_back(found->first);
   }
 }
 
@@ -373,95 +483,81 @@ void RedisStore::on_reply(std::uint64_t generation, std::uint64_t id, int step, 
   if (generation != generation_) return;  // of a connection that was dropped
   auto* reply = static_cast<redisReply*>(data);
   if (!reply) return;  // the connection is going: on_disconnected() follows
-  if (step == Step::setup) {
+  if (step == Step::setup || step == Step::script_load) {
     if (is_error(reply)) return drop("Redis refused the set-up: " + reply_text(reply), true);
+    if (step == Step::script_load) {
+      if (reply->type != REDIS_REPLY_STRING) {
+        return drop("Redis answered SCRIPT LOAD without a digest", true);
+      }
+      script_sha_ = reply_text(reply);
+    }
     if (--setup_replies_left_ == 0) become_ready();
     return;
   }
-  if (step == Step::ignored) return;
   const auto found = ops_.find(id);
   if (found == ops_.end()) return;
   Op& op = *found->second;
   const auto now = StoreClock::now();
 
   switch (step) {
-    case Step::watch:
-    case Step::multi:
-    case Step::write:
-      return;  // an error here makes EXEC fail, which is where it is answered
     case Step::remove_key:
       if (is_error(reply)) return finish(id, StoreStatus::error, "DEL: " + reply_text(reply));
       return finish(id, StoreStatus::ok, "");
     case Step::read: {
-      if (is_error(reply)) {
-        if (op.kind == Kind::update) command(op, Step::ignored, {"UNWATCH"});
-        return finish(id, StoreStatus::error, "GET: " + reply_text(reply));
+      if (is_error(reply)) return finish(id, StoreStatus::error, "GET: " + reply_text(reply));
+      std::optional<std::string> bytes;
+      if (reply->type == REDIS_REPLY_STRING) bytes = reply_text(reply);
+      if (op.kind == Kind::update) {
+        op.seen = std::move(bytes);
+        op.seen_fresh = true;
+        return transform_and_write(op);
       }
-      std::optional<StoreRecord> current;
-      if (reply->type == REDIS_REPLY_STRING) {
-        current = decode_store_record(std::string_view(reply->str, reply->len));
-        if (!current) {
-          if (op.kind == Kind::update) command(op, Step::ignored, {"UNWATCH"});
+      StoreReply answer;
+      if (bytes) {
+        answer.record = decode_store_record(*bytes);
+        if (!answer.record) {
           return finish(id, StoreStatus::error, "a corrupt record (shorter than its header)");
         }
-        if (current->expires <= now) current.reset();  // Redis forgets it a moment later
+        if (answer.record->expires <= now) answer.record.reset();  // Redis forgets it soon
       }
-      if (op.kind == Kind::get) {
+      return finish(id, StoreStatus::ok, "", std::move(answer));
+    }
+    case Step::write: {
+      if (is_error(reply)) {
+        const std::string text = reply_text(reply);
+        if (!op.use_eval && text.rfind("NOSCRIPT", 0) == 0) {
+          // The server lost the script (SCRIPT FLUSH, a failover): EVAL loads it again.
+          op.use_eval = true;
+          return send_write(op);
+        }
+        return finish(id, StoreStatus::error, "compare-and-set: " + text);
+      }
+      if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+          reply->element[0]->type != REDIS_REPLY_INTEGER ||
+          (reply->elements == 2 && reply->element[1]->type != REDIS_REPLY_STRING) ||
+          reply->elements > 2) {
+        return finish(id, StoreStatus::error, "compare-and-set: an unexpected reply");
+      }
+      if (reply->element[0]->integer == 1) {
         StoreReply answer;
-        answer.record = std::move(current);
+        answer.record = std::move(op.change.record);
+        answer.result = std::move(op.change.result);
         return finish(id, StoreStatus::ok, "", std::move(answer));
       }
-      try {
-        op.change = op.transform(current, now);
-      } catch (const std::exception& error) {
-        command(op, Step::ignored, {"UNWATCH"});
-        return finish(id, StoreStatus::error, std::string("the transform failed: ") + error.what());
-      }
-      if (op.change.record && op.change.record->value.size() > max_store_value_bytes) {
-        std::string problem = "value of " + std::to_string(op.change.record->value.size()) +
-                              " bytes, above the limit of " + std::to_string(max_store_value_bytes);
-        command(op, Step::ignored, {"UNWATCH"});
-        return finish(id, StoreStatus::error, std::move(problem));
-      }
-      const std::string key = options_.prefix + op.key;
-      if (op.change.record && op.change.record->expires <= now) op.change.record.reset();
-      if (!command(op, Step::multi, {"MULTI"})) return;
-      if (op.change.record) {
-        const auto lifetime =
-            std::max<std::int64_t>(1, milliseconds_until(op.change.record->expires, now));
-        if (!command(op, Step::write,
-                     {"SET", key, encode_store_record(*op.change.record), "PX",
-                      std::to_string(lifetime)})) {
-          return;
-        }
-      } else if (!command(op, Step::write, {"DEL", key})) {
-        return;
-      }
-      command(op, Step::exec, {"EXEC"});
-      return;
-    }
-    case Step::exec: {
-      if (reply->type == REDIS_REPLY_NIL) {
-        if (op.attempts < max_update_attempts) {
-          // Two writers that read at the same moment would meet again at once: the loser
-          // waits a random moment, longer each time, before it reads again.
-          std::uniform_int_distribution<int> micros(0, 500 * op.attempts);
-          const timeval delay{0, static_cast<suseconds_t>(micros(jitter_))};
-          evtimer_add(op.retry.get(), &delay);
-          return;
-        }
+      // Another writer was first: its bytes are what the next round runs on.
+      op.seen.reset();
+      if (reply->elements == 2) op.seen = reply_text(reply->element[1]);
+      op.seen_fresh = true;
+      if (op.attempts >= max_update_attempts) {
         return finish(id, StoreStatus::error,
                       "contended: the key changed under " + std::to_string(op.attempts) +
                           " attempts in a row");
       }
-      if (is_error(reply)) return finish(id, StoreStatus::error, "EXEC: " + reply_text(reply));
-      if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && is_error(reply->element[0])) {
-        return finish(id, StoreStatus::error, "write: " + reply_text(reply->element[0]));
-      }
-      StoreReply answer;
-      answer.record = std::move(op.change.record);
-      answer.result = std::move(op.change.result);
-      return finish(id, StoreStatus::ok, "", std::move(answer));
+      if (op.attempts < pause_after_attempts) return transform_and_write(op);
+      std::uniform_int_distribution<int> micros(0, 50 * op.attempts);
+      const timeval delay{0, static_cast<suseconds_t>(micros(jitter_))};
+      evtimer_add(op.retry.get(), &delay);
+      return;
     }
     case Step::scan: {
       if (is_error(reply)) return finish(id, StoreStatus::error, "SCAN: " + reply_text(reply));
@@ -514,6 +610,7 @@ void RedisStore::finish(std::uint64_t id, StoreStatus status, std::string error,
   const auto found = ops_.find(id);
   if (found == ops_.end()) return;
   const bool was_update = found->second->kind == Kind::update;
+  std::string key = std::move(found->second->key);
   ops_.erase(found);
   if (status != StoreStatus::ok) {
     metrics().store_errors_total.with({"redis", store_status_name(status)}).increment();
@@ -525,9 +622,11 @@ void RedisStore::finish(std::uint64_t id, StoreStatus status, std::string error,
   delivery.reply.error = std::move(error);
   delivery.entries = std::move(entries);
   inbox_->post(std::move(delivery));
-  if (was_update && !updates_.empty() && updates_.front() == id) {
-    updates_.pop_front();
-    next_update();
+  if (was_update) {
+    const auto queue = key_updates_.find(key);
+    if (queue != key_updates_.end() && !queue->second.empty() && queue->second.front() == id) {
+      next_update_of(key);
+    }
   }
 }
 

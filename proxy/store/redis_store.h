@@ -3,14 +3,26 @@
 // the loop.
 //
 // How the StateStore contract is kept on Redis:
-//   - update is WATCH key, GET key, the transform run here, then MULTI, SET key PX (or DEL),
-//     EXEC; an EXEC that answers nil (the key changed in between, on any node) runs it all again,
-//     at most max_update_attempts times, then the call fails with "contended". WATCH belongs to
-//     the connection, so the updates of one store run one at a time (a queue); get, remove and
-//     list are sent at once beside them (between WATCH and MULTI they change nothing of the
-//     update's meaning; MULTI..EXEC is always sent in one go, so nothing lands inside it).
-//     So a get is not ordered after an update asked before it (nor is it with LMDB's writer);
-//     the update's own reply carries the record it wrote;
+//   - update is an optimistic compare-and-set: the current bytes of the key are read (GET),
+//     the transform runs here, and a Lua script (EVALSHA of the script loaded by
+//     SCRIPT LOAD at connect; EVAL when Redis answers NOSCRIPT, e.g. after a SCRIPT FLUSH or a
+//     failover) writes the new record (SET PX, or DEL) only if the key still holds exactly
+//     those bytes (absent = absent). Otherwise the script answers the key's current bytes and
+//     the transform runs again on them at once, without another GET. Scripts run atomically,
+//     so of several writers that read the same bytes exactly one wins each round, and a loser
+//     is not starved: its next round is one round trip, while a winner's next update of the
+//     key is two (GET, then the script), so the loser's lands first. (Starting the next update
+//     from the bytes the last one wrote would save the GET, but let one busy worker win every
+//     round against another: the bench lost updates as "contended" that way.) An update fails
+//     ("contended") only after max_update_attempts rounds lost in a row (from the 8th on,
+//     after a short random pause);
+//   - a transform that returns the record it was given (the same value and expiry, or absent
+//     for absent) writes nothing: after a GET the update is answered from that read alone;
+//     after a lost round, the script only checks the bytes ("k");
+//   - the updates of one key on one store run one after another (a per-key queue): a worker
+//     never contends with itself. Updates of other keys, gets, removes and lists are on the wire at
+//     the same time (no connection-scoped WATCH), so a get is not ordered after an update asked
+//     before it (nor is it with LMDB's writer); the update's own reply carries the record it wrote;
 //   - the record is kept as store_record_codec encodes it (expiry in the value too) and Redis
 //     is told to forget it at its expiry (PX);
 //   - our own timeouts (hiredis 0.14 has none): a connect, or a call on the wire, that takes
@@ -30,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -56,7 +69,8 @@ struct RedisStoreOptions {
 
 class RedisStore : public StateStore, public std::enable_shared_from_this<RedisStore> {
  public:
-  static constexpr int max_update_attempts = 8;
+  // Compare-and-set rounds an update may lose in a row before it fails as "contended".
+  static constexpr int max_update_attempts = 32;
 
   // Starts connecting at once. Throws std::runtime_error when libevent cannot make its events.
   static std::shared_ptr<RedisStore> create(event_base* base, RedisStoreOptions options);
@@ -98,12 +112,16 @@ class RedisStore : public StateStore, public std::enable_shared_from_this<RedisS
   void connect();
   void become_ready();
   void send(Op& op);
-  void send_update(Op& op);
+  void begin_update(Op& op);
+  // Runs the transform on op.seen and sends the compare-and-set (or answers at once).
+  void transform_and_write(Op& op);
+  void send_write(Op& op);
   void send_scan(Op& op);
   bool command(Op& op, int step, const std::vector<std::string>& arguments);
   void finish(std::uint64_t id, StoreStatus status, std::string error, StoreReply reply = {},
               std::vector<StoreEntry> entries = {});
-  void next_update();
+  // The running update of `key` is done: the next one of the key starts.
+  void next_update_of(const std::string& key);
   // The connection is gone (detach: hiredis frees it itself) or given up (free: we free it).
   void drop(const std::string& reason, bool free_context);
   void arm(event* timer, std::chrono::milliseconds after);
@@ -119,7 +137,7 @@ class RedisStore : public StateStore, public std::enable_shared_from_this<RedisS
   redisAsyncContext* context_ = nullptr;
   State state_ = State::down;
   std::uint64_t generation_ = 1;  // of the connection; replies of an older one are ignored
-  int setup_replies_left_ = 0;    // AUTH and SELECT answers awaited before the connection is ready
+  int setup_replies_left_ = 0;    // AUTH, SELECT, SCRIPT LOAD answers awaited before it is ready
   std::chrono::milliseconds backoff_;
   EventPtr connect_timer_;
   EventPtr backoff_timer_;
@@ -127,7 +145,9 @@ class RedisStore : public StateStore, public std::enable_shared_from_this<RedisS
   std::shared_ptr<StoreReplyInbox> inbox_;
   std::map<std::uint64_t, std::unique_ptr<Op>> ops_;  // work not finished
   std::deque<std::uint64_t> waiting_;                 // asked while connecting
-  std::deque<std::uint64_t> updates_;                 // front: the update on the wire
+  // Per key, the updates asked on this store; the front one is running.
+  std::unordered_map<std::string, std::deque<std::uint64_t>> key_updates_;
+  std::string script_sha_;  // of the compare-and-set script, from SCRIPT LOAD
   std::unordered_map<std::uint64_t, Callbacks> callbacks_;
   std::uint64_t next_id_ = 1;
   bool closing_ = false;

@@ -31,4 +31,9 @@ std::optional<StoreRecord> decode_store_record(std::string_view bytes) {
   return record;
 }
 
+bool same_store_record(const std::optional<StoreRecord>& a, const std::optional<StoreRecord>& b) {
+  if (!a || !b) return !a && !b;
+  return a->value == b->value && a->expires == b->expires;
+}
+
 }  // namespace portcullis

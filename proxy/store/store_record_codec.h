@@ -16,4 +16,8 @@ std::string encode_store_record(const StoreRecord& record);
 // nullopt when `bytes` is shorter than the header (a corrupt record).
 std::optional<StoreRecord> decode_store_record(std::string_view bytes);
 
+// The same record (value and expiry), or absent for absent: an update from one to the other
+// changes nothing and is not written (state_store.h).
+bool same_store_record(const std::optional<StoreRecord>& a, const std::optional<StoreRecord>& b);
+
 }  // namespace portcullis

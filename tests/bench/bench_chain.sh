@@ -321,10 +321,11 @@ fi
 
 read_metrics after
 if [[ -n ${redis_pid:-} ]]; then
-  # Where the Redis path's time goes: every update is WATCH, GET, MULTI, SET, EXEC; a WATCH
-  # more than the updates the filters asked is an update run again after a contended EXEC.
+  # Where the Redis path's time goes: an update is a GET (none when the update of the key before
+  # on the same worker left its value) and an EVALSHA (the compare-and-set script, none when
+  # nothing changes); EVALSHAs above the updates written are rounds lost to another worker.
   echo "redis-server: $(redis-cli -p "$redis_port" INFO commandstats |
-    sed -n 's/^cmdstat_\(watch\|exec\|get\|set\):calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1 \2 calls (\3 µs each)/p' |
+    sed -n 's/^cmdstat_\(evalsha\|eval\|get\|set\|del\):calls=\([0-9]*\),usec=[0-9]*,usec_per_call=\([0-9.]*\).*/\1 \2 calls (\3 µs each)/p' |
     paste -sd, -)"
 fi
 

@@ -3,7 +3,8 @@
 // in total across both), and see one greylist (a triplet made new on one node is early on the
 // other before the delay and passes there after it); a Redis that is killed makes the filter's
 // failure_mode apply (451) without a crash or a hang, until Redis is back and the same process
-// counts again. `portcullis store` on the same Redis: a running node's triplet listed (text
+// counts again; 60 sessions at once on both nodes update one counter without losing or
+// refusing an update. `portcullis store` on the same Redis: a running node's triplet listed (text
 // and JSON, as on LMDB), passed by the command so the next retry is accepted, and a rate
 // counter deleted so the limit counts from zero. Both nodes are reached from 127.0.0.1, as a load
 // balancer's clients would be with PROXY v2 giving each node the same client address.
@@ -114,6 +115,50 @@ BOOST_AUTO_TEST_CASE(two_nodes_on_one_redis_admit_the_limit_in_total) {
   }
   BOOST_TEST(admitted == limit);
   BOOST_TEST(refused == 8 - limit);
+  BOOST_TEST(first.events_named("store_down").empty());
+  BOOST_TEST(first.stop().success());
+  BOOST_TEST(second.stop().success());
+}
+
+// A hot key: 60 sessions at once (12 clients in parallel, alternating between the nodes, so
+// four workers' connections update one counter together) against a limit of 40. Every update
+// must be applied exactly once: 40 admitted, 20 refused by the limit, and not one answered by
+// the store's failure (451 4.3.0, e.g. an update given up as "contended").
+BOOST_AUTO_TEST_CASE(two_nodes_updating_one_counter_at_once_lose_and_refuse_no_update) {
+  TestRedisServer redis;
+  RecordingUpstream upstream;
+  TempDir dir("portcullis-redis-it");
+  constexpr int limit = 40;
+  constexpr int clients = 12;
+  constexpr int sessions_each = 5;
+  const auto options = redis_node(upstream, redis, dir / "rate.toml", limit);
+  PortcullisFixture first(options);
+  PortcullisFixture second(options);
+  std::vector<std::vector<SmtpReply>> replies(clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = 0; i < sessions_each; ++i)
+        replies[c].push_back(mail_from((c + i) % 2 == 0 ? first : second));
+    });
+  }
+  for (auto& thread : threads)
+    thread.join();
+  int admitted = 0;
+  int refused = 0;
+  for (const auto& client : replies) {
+    for (const SmtpReply& reply : client) {
+      if (reply.code == 250) {
+        ++admitted;
+      } else if (reply.code == 451 && contains(reply.text(), "Too many messages")) {
+        ++refused;
+      } else {
+        BOOST_TEST_MESSAGE("unexpected: " << reply.describe());
+      }
+    }
+  }
+  BOOST_TEST(admitted == limit);
+  BOOST_TEST(refused == clients * sessions_each - limit);
   BOOST_TEST(first.events_named("store_down").empty());
   BOOST_TEST(first.stop().success());
   BOOST_TEST(second.stop().success());

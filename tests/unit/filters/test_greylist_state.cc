@@ -50,12 +50,33 @@ BOOST_AUTO_TEST_CASE(a_retry_after_the_delay_passes_and_is_remembered_for_the_li
   GreylistDecision passed = attempt(record, t0 + 300s);
   BOOST_TEST((passed.state == GreylistState::passed));
   BOOST_TEST(passed.first_pass);
-  BOOST_TEST((record->expires == t0 + 300s + 86400s));
+  // The lifetime and a tenth of it (the renewal slack).
+  BOOST_TEST((record->expires == t0 + 300s + 86400s + 8640s));
 
   GreylistDecision again = attempt(record, t0 + 86400s);  // within the lifetime
   BOOST_TEST((again.state == GreylistState::passed));
   BOOST_TEST(!again.first_pass);
-  BOOST_TEST((record->expires == t0 + 86400s + 86400s));  // each delivery renews it
+  BOOST_TEST((record->expires == t0 + 86400s + 86400s + 8640s));  // a delivery renews it
+}
+
+// A delivery within a tenth of the lifetime of the last renewal leaves the record exactly as
+// it was (the store writes nothing); the triplet still lives a lifetime after that delivery.
+BOOST_AUTO_TEST_CASE(a_passed_triplet_renewed_recently_is_left_as_it_is) {
+  std::optional<StoreRecord> record;
+  attempt(record, t0);
+  attempt(record, t0 + 300s);
+  const StoreRecord renewed = *record;
+  for (const auto later : {t0 + 301s, t0 + 300s + 4000s, t0 + 300s + 8640s}) {
+    const StoreChange change = greylist_attempt(times(), record, later);
+    BOOST_REQUIRE(change.record.has_value());
+    BOOST_TEST(change.record->value == renewed.value);
+    BOOST_TEST((change.record->expires == renewed.expires));
+    BOOST_TEST((change.record->expires >= later + 86400s));
+    BOOST_TEST((decode_greylist_decision(change.result)->state == GreylistState::passed));
+  }
+  // Past a tenth of the lifetime: written again, a lifetime and its slack from then.
+  const StoreChange change = greylist_attempt(times(), record, t0 + 300s + 8641s);
+  BOOST_TEST((change.record->expires == t0 + 300s + 8641s + 86400s + 8640s));
 }
 
 BOOST_AUTO_TEST_CASE(a_retry_after_the_window_starts_over_and_an_expired_record_is_absent) {
@@ -68,8 +89,8 @@ BOOST_AUTO_TEST_CASE(a_retry_after_the_window_starts_over_and_an_expired_record_
   std::optional<StoreRecord> passed;
   attempt(passed, t0);
   attempt(passed, t0 + 301s);
-  // Not delivered again within its lifetime: gone, and greylisted once more.
-  GreylistDecision forgotten = attempt(passed, t0 + 301s + 86400s);
+  // Not delivered again within its lifetime (and its slack): gone, greylisted once more.
+  GreylistDecision forgotten = attempt(passed, t0 + 301s + 86400s + 8640s);
   BOOST_TEST((forgotten.state == GreylistState::new_triplet));
 }
 

@@ -115,6 +115,13 @@ StoreTransform increment() {
   };
 }
 
+// Appends "+" to the value: always a change.
+StoreTransform increment_from_text() {
+  return [](const std::optional<StoreRecord>& current, StoreClock::time_point now) {
+    return StoreChange{StoreRecord{(current ? current->value : "") + "+", now + 1h}, ""};
+  };
+}
+
 struct StoreFixture {
   explicit StoreFixture(std::uint64_t map_size = std::uint64_t{64} << 20) { open(map_size); }
   void open(std::uint64_t map_size = std::uint64_t{64} << 20) {
@@ -260,6 +267,36 @@ BOOST_FIXTURE_TEST_CASE(expired_records_are_absent_and_swept_in_bounded_steps, S
   BOOST_TEST(database->record_count() == 2u);
   BOOST_TEST(l.get("live").record->value == "y");
   BOOST_TEST(l.get("old:1").record->value == "1");
+}
+
+// An update whose transform gives the record back as it found it is answered from a read: the
+// same reply (record, result) as a write, and no commit; one that changes it still commits.
+BOOST_FIXTURE_TEST_CASE(an_update_that_changes_nothing_commits_nothing, StoreFixture) {
+  const auto expires = clock.now() + 1h;
+  BOOST_TEST((loop->set("k", "v", expires).status == StoreStatus::ok));
+  const std::uint64_t before = database->batches_committed();
+  int runs = 0;
+  const StoreReply kept =
+      loop->update("k", [&runs](const std::optional<StoreRecord>& current, StoreClock::time_point) {
+        ++runs;
+        return StoreChange{current, "kept"};
+      });
+  BOOST_TEST((kept.status == StoreStatus::ok));
+  BOOST_TEST(kept.result == "kept");
+  BOOST_REQUIRE(kept.record.has_value());
+  BOOST_TEST(kept.record->value == "v");
+  BOOST_TEST(runs == 1);
+  const StoreReply absent =
+      loop->update("never", [](const std::optional<StoreRecord>&, StoreClock::time_point) {
+        return StoreChange{std::nullopt, "none"};
+      });
+  BOOST_TEST((absent.status == StoreStatus::ok));
+  BOOST_TEST(absent.result == "none");
+  BOOST_TEST(!absent.record.has_value());
+  BOOST_TEST(database->batches_committed() == before);
+  BOOST_TEST((loop->update("k", increment_from_text()).status == StoreStatus::ok));
+  BOOST_TEST(database->batches_committed() == before + 1);
+  BOOST_TEST(loop->get("k").record->value == "v+");
 }
 
 BOOST_AUTO_TEST_CASE(a_sweep_step_looks_at_a_bounded_number_of_records) {
