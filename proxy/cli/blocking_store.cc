@@ -14,10 +14,7 @@ namespace portcullis {
 
 std::unique_ptr<BlockingStore> BlockingStore::open(const Config& config, std::string* error) {
   std::unique_ptr<BlockingStore> store(new BlockingStore());
-  // The Redis store logs its connection's comings and goings, which are a running proxy's
-  // news, not this command's: its failures reach the command through the replies.
-  store->quiet_log_ = LogSink::capture(LogFormat::text);
-  set_main_log(store->quiet_log_.get());
+  store->quiet_log_ = std::make_unique<QuietMainLog>();
   // The LMDB writer wakes the loop from its own thread.
   evthread_use_pthreads();
   store->base_.reset(event_base_new());
@@ -27,11 +24,8 @@ std::unique_ptr<BlockingStore> BlockingStore::open(const Config& config, std::st
   }
   try {
     if (config.store.backend == StoreBackend::redis) {
-      RedisStoreOptions options = redis_store_options(config.store.redis);
-      // At least 2 s: an administrator's command is not in the mail path, and a Redis busy
-      // with the nodes' traffic should not fail it.
-      options.timeout = std::max(options.timeout, std::chrono::milliseconds(2000));
-      store->store_ = RedisStore::create(store->base_.get(), std::move(options));
+      store->store_ =
+          RedisStore::create(store->base_.get(), redis_command_options(config.store.redis));
       return store;
     }
     const std::string path = lmdb_store_path(config.server);
@@ -64,7 +58,6 @@ BlockingStore::~BlockingStore() {
   store_.reset();
   database_.reset();
   base_.reset();
-  set_main_log(nullptr);
 }
 
 void BlockingStore::wait_for(const std::size_t* pending) {

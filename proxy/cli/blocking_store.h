@@ -13,7 +13,7 @@
 #include "config.h"
 #include "event_handles.h"
 #include "lmdb_database.h"
-#include "log_sink.h"
+#include "quiet_main_log.h"
 #include "state_store.h"
 
 namespace portcullis {
@@ -43,7 +43,7 @@ class BlockingStore {
 
   // Declared in the order they are needed; destroyed the other way (the store before the
   // database and the loop it is on).
-  std::unique_ptr<LogSink> quiet_log_;
+  std::unique_ptr<QuietMainLog> quiet_log_;
   EventBasePtr base_;
   std::unique_ptr<LmdbDatabase> database_;
   std::shared_ptr<StateStore> store_;

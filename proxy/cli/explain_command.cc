@@ -17,10 +17,10 @@
 #include "event_handles.h"
 #include "filter_observer.h"
 #include "filter_runner.h"
-#include "log_sink.h"
 #include "message_store.h"
 #include "net_address.h"
 #include "policy_session.h"
+#include "quiet_main_log.h"
 #include "read_only_store.h"
 #include "recording_resolver.h"
 #include "redis_settings.h"
@@ -390,25 +390,16 @@ int run_explain(const ExplainOptions& options, std::ostream& out, std::ostream& 
   EventBasePtr base(event_base_new());
   // The store as `run` opens it. LMDB: never created here (a file made by explain, perhaps as
   // root, would not be the file `run` expects to own) and never swept (a sweep writes).
-  // Redis: its connection's log lines are a running proxy's news, not explain's; a Redis that
-  // cannot be reached is said by each lookup's note.
-  std::unique_ptr<LogSink> quiet_log;
-  struct MainLogReset {
-    ~MainLogReset() { set_main_log(nullptr); }
-  };
-  std::optional<MainLogReset> main_log_reset;  // after the Redis store is gone, before the sink
+  // Redis: quiet, as for `store`; a Redis that cannot be reached is said by each lookup's note.
+  std::optional<QuietMainLog> quiet_log;  // outlives the Redis store, which logs to it
   std::unique_ptr<LmdbDatabase> store_database;
   std::shared_ptr<StateStore> redis_store;
   std::string store_problem;
   const std::string store_path = lmdb_store_path(config.server);
   struct stat store_file {};
   if (config.store.backend == StoreBackend::redis) {
-    quiet_log = LogSink::capture(LogFormat::text);
-    set_main_log(quiet_log.get());
-    main_log_reset.emplace();
-    RedisStoreOptions redis_options = redis_store_options(config.store.redis);
-    redis_options.timeout = std::max(redis_options.timeout, std::chrono::milliseconds(2000));
-    redis_store = RedisStore::create(base.get(), std::move(redis_options));
+    quiet_log.emplace();
+    redis_store = RedisStore::create(base.get(), redis_command_options(config.store.redis));
   } else if (::stat(store_path.c_str(), &store_file) == 0) {
     LmdbDatabaseOptions store_options;
     store_options.path = store_path;

@@ -28,6 +28,11 @@ std::string describe_record(const std::optional<StoreRecord>& record) {
           std::chrono::floor<std::chrono::seconds>(StoreClock::now().time_since_epoch()).count());
 }
 
+std::string describe_listing(const std::string& prefix, std::size_t entries) {
+  return fmt::format("store: list {}: {} entr{}", json_string(prefix), entries,
+                     entries == 1 ? "y" : "ies");
+}
+
 }  // namespace
 
 ReadOnlyStore::ReadOnlyStore(event_base* base, LmdbDatabase* database)
@@ -108,16 +113,13 @@ std::unique_ptr<StoreCall> ReadOnlyStore::list(
         [this, prefix, done = std::move(done)](StoreStatus status, std::string error,
                                                std::vector<StoreEntry> entries) {
           lookups_.push_back(status == StoreStatus::ok
-                                 ? fmt::format("store: list {}: {} entr{}", json_string(prefix),
-                                               entries.size(), entries.size() == 1 ? "y" : "ies")
+                                 ? describe_listing(prefix, entries.size())
                                  : fmt::format("store: list {}: {}", json_string(prefix), error));
           done(status, std::move(error), std::move(entries));
         });
   }
   StoreListing listing = database_ ? database_->list(prefix, limit) : StoreListing{};
-  lookups_.push_back(fmt::format("store: list {}: {} entr{}", json_string(prefix),
-                                 listing.entries.size(),
-                                 listing.entries.size() == 1 ? "y" : "ies"));
+  lookups_.push_back(describe_listing(prefix, listing.entries.size()));
   return later([done = std::move(done), listing = std::move(listing)]() mutable {
     done(listing.status, std::move(listing.error), std::move(listing.entries));
   });
