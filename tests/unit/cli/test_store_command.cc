@@ -128,6 +128,19 @@ std::size_t line_count(const std::string& text) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
+// explain of one transaction from 192.0.2.10 (mail.example.test), a@example.test to `rcpts`,
+// with the file's config.
+ExplainOptions explain_transaction(const StoreFile& file, std::vector<std::string> rcpts) {
+  ExplainOptions options;
+  options.config_path = file.config_path();
+  options.client = "192.0.2.10";
+  options.helo = "mail.example.test";
+  options.from = "a@example.test";
+  options.from_given = true;
+  options.rcpts = std::move(rcpts);
+  return options;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(list_shows_each_live_entry_decoded_in_key_order) {
@@ -351,13 +364,7 @@ BOOST_AUTO_TEST_CASE(explain_looks_triplets_up_without_writing) {
   const std::string key = "gl:192.0.2.0/24:a@example.test:b@example.net";
   file.put({{key, {seen, StoreClock::now() + 24h}}});
 
-  ExplainOptions options;
-  options.config_path = file.config_path();
-  options.client = "192.0.2.10";
-  options.helo = "mail.example.test";
-  options.from = "a@example.test";
-  options.from_given = true;
-  options.rcpts = {"b@example.net", "c@example.net"};
+  const ExplainOptions options = explain_transaction(file, {"b@example.net", "c@example.net"});
   std::ostringstream out;
   std::ostringstream err;
   BOOST_TEST(run_explain(options, out, err) == 0, err.str());
@@ -386,13 +393,7 @@ BOOST_AUTO_TEST_CASE(explain_without_a_store_file_finds_every_key_absent_and_mak
                        file.dir.path().string() +
                        "\"\n\n[upstream]\naddress = \"127.0.0.1:10025\"\n\n[filters]\nchain = "
                        "[\"greylist\"]\n");
-  ExplainOptions options;
-  options.config_path = file.config_path();
-  options.client = "192.0.2.10";
-  options.helo = "mail.example.test";
-  options.from = "a@example.test";
-  options.from_given = true;
-  options.rcpts = {"b@example.net"};
+  const ExplainOptions options = explain_transaction(file, {"b@example.net"});
   std::ostringstream out;
   std::ostringstream err;
   BOOST_TEST(run_explain(options, out, err) == 0, err.str());
@@ -439,13 +440,7 @@ BOOST_AUTO_TEST_CASE(explain_reads_a_redis_store_without_writing) {
       });
   BOOST_REQUIRE(put.status == StoreStatus::ok);
 
-  ExplainOptions options;
-  options.config_path = file.config_path();
-  options.client = "192.0.2.10";
-  options.helo = "mail.example.test";
-  options.from = "a@example.test";
-  options.from_given = true;
-  options.rcpts = {"b@example.net", "c@example.net"};
+  const ExplainOptions options = explain_transaction(file, {"b@example.net", "c@example.net"});
   std::ostringstream out;
   std::ostringstream err;
   BOOST_TEST(run_explain(options, out, err) == 0, err.str());
