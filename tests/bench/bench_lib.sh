@@ -1,5 +1,6 @@
-# Shell functions the relay benchmarks share (bench_relay.sh, bench_chain.sh): sourced,
-# not run. The script sourcing it sets `set -euo pipefail` and is in the source root.
+# Shell functions the relay benchmarks share (bench_relay.sh, bench_chain.sh, bench_node.sh):
+# sourced, not run. The script sourcing it sets `set -euo pipefail` and is in the source root.
+# Their summaries of msgs/s, ratios to direct and CPU per message: relay_summary.py.
 #
 # What it sets up when sourced: build_dir and portcullis (PORTCULLIS_BUILD_DIR, default
 # build), work_dir (removed on exit), state_dir, sink_user and run_user_line (nobody when

@@ -70,37 +70,8 @@ for round in $(seq "$rounds"); do
 done
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) after the throughput runs"
 
-python3 - "$results" "$messages" "$clock_ticks" <<'PY'
-import statistics, sys
-from collections import defaultdict
-
-results, messages, clock_ticks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rates = defaultdict(dict)
-ticks = defaultdict(int)
-runs = defaultdict(int)
-for line in open(results):
-    mode, path, round_, rate, cpu = line.split()
-    rates[mode][(path, int(round_))] = int(rate)
-    ticks[(mode, path)] += int(cpu)
-    runs[(mode, path)] += 1
-
-titles = {"new": "new connection per message", "reuse": "connections reused (-d)"}
-labels = {"w1": "1 worker", "w2": "2 workers", "wall": "all workers (one per core)"}
-print("summary (ratio: median of the per-round via/direct ratios):")
-for mode in ("new", "reuse"):
-    by_round = sorted({r for _, r in rates[mode]})
-    direct = statistics.median(rates[mode][("direct", r)] for r in by_round)
-    print(f"  {titles[mode]}: direct {direct:.0f} msg/s (median)")
-    for path in ("w1", "w2", "wall"):
-        if (path, by_round[0]) not in rates[mode]:
-            continue
-        via = statistics.median(rates[mode][(path, r)] for r in by_round)
-        per_round = [rates[mode][(path, r)] / rates[mode][("direct", r)] for r in by_round]
-        cpu_ms = ticks[(mode, path)] * 1000 / clock_ticks / (messages * runs[(mode, path)])
-        rounds_text = " ".join(f"{r:.2f}" for r in per_round)
-        print(f"    {labels[path]}: {via:.0f} msg/s, ratio {statistics.median(per_round):.2f}x "
-              f"(by round {rounds_text}); Portcullis CPU {cpu_ms:.3f} ms/message")
-PY
+python3 tests/bench/relay_summary.py "$results" "$messages" "$clock_ticks" "w1=1 worker" \
+  "w2=2 workers" "wall=all workers (one per core)"
 
 for path in "${worker_paths[@]}"; do stop_pid "${path_pid[$path]}"; done
 

@@ -63,38 +63,8 @@ for round in $(seq "$rounds"); do
   done
 done
 
-python3 - "$results" "$messages" "$clock_ticks" "$target_ratio" <<'PY'
-import statistics, sys
-from collections import defaultdict
-
-results, messages, clock_ticks, target = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-rates = defaultdict(dict)   # mode -> {(path, round): msgs/s}
-ticks = defaultdict(int)    # (mode, path) -> Portcullis CPU ticks during its runs
-runs = defaultdict(int)
-for line in open(results):
-    mode, path, round_, rate, cpu = line.split()
-    rates[mode][(path, int(round_))] = int(rate)
-    ticks[(mode, path)] += int(cpu)
-    runs[(mode, path)] += 1
-
-titles = {"new": "new connection per message", "reuse": "connections reused (-d)"}
-labels = {"via": "via Portcullis, defaults", "pinned": "via Portcullis, pin_workers"}
-print("summary (ratio: median of the per-round via/direct ratios):")
-for mode in ("new", "reuse"):
-    by_round = sorted({r for _, r in rates[mode]})
-    direct = statistics.median(rates[mode][("direct", r)] for r in by_round)
-    print(f"  {titles[mode]}: direct {direct:.0f} msg/s (median)")
-    for path in ("via", "pinned"):
-        via = statistics.median(rates[mode][(path, r)] for r in by_round)
-        per_round = [rates[mode][(path, r)] / rates[mode][("direct", r)] for r in by_round]
-        ratio = statistics.median(per_round)
-        cpu_ms = ticks[(mode, path)] * 1000 / clock_ticks / (messages * runs[(mode, path)])
-        verdict = "met" if ratio >= target else "NOT met"
-        rounds_text = " ".join(f"{r:.2f}" for r in per_round)
-        print(f"    {labels[path]}: {via:.0f} msg/s, ratio {ratio:.2f}x "
-              f"(target >= {target:.2f}x: {verdict}; by round {rounds_text}); "
-              f"Portcullis CPU {cpu_ms:.3f} ms/message")
-PY
+python3 tests/bench/relay_summary.py "$results" "$messages" "$clock_ticks" \
+  --target "$target_ratio" "via=via Portcullis, defaults" "pinned=via Portcullis, pin_workers"
 
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
